@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Benchmark: the host serving the real app, loaded with wrk over loopback.
+#
+#   bench/run.sh [DURATION_SECONDS] [CONNECTIONS]
+#
+# Prints requests/s and latency percentiles for GET /product/{id} and POST /product, each
+# run three times, with the median. wrk shares the machine's cores with the host, as in the
+# reference figures (wrk -t2 -c32 on 2 cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-10}
+CONNECTIONS=${2:-32}
+RUNS=${RUNS:-3}
+PORT=${PORT:-3917}
+
+command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+
+cargo build --release -p inventory-host --quiet
+./target/release/inventory-host build >/dev/null
+
+state=$(mktemp -d)
+./target/release/inventory-host up --listen "127.0.0.1:$PORT" --state-dir "$state" >"$state/stdout.log" 2>"$state/stderr.log" &
+host=$!
+trap 'kill $host 2>/dev/null; wait $host 2>/dev/null; rm -rf "$state"' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
+
+base="http://127.0.0.1:$PORT"
+for i in $(seq 1 100); do
+  curl -fs -X POST "$base/product" -H 'content-type: application/json' \
+    -d "{\"name\": \"Bench $i\", \"price\": 12.5, \"stock\": 1000, \"sku\": \"BENCH-$i\"}" >/dev/null
+done
+
+cat >"$state/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"name": "Load mug", "description": "350 ml", "price": 12.5, "stock": 40, "category_id": 3}'
+LUA
+
+# One wrk run: prints "req/s p50_ms p99_ms".
+run_wrk() {
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | awk '
+    /Requests\/sec/ { rps = $2 }
+    /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    END { printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+bench() {
+  local name=$1; shift
+  local results=()
+  for _ in $(seq "$RUNS"); do results+=("$(run_wrk "$@")"); done
+  printf '%s\n' "${results[@]}" >"$state/results"
+  printf '%-28s req/s median %6s  (runs: %s)  p50 median %s ms  p99 median %s ms\n' "$name" \
+    "$(cut -d' ' -f1 "$state/results" | median)" "$(cut -d' ' -f1 "$state/results" | paste -sd/)" \
+    "$(cut -d' ' -f2 "$state/results" | median)" "$(cut -d' ' -f3 "$state/results" | median)"
+}
+
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: target/release/inventory-host"
+bench "GET /product/{id}" "$base/product/42"
+bench "GET /health" "$base/health"
+bench "POST /product" -s "$state/post.lua" "$base/product"

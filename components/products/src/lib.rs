@@ -1,0 +1,15 @@
+//! The `products` HTTP component: the catalogue (`/product`, `/product/{id}`) and `/health`.
+
+// `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
+#![allow(unsafe_code)]
+
+mod dto;
+mod routes;
+
+use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http_component;
+
+#[http_component]
+async fn handle(req: IncomingRequest) -> Response {
+    inventory::serve(req, "products", routes::ROUTES).await
+}

@@ -1,0 +1,11 @@
+//! Host bindings for the Spin interfaces in `wit/`.
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "spin-subset",
+    imports: { default: trappable },
+    with: {
+        "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
+        "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
+    },
+});

@@ -1,0 +1,52 @@
+//! `build`: runs each component's `[component.<id>.build] command`, as `spin build` does.
+
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::manifest::LoadedManifest;
+
+/// Builds every component that has a build command, in manifest order, stopping at the
+/// first failure.
+pub fn build_all(loaded: &LoadedManifest) -> Result<()> {
+    for (id, component) in &loaded.manifest.component {
+        let Some(build) = &component.build else {
+            continue;
+        };
+        let workdir = match &build.workdir {
+            Some(dir) => loaded.dir.join(dir),
+            None => loaded.dir.clone(),
+        };
+        println!("Building component {id} with `{}`", build.command);
+        if build.workdir.is_some() {
+            println!("Working directory: {:?}", workdir);
+        }
+        let status = shell(&build.command)
+            .current_dir(&workdir)
+            .status()
+            .with_context(|| format!("component `{id}`: cannot run `{}` in {}", build.command, workdir.display()))?;
+        if !status.success() {
+            bail!("Build command for component {id} failed with status {status}");
+        }
+    }
+    if loaded.manifest.component.values().all(|c| c.build.is_none()) {
+        println!("None of the components have a build command.");
+    } else {
+        println!("Finished building all Spin components");
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn shell(command: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command);
+    cmd
+}
+
+#[cfg(windows)]
+fn shell(command: &str) -> Command {
+    let mut cmd = Command::new("cmd");
+    cmd.arg("/C").arg(command);
+    cmd
+}

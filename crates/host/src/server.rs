@@ -1,0 +1,256 @@
+//! The HTTP trigger: accept connections, route each request, run it in a fresh instance.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use crate::app::{App, LoadedComponent};
+use crate::outbound::OutboundHttp;
+use crate::routes::RouteMatch;
+use crate::sqlite::SqliteAccess;
+use crate::state::HostState;
+
+/// How often the epoch advances; the unit of the per-request deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct ServeOptions {
+    pub max_instances: u32,
+    pub request_timeout: Duration,
+}
+
+struct Trigger {
+    app: App,
+    permits: Arc<Semaphore>,
+    request_timeout: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    spawn_epoch_ticker(app.engine.clone());
+    let trigger = Arc::new(Trigger {
+        app,
+        permits: Arc::new(Semaphore::new(options.max_instances as usize)),
+        request_timeout: options.request_timeout,
+    });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    eprintln!("accept failed: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let trigger = Arc::clone(&trigger);
+        let service = hyper::service::service_fn(move |req| {
+            let trigger = Arc::clone(&trigger);
+            async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(err) = conn.await {
+                if !err.is_incomplete_message() {
+                    eprintln!("connection from {client}: {err}");
+                }
+            }
+        });
+    }
+    drop(listener);
+    eprintln!("Shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        eprintln!("Some requests did not finish within {DRAIN_TIMEOUT:?}");
+    }
+    Ok(())
+}
+
+fn spawn_epoch_ticker(engine: wasmtime::Engine) {
+    std::thread::spawn(move || loop {
+        std::thread::sleep(EPOCH_TICK);
+        engine.increment_epoch();
+    });
+}
+
+/// Paths Spin answers itself, before routing.
+const WELL_KNOWN: &str = "/.well-known/spin/";
+
+impl Trigger {
+    fn well_known(&self, path: &str) -> Response<HyperOutgoingBody> {
+        match path {
+            "health" => bytes_response(StatusCode::OK, Some("text/plain"), Bytes::from_static(b"OK")),
+            "info" => {
+                let info = serde_json::json!({ "name": self.app.name, "version": self.app.version });
+                let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
+                bytes_response(StatusCode::OK, Some("application/json"), Bytes::from(body))
+            }
+            _ => host_response(StatusCode::NOT_FOUND),
+        }
+    }
+
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+        let path = req.uri().path().to_owned();
+        if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
+            return self.well_known(reserved);
+        }
+        let Some(matched) = self.app.router.route(&path) else {
+            return host_response(StatusCode::NOT_FOUND);
+        };
+        let component_index = matched.route.component;
+        set_spin_headers(&mut req, &matched, client);
+        let Some(component) = self.app.components.get(component_index) else {
+            return host_response(StatusCode::INTERNAL_SERVER_ERROR);
+        };
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match self.run(component, req).await {
+            Ok(response) => response,
+            Err(err) => {
+                eprintln!(
+                    "component `{}` failed on {path} (request id {}): {err:#}",
+                    component.id,
+                    request_id.as_deref().unwrap_or("-")
+                );
+                host_response(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    async fn run(&self, component: &LoadedComponent, req: Request<Incoming>) -> Result<Response<HyperOutgoingBody>> {
+        // Waiting here queues the request until an instance slot is free.
+        let permit = Arc::clone(&self.permits).acquire_owned().await?;
+        let mut store = self.new_store(component);
+        let (sender, receiver) = oneshot::channel();
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let out = store.data_mut().http().new_response_outparam(sender)?;
+        let pre = component.pre.clone();
+        let timeout = self.request_timeout;
+        let task = tokio::spawn(async move {
+            // The slot is held until the task ends, body streaming included.
+            let _permit = permit;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("the request took longer than {timeout:?}")),
+            }
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with an error: {code:?}")),
+            // The component ended without setting a response: its own error says why.
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(anyhow::anyhow!("the component returned without sending a response")),
+                Ok(Err(err)) => Err(err),
+                Err(join) => Err(anyhow::anyhow!("the request task failed: {join}")),
+            },
+        }
+    }
+
+    fn new_store(&self, component: &LoadedComponent) -> Store<HostState> {
+        let wasi = WasiCtx::builder()
+            .inherit_stdout()
+            .inherit_stderr()
+            .envs(&component.environment)
+            .build();
+        let state = HostState {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: Default::default(),
+            sqlite: SqliteAccess::new(Arc::clone(&self.app.databases), Arc::clone(&component.sqlite_databases)),
+            variables: component.variables.clone(),
+            outbound: OutboundHttp,
+            limits: StoreLimitsBuilder::new().instances(64).build(),
+        };
+        let mut store = Store::new(&self.app.engine, state);
+        store.limiter(HostState::limiter);
+        let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+/// Adds the `spin-*` headers Spin sets. As Spin does, a client's own `spin-*` headers are
+/// kept and Spin's values come after them: a guest that trusts these reads the last value.
+fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, client: SocketAddr) {
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| "localhost".to_owned());
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let headers = req.headers_mut();
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            headers.append(name, value);
+        }
+    };
+    let route = matched.route;
+    set("spin-full-url", &format!("http://{host}{path_and_query}"));
+    set("spin-path-info", &matched.path_info);
+    set("spin-matched-route", route.based());
+    set("spin-component-route", route.raw().strip_suffix("/...").unwrap_or(route.raw()));
+    set("spin-raw-component-route", route.raw());
+    set("spin-base-path", "/");
+    set("spin-client-addr", &client.to_string());
+    for (name, value) in &matched.params {
+        set(&format!("spin-path-match-{}", name.to_ascii_lowercase().replace('_', "-")), value);
+    }
+}
+
+/// A response the host makes itself (no route, or the component failed): an empty body
+/// with the status, as Spin sends.
+fn host_response(status: StatusCode) -> Response<HyperOutgoingBody> {
+    bytes_response(status, None, Bytes::new())
+}
+
+fn bytes_response(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<HyperOutgoingBody> {
+    let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    response
+}

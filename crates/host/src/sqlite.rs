@@ -1,0 +1,443 @@
+//! Spin's SQLite interfaces (`fermyon:spin/sqlite@2.0.0`, `spin:sqlite/sqlite@3.0.0`) over
+//! local database files.
+//!
+//! Each guest `open` checks a connection out of the database's pool and keeps it until the
+//! guest drops it, so a transaction a guest begins stays on its own connection, as on Spin.
+//! A connection goes back to the pool rolled back if the guest left a transaction open.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::types::ValueRef;
+use wasmtime::component::Resource;
+
+use crate::bindings::fermyon::spin::sqlite as v2;
+use crate::bindings::spin::sqlite::sqlite as v3;
+use crate::state::HostState;
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection; the app issues a few dozen distinct ones.
+const STATEMENT_CACHE: usize = 64;
+
+/// One database file and its idle connections.
+pub struct Database {
+    path: PathBuf,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl Database {
+    pub fn open(path: &Path) -> Result<Arc<Self>> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+        let db = Arc::new(Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        });
+        // Open one connection now, so a bad path fails at start, not on the first request.
+        let conn = db.connect()?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .with_context(|| format!("cannot enable WAL on {}", path.display()))?;
+        db.put_back(conn);
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<rusqlite::Connection> {
+        let conn = rusqlite::Connection::open(&self.path)
+            .with_context(|| format!("cannot open the SQLite database {}", self.path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn checkout(self: &Arc<Self>) -> Result<Connection> {
+        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        Ok(Connection {
+            conn: Some(conn),
+            db: Arc::clone(self),
+        })
+    }
+
+    fn put_back(&self, conn: rusqlite::Connection) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            // A connection we cannot bring back to a clean state is closed, not reused.
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs statements given at start (`--sqlite`), as one batch.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        let conn = self.connect()?;
+        conn.execute_batch(sql)?;
+        Ok(())
+    }
+}
+
+/// The databases of the app, by label.
+#[derive(Default)]
+pub struct Databases {
+    by_label: HashMap<String, Arc<Database>>,
+}
+
+impl Databases {
+    pub fn insert(&mut self, label: String, db: Arc<Database>) {
+        self.by_label.insert(label, db);
+    }
+
+    pub fn get(&self, label: &str) -> Option<&Arc<Database>> {
+        self.by_label.get(label)
+    }
+
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.by_label.keys().map(String::as_str)
+    }
+}
+
+/// What one component instance may open.
+pub struct SqliteAccess {
+    databases: Arc<Databases>,
+    granted: Arc<[String]>,
+}
+
+impl SqliteAccess {
+    pub fn new(databases: Arc<Databases>, granted: Arc<[String]>) -> Self {
+        Self { databases, granted }
+    }
+
+    fn open(&self, label: &str) -> Result<Connection, SqlError> {
+        if !self.granted.iter().any(|g| g == label) {
+            return Err(SqlError::AccessDenied);
+        }
+        let db = self.databases.get(label).ok_or(SqlError::NoSuchDatabase)?;
+        db.checkout().map_err(|e| SqlError::Io(format!("{e:#}")))
+    }
+}
+
+/// A guest's connection; returns to its pool when the guest drops it.
+pub struct Connection {
+    conn: Option<rusqlite::Connection>,
+    db: Arc<Database>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.db.put_back(conn);
+        }
+    }
+}
+
+impl Connection {
+    fn raw(&self) -> Result<&rusqlite::Connection, SqlError> {
+        self.conn.as_ref().ok_or(SqlError::InvalidConnection)
+    }
+
+    fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows, SqlError> {
+        let conn = self.raw()?;
+        let mut stmt = conn.prepare_cached(sql)?;
+        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let width = columns.len();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(width);
+            for index in 0..width {
+                values.push(SqlValue::from(row.get_ref(index)?));
+            }
+            out.push(values);
+        }
+        Ok(Rows { columns, rows: out })
+    }
+}
+
+/// A value crossing the boundary, independent of the interface generation.
+pub enum SqlValue {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+impl From<ValueRef<'_>> for SqlValue {
+    fn from(value: ValueRef<'_>) -> Self {
+        match value {
+            ValueRef::Null => Self::Null,
+            ValueRef::Integer(i) => Self::Integer(i),
+            ValueRef::Real(f) => Self::Real(f),
+            ValueRef::Text(t) => Self::Text(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Self::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value};
+        Ok(match self {
+            Self::Integer(i) => ToSqlOutput::Owned(Value::Integer(*i)),
+            Self::Real(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            Self::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Self::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Self::Null => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+pub struct Rows {
+    columns: Vec<String>,
+    rows: Vec<Vec<SqlValue>>,
+}
+
+pub enum SqlError {
+    NoSuchDatabase,
+    AccessDenied,
+    InvalidConnection,
+    DatabaseFull,
+    Io(String),
+}
+
+impl From<rusqlite::Error> for SqlError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::DatabaseFull,
+            _ => Self::Io(err.to_string()),
+        }
+    }
+}
+
+/// Both interface generations have the same types in different modules: one conversion
+/// written once, instantiated per module.
+macro_rules! convert_types {
+    ($wit:ident) => {
+        impl From<$wit::Value> for SqlValue {
+            fn from(value: $wit::Value) -> Self {
+                match value {
+                    $wit::Value::Integer(i) => Self::Integer(i),
+                    $wit::Value::Real(f) => Self::Real(f),
+                    $wit::Value::Text(t) => Self::Text(t),
+                    $wit::Value::Blob(b) => Self::Blob(b),
+                    $wit::Value::Null => Self::Null,
+                }
+            }
+        }
+
+        impl From<SqlValue> for $wit::Value {
+            fn from(value: SqlValue) -> Self {
+                match value {
+                    SqlValue::Integer(i) => Self::Integer(i),
+                    SqlValue::Real(f) => Self::Real(f),
+                    SqlValue::Text(t) => Self::Text(t),
+                    SqlValue::Blob(b) => Self::Blob(b),
+                    SqlValue::Null => Self::Null,
+                }
+            }
+        }
+
+        impl From<Rows> for $wit::QueryResult {
+            fn from(rows: Rows) -> Self {
+                Self {
+                    columns: rows.columns,
+                    rows: rows
+                        .rows
+                        .into_iter()
+                        .map(|values| $wit::RowResult {
+                            values: values.into_iter().map(Into::into).collect(),
+                        })
+                        .collect(),
+                }
+            }
+        }
+
+        impl From<SqlError> for $wit::Error {
+            fn from(err: SqlError) -> Self {
+                match err {
+                    SqlError::NoSuchDatabase => Self::NoSuchDatabase,
+                    SqlError::AccessDenied => Self::AccessDenied,
+                    SqlError::InvalidConnection => Self::InvalidConnection,
+                    SqlError::DatabaseFull => Self::DatabaseFull,
+                    SqlError::Io(text) => Self::Io(text),
+                }
+            }
+        }
+
+        impl $wit::Host for HostState {}
+    };
+}
+
+convert_types!(v2);
+convert_types!(v3);
+
+impl HostState {
+    fn sqlite_open(&mut self, label: &str) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
+        match self.sqlite.open(label) {
+            Ok(conn) => Ok(Ok(self.table.push(conn)?)),
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
+    fn sqlite_execute(
+        &mut self,
+        conn: &Resource<Connection>,
+        sql: &str,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        Ok(self.table.get(conn)?.execute(sql, params))
+    }
+
+    fn sqlite_drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(conn)?;
+        Ok(())
+    }
+}
+
+impl v2::HostConnection for HostState {
+    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
+        Ok(self.sqlite_open(&database)?.map_err(Into::into))
+    }
+
+    fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v2::Value>,
+    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
+        let params = parameters.into_iter().map(Into::into).collect();
+        Ok(self
+            .sqlite_execute(&conn, &statement, params)?
+            .map(Into::into)
+            .map_err(Into::into))
+    }
+
+    fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.sqlite_drop(conn)
+    }
+}
+
+impl v3::HostConnection for HostState {
+    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
+        Ok(self.sqlite_open(&database)?.map_err(Into::into))
+    }
+
+    fn execute(
+        &mut self,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v3::Value>,
+    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
+        let params = parameters.into_iter().map(Into::into).collect();
+        Ok(self
+            .sqlite_execute(&conn, &statement, params)?
+            .map(Into::into)
+            .map_err(Into::into))
+    }
+
+    fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
+        let conn = self.table.get(&conn)?;
+        Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
+    }
+
+    fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
+        let conn = self.table.get(&conn)?;
+        Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
+    }
+
+    fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+        self.sqlite_drop(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(dir: &Path, granted: &[&str]) -> SqliteAccess {
+        let mut dbs = Databases::default();
+        dbs.insert("default".into(), Database::open(&dir.join("db.sqlite")).unwrap());
+        let granted: Vec<String> = granted.iter().map(|s| s.to_string()).collect();
+        SqliteAccess::new(Arc::new(dbs), granted.into())
+    }
+
+    fn ints(rows: &Rows) -> Vec<i64> {
+        rows.rows
+            .iter()
+            .flatten()
+            .map(|v| match v {
+                SqlValue::Integer(i) => *i,
+                _ => panic!("not an integer"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_undeclared_database_is_access_denied() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = access(dir.path(), &[]);
+        assert!(matches!(access.open("default"), Err(SqlError::AccessDenied)));
+    }
+
+    #[test]
+    fn a_declared_but_undefined_database_is_no_such_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = access(dir.path(), &["default", "orders"]);
+        assert!(matches!(access.open("orders"), Err(SqlError::NoSuchDatabase)));
+    }
+
+    #[test]
+    fn a_transaction_left_open_is_rolled_back_when_the_connection_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = access(dir.path(), &["default"]);
+        let conn = access.open("default").ok().unwrap();
+        conn.execute("CREATE TABLE t (v INTEGER)", vec![]).ok().unwrap();
+        conn.execute("BEGIN", vec![]).ok().unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", vec![]).ok().unwrap();
+        drop(conn);
+        let conn = access.open("default").ok().unwrap();
+        let rows = conn.execute("SELECT count(*) FROM t", vec![]).ok().unwrap();
+        assert_eq!(ints(&rows), vec![0]);
+    }
+
+    #[test]
+    fn parameters_and_values_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = access(dir.path(), &["default"]);
+        let conn = access.open("default").ok().unwrap();
+        let rows = conn
+            .execute(
+                "SELECT ?, ?, ?, ?, ?",
+                vec![
+                    SqlValue::Integer(-7),
+                    SqlValue::Real(1.5),
+                    SqlValue::Text("é".into()),
+                    SqlValue::Blob(vec![0, 1]),
+                    SqlValue::Null,
+                ],
+            )
+            .ok()
+            .unwrap();
+        assert_eq!(rows.columns.len(), 5);
+        let row = &rows.rows[0];
+        assert!(matches!(row[0], SqlValue::Integer(-7)));
+        assert!(matches!(row[1], SqlValue::Real(f) if f == 1.5));
+        assert!(matches!(&row[2], SqlValue::Text(t) if t == "é"));
+        assert!(matches!(&row[3], SqlValue::Blob(b) if b == &[0, 1]));
+        assert!(matches!(row[4], SqlValue::Null));
+    }
+}

@@ -1,0 +1,198 @@
+//! Application variables: resolved once at start from the command line, the environment
+//! (`SPIN_VARIABLE_<NAME>`) and the manifest's defaults, in that order of precedence, then
+//! rendered into each component's `[component.<id>.variables]` templates.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::bindings::fermyon::spin::variables;
+use crate::manifest::{check_variable_name, VariableDecl};
+use crate::state::HostState;
+
+/// Values of the application's `[variables]`.
+#[derive(Debug)]
+pub struct AppVariables {
+    values: BTreeMap<String, String>,
+}
+
+impl AppVariables {
+    /// `cli` are `--variable` pairs; `env` looks up an environment variable.
+    pub fn resolve(
+        decls: &BTreeMap<String, VariableDecl>,
+        cli: &[(String, String)],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self> {
+        for (name, _) in cli {
+            if !decls.contains_key(name) {
+                bail!("`--variable {name}=...`: the manifest declares no variable `{name}` in `[variables]`");
+            }
+        }
+        let mut values = BTreeMap::new();
+        for (name, decl) in decls {
+            let env_name = env_name(name);
+            let value = cli
+                .iter()
+                .rev()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| env(&env_name))
+                .or_else(|| decl.default.clone());
+            match value {
+                Some(value) => {
+                    values.insert(name.clone(), value);
+                }
+                None if decl.required => bail!(
+                    "the required variable `{name}` has no value: set the environment variable \
+                     {env_name} or pass `--variable {name}=VALUE`"
+                ),
+                None => {}
+            }
+        }
+        Ok(Self { values })
+    }
+
+    /// Renders a component's variable templates (`"https://{{ host }}/x"`).
+    pub fn render_component(
+        &self,
+        component: &str,
+        templates: &BTreeMap<String, String>,
+    ) -> Result<ComponentVariables> {
+        let mut values = HashMap::new();
+        for (name, template) in templates {
+            let value = render(template, |var| self.values.get(var).map(String::as_str))
+                .with_context(|| format!("in `[component.{component}.variables]`, `{name}`"))?;
+            values.insert(name.clone(), value);
+        }
+        Ok(ComponentVariables {
+            component: component.into(),
+            values: Arc::new(values),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+/// `jwt_secret` -> `SPIN_VARIABLE_JWT_SECRET`.
+pub fn env_name(name: &str) -> String {
+    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
+}
+
+fn render<'a>(template: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> Result<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some((before, after)) = rest.split_once("{{") {
+        out.push_str(before);
+        let (name, tail) = after
+            .split_once("}}")
+            .ok_or_else(|| anyhow!("unclosed `{{{{` in the template `{template}`"))?;
+        let name = name.trim();
+        check_variable_name(name).with_context(|| format!("`{{{{ {name} }}}}`"))?;
+        let value = lookup(name).ok_or_else(|| {
+            anyhow!("`{{{{ {name} }}}}` refers to `{name}`, which `[variables]` does not declare or has no value")
+        })?;
+        out.push_str(value);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The rendered variables one component may read.
+#[derive(Debug, Clone, Default)]
+pub struct ComponentVariables {
+    component: Arc<str>,
+    values: Arc<HashMap<String, String>>,
+}
+
+impl ComponentVariables {
+    fn get(&self, name: &str) -> Result<String, variables::Error> {
+        if check_variable_name(name).is_err() {
+            return Err(variables::Error::InvalidName(name.to_owned()));
+        }
+        self.values.get(name).cloned().ok_or_else(|| {
+            variables::Error::Undefined(format!("no variable for {:?}.{name:?}", self.component))
+        })
+    }
+}
+
+impl variables::Host for HostState {
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+        Ok(self.variables.get(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decls(pairs: &[(&str, Option<&str>, bool)]) -> BTreeMap<String, VariableDecl> {
+        pairs
+            .iter()
+            .map(|(name, default, required)| {
+                let decl = VariableDecl {
+                    default: default.map(str::to_owned),
+                    required: *required,
+                    secret: false,
+                    description: None,
+                };
+                (name.to_string(), decl)
+            })
+            .collect()
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn the_command_line_beats_the_environment_which_beats_the_default() {
+        let decls = decls(&[("a", Some("default"), false), ("b", Some("default"), false), ("c", Some("default"), false)]);
+        let cli = vec![("a".to_string(), "cli".to_string())];
+        let env = |name: &str| matches!(name, "SPIN_VARIABLE_A" | "SPIN_VARIABLE_B").then(|| "env".to_string());
+        let vars = AppVariables::resolve(&decls, &cli, env).unwrap();
+        assert_eq!(vars.get("a"), Some("cli"));
+        assert_eq!(vars.get("b"), Some("env"));
+        assert_eq!(vars.get("c"), Some("default"));
+    }
+
+    #[test]
+    fn a_required_variable_without_a_value_names_its_environment_variable() {
+        let err = AppVariables::resolve(&decls(&[("jwt_secret", None, true)]), &[], no_env).unwrap_err();
+        assert!(err.to_string().contains("SPIN_VARIABLE_JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn a_command_line_variable_the_manifest_does_not_declare_is_refused() {
+        let cli = vec![("nope".to_string(), "1".to_string())];
+        let err = AppVariables::resolve(&decls(&[]), &cli, no_env).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn templates_render_with_and_without_spaces() {
+        let vars = AppVariables::resolve(&decls(&[("host", Some("h"), false), ("port", Some("1"), false)]), &[], no_env).unwrap();
+        let templates = BTreeMap::from([("url".to_string(), "http://{{ host }}:{{port}}/x".to_string())]);
+        let rendered = vars.render_component("web", &templates).unwrap();
+        assert_eq!(rendered.get("url").unwrap(), "http://h:1/x");
+    }
+
+    #[test]
+    fn a_template_naming_an_undeclared_variable_is_an_error_at_start() {
+        let vars = AppVariables::resolve(&decls(&[]), &[], no_env).unwrap();
+        let templates = BTreeMap::from([("url".to_string(), "{{ missing }}".to_string())]);
+        let err = vars.render_component("web", &templates).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains("component.web.variables") && text.contains("missing"), "{text}");
+    }
+
+    #[test]
+    fn a_guest_asking_for_an_undeclared_or_invalid_name_gets_the_matching_error() {
+        let vars = ComponentVariables::default();
+        assert!(matches!(vars.get("nothing"), Err(variables::Error::Undefined(_))));
+        assert!(matches!(vars.get("Bad-Name"), Err(variables::Error::InvalidName(_))));
+    }
+}

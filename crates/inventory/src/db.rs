@@ -1,0 +1,151 @@
+//! The database: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, served by every Spin from 2.x on),
+//! with SQLite failures mapped once into [`StoreError`].
+
+use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
+
+use crate::migrations;
+
+/// Storage failures, as the layers above need to tell them apart.
+#[derive(Debug)]
+pub enum StoreError {
+    /// A uniqueness or check constraint refused the change (`products.sku`).
+    Conflict { constraint: String },
+    /// The database cannot be reached or is busy beyond its timeout.
+    Unavailable(String),
+    /// A row did not have the shape the code expects: a bug, not bad input.
+    Corrupt(String),
+    /// Any other SQLite failure.
+    Query(String),
+}
+
+impl From<SqliteError> for StoreError {
+    fn from(err: SqliteError) -> Self {
+        match err {
+            SqliteError::Io(text) => classify(text),
+            other => Self::Unavailable(format!("{other:?}")),
+        }
+    }
+}
+
+/// Maps SQLite's message texts, the only detail the interface carries, to our kinds.
+fn classify(text: String) -> StoreError {
+    if let Some(rest) = text.strip_prefix("UNIQUE constraint failed: ") {
+        let constraint = rest.split([' ', ',']).next().unwrap_or(rest).to_owned();
+        return StoreError::Conflict { constraint };
+    }
+    if text.contains("database is locked") || text.contains("unable to open") {
+        return StoreError::Unavailable(text);
+    }
+    StoreError::Query(text)
+}
+
+/// An open connection to the app's default database, schema up to date.
+pub struct Db {
+    conn: Connection,
+}
+
+impl Db {
+    /// Opens the default database and applies any migration not yet applied.
+    pub fn open() -> Result<Self, StoreError> {
+        let conn = Connection::open_default()?;
+        let db = Self { conn };
+        migrations::migrate(&db)?;
+        Ok(db)
+    }
+
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
+        Ok(self.conn.execute(sql, params)?)
+    }
+
+    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<(), StoreError> {
+        self.query(sql, params).map(drop)
+    }
+
+    /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so two writers never both read
+    /// and then collide on the upgrade), committing on `Ok` and rolling back on `Err`.
+    pub fn transaction<T, E: From<StoreError>>(&self, body: impl FnOnce(&Self) -> Result<T, E>) -> Result<T, E> {
+        self.exec("BEGIN IMMEDIATE", &[])?;
+        match body(self) {
+            Ok(value) => {
+                self.exec("COMMIT", &[])?;
+                Ok(value)
+            }
+            Err(err) => {
+                // The error that made us roll back is the one worth reporting.
+                let _ = self.exec("ROLLBACK", &[]);
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Typed access to one row of a result, by column index, without panics.
+pub struct Row<'a> {
+    values: &'a [Value],
+}
+
+impl<'a> Row<'a> {
+    pub fn new(values: &'a [Value]) -> Self {
+        Self { values }
+    }
+
+    fn value(&self, index: usize) -> Result<&'a Value, StoreError> {
+        self.values
+            .get(index)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {index}")))
+    }
+
+    pub fn int(&self, index: usize) -> Result<i64, StoreError> {
+        match self.value(index)? {
+            Value::Integer(i) => Ok(*i),
+            other => Err(StoreError::Corrupt(format!("column {index}: expected an integer, found {other:?}"))),
+        }
+    }
+
+    pub fn opt_int(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.int(index).map(Some),
+        }
+    }
+
+    pub fn text(&self, index: usize) -> Result<String, StoreError> {
+        match self.value(index)? {
+            Value::Text(t) => Ok(t.clone()),
+            other => Err(StoreError::Corrupt(format!("column {index}: expected text, found {other:?}"))),
+        }
+    }
+
+    pub fn opt_text(&self, index: usize) -> Result<Option<String>, StoreError> {
+        match self.value(index)? {
+            Value::Null => Ok(None),
+            _ => self.text(index).map(Some),
+        }
+    }
+}
+
+/// The rows of a result, typed.
+pub fn rows(result: &QueryResult) -> impl Iterator<Item = Row<'_>> {
+    result.rows.iter().map(|row| Row::new(&row.values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_unique_violation_names_its_constraint() {
+        let err = classify("UNIQUE constraint failed: products.sku".into());
+        assert!(matches!(err, StoreError::Conflict { constraint } if constraint == "products.sku"));
+    }
+
+    #[test]
+    fn a_locked_database_is_unavailable() {
+        assert!(matches!(classify("database is locked".into()), StoreError::Unavailable(_)));
+    }
+
+    #[test]
+    fn other_failures_keep_their_text() {
+        assert!(matches!(classify("no such table: x".into()), StoreError::Query(t) if t == "no such table: x"));
+    }
+}

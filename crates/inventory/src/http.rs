@@ -1,0 +1,137 @@
+//! The request as the pipeline sees it, and the response it builds.
+
+use serde::Serialize;
+
+/// Header names used across the service, in one place.
+pub mod header {
+    pub const ACCEPT: &str = "accept";
+    pub const ALLOW: &str = "allow";
+    pub const AUTHORIZATION: &str = "authorization";
+    pub const CONTENT_LENGTH: &str = "content-length";
+    pub const CONTENT_TYPE: &str = "content-type";
+    pub const ETAG: &str = "etag";
+    pub const IF_MATCH: &str = "if-match";
+    pub const IF_NONE_MATCH: &str = "if-none-match";
+    pub const LINK: &str = "link";
+    pub const LOCATION: &str = "location";
+    pub const REQUEST_ID: &str = "x-request-id";
+    pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
+    pub const WWW_AUTHENTICATE: &str = "www-authenticate";
+}
+
+/// HTTP methods the service routes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Options,
+    Other,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+            Self::Other => "OTHER",
+        }
+    }
+
+    /// Methods whose requests carry a JSON body.
+    pub fn has_body(self) -> bool {
+        matches!(self, Self::Post | Self::Put | Self::Patch)
+    }
+}
+
+/// A request: head plus (once read) body. Header names are lower-case.
+#[derive(Debug)]
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: String,
+    headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub fn new(method: Method, path_with_query: &str, headers: Vec<(String, Vec<u8>)>) -> Self {
+        let (path, query) = path_with_query.split_once('?').unwrap_or((path_with_query, ""));
+        let headers = headers
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
+        Self {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            body: Vec::new(),
+        }
+    }
+
+    /// The first value of a header, if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+
+    /// The last value of a header. Spin appends the headers it sets after any a client
+    /// sent under the same name, so for `spin-*` headers the last value is Spin's.
+    pub fn last_header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+    }
+}
+
+/// A response under construction.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A JSON response. Serializing our own view types cannot fail; if it ever did, the
+    /// body would be empty rather than a panic.
+    pub fn json(status: u16, body: &impl Serialize) -> Self {
+        let mut resp = Self::new(status);
+        resp.body = serde_json::to_vec(body).unwrap_or_default();
+        resp.set_header(header::CONTENT_TYPE, "application/json");
+        resp
+    }
+
+    pub fn set_header(&mut self, name: &str, value: &str) {
+        match self.headers.iter_mut().find(|(n, _)| n == name) {
+            Some(existing) => existing.1 = value.to_owned(),
+            None => self.headers.push((name.to_owned(), value.to_owned())),
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.set_header(name, value);
+        self
+    }
+}

@@ -1,0 +1,17 @@
+//! The inventory service's shared library, linked into every HTTP component: the request
+//! pipeline, problem+json errors, the domain types and the repository over Spin SQLite.
+
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod log;
+pub mod migrations;
+pub mod pipeline;
+pub mod problem;
+pub mod products;
+pub mod query;
+pub mod time;
+
+pub use http::{Req, Resp};
+pub use pipeline::{serve, Call, Ctx, Route};
+pub use problem::{ApiError, FieldError};

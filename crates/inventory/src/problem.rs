@@ -1,0 +1,148 @@
+//! The one edge error type, rendered as RFC 9457 `application/problem+json`.
+
+use serde_json::json;
+
+use crate::db::StoreError;
+use crate::http::{header, Resp};
+
+/// One broken field of a request body or query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Everything a request can fail with. Only this type renders error responses.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: a malformed request (bad JSON, a bad id, a bad query parameter).
+    InvalidRequest(String),
+    /// 422: well-formed, but these fields break the rules.
+    Validation(Vec<FieldError>),
+    /// 401: no valid credentials; the reason is logged, never returned.
+    Unauthorized(String),
+    /// 403: valid credentials without the scope the route needs.
+    Forbidden(String),
+    /// 404.
+    NotFound(String),
+    /// 405, with the methods the path does allow.
+    MethodNotAllowed(Vec<&'static str>),
+    /// 409.
+    Conflict(String),
+    /// 412: `If-Match` named a version that is no longer current.
+    PreconditionFailed(String),
+    /// 413.
+    PayloadTooLarge(usize),
+    /// 415.
+    UnsupportedMediaType,
+    /// 503: a dependency (the database) does not answer.
+    Unavailable(String),
+    /// 500: the whole cause is logged; the client gets a generic body.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::Forbidden(_) => 403,
+            Self::NotFound(_) => 404,
+            Self::MethodNotAllowed(_) => 405,
+            Self::Conflict(_) => 409,
+            Self::PreconditionFailed(_) => 412,
+            Self::PayloadTooLarge(_) => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::Validation(_) => 422,
+            Self::Internal(_) => 500,
+            Self::Unavailable(_) => 503,
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::InvalidRequest(_) => ("invalid-request", "Invalid request"),
+            Self::Validation(_) => ("validation", "Validation failed"),
+            Self::Unauthorized(_) => ("unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
+            Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Internal(_) => ("internal", "Internal error"),
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Self::InvalidRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::PreconditionFailed(d) => d.clone(),
+            Self::Forbidden(d) => d.clone(),
+            Self::Validation(errors) => format!("{} field(s) are invalid", errors.len()),
+            Self::Unauthorized(_) => "a valid bearer token is required".into(),
+            Self::MethodNotAllowed(allow) => format!("allowed methods: {}", allow.join(", ")),
+            Self::PayloadTooLarge(limit) => format!("the request body is larger than {limit} bytes"),
+            Self::UnsupportedMediaType => "the request body must be application/json".into(),
+            Self::Unavailable(_) => "the service cannot reach its database".into(),
+            Self::Internal(_) => "an unexpected error occurred".into(),
+        }
+    }
+
+    /// What the access log should say about the failure, when it is not in the response.
+    pub fn log_cause(&self) -> Option<&str> {
+        match self {
+            Self::Unauthorized(cause) | Self::Unavailable(cause) | Self::Internal(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
+    pub fn into_response(self, request_id: &str) -> Resp {
+        let status = self.status();
+        let (slug, title) = self.slug_and_title();
+        let mut body = json!({
+            "type": format!("https://inventory.example/problems/{slug}"),
+            "title": title,
+            "status": status,
+            "detail": self.detail(),
+            "request_id": request_id,
+        });
+        if let (Self::Validation(errors), Some(object)) = (&self, body.as_object_mut()) {
+            let errors: Vec<_> = errors
+                .iter()
+                .map(|e| json!({"field": e.field, "message": e.message}))
+                .collect();
+            object.insert("errors".into(), errors.into());
+        }
+        let mut resp = Resp::json(status, &body);
+        resp.set_header(header::CONTENT_TYPE, "application/problem+json");
+        match self {
+            Self::MethodNotAllowed(allow) => resp.set_header(header::ALLOW, &allow.join(", ")),
+            Self::Unauthorized(_) => resp.set_header(header::WWW_AUTHENTICATE, "Bearer"),
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { constraint } if constraint == "products.sku" => {
+                Self::Conflict("a product with this sku already exists".into())
+            }
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::Internal(format!("{other:?}")),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The product repository over Spin SQLite. Every write is one transaction that also writes
+//! the stock ledger, so a product's movements always sum to its stock.
+
+use spin_sdk::sqlite::Value;
+
+use crate::db::{rows, Db, Row, StoreError};
+use crate::domain::{NewProduct, Price, ProductPatch};
+
+/// A stored product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: i64,
+    pub sku: Option<String>,
+    pub name: String,
+    pub description: String,
+    pub price: Price,
+    pub stock: i64,
+    pub category_id: Option<i64>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const COLUMNS: &str = "id, sku, name, description, price_cents, stock, category_id, version, created_at, updated_at";
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+impl Product {
+    fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.int(0)?,
+            sku: row.opt_text(1)?,
+            name: row.text(2)?,
+            description: row.text(3)?,
+            price: Price::from_cents(row.int(4)?),
+            stock: row.int(5)?,
+            category_id: row.opt_int(6)?,
+            version: row.int(7)?,
+            created_at: row.text(8)?,
+            updated_at: row.text(9)?,
+        })
+    }
+}
+
+fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
+    let result = db.query(sql, params)?;
+    rows(&result).next().map(|row| Product::from_row(&row)).transpose()
+}
+
+fn opt_text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, |v| Value::Text(v.to_owned()))
+}
+
+fn opt_int(value: Option<i64>) -> Value {
+    value.map_or(Value::Null, Value::Integer)
+}
+
+/// Why a conditional write did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteOutcome<T> {
+    Done(T),
+    NotFound,
+    /// The product exists at another version than the one the client named.
+    VersionMismatch { current: i64 },
+}
+
+/// A stock change for the ledger.
+pub struct Movement<'a> {
+    pub product_id: i64,
+    pub delta: i64,
+    pub stock_after: i64,
+    pub reason: &'a str,
+    pub order_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+pub fn record_movement(db: &Db, movement: &Movement<'_>) -> Result<(), StoreError> {
+    db.exec(
+        &format!(
+            "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, idempotency_key, at) \
+             VALUES (?, ?, ?, ?, ?, ?, {NOW})"
+        ),
+        &[
+            Value::Integer(movement.product_id),
+            Value::Integer(movement.delta),
+            Value::Integer(movement.stock_after),
+            Value::Text(movement.reason.to_owned()),
+            opt_text(movement.order_id),
+            opt_text(movement.idempotency_key),
+        ],
+    )
+}
+
+pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
+    db.transaction(|db| {
+        let product = one(
+            db,
+            &format!(
+                "INSERT INTO products (sku, name, description, price_cents, stock, category_id, version, created_at, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, 1, {NOW}, {NOW}) RETURNING {COLUMNS}"
+            ),
+            &[
+                opt_text(new.sku.as_ref().map(|s| s.as_str())),
+                Value::Text(new.name.as_str().to_owned()),
+                Value::Text(new.description.as_str().to_owned()),
+                Value::Integer(new.price.cents()),
+                Value::Integer(new.stock.get()),
+                opt_int(new.category_id.map(|c| c.get())),
+            ],
+        )?
+        .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
+        record_movement(
+            db,
+            &Movement {
+                product_id: product.id,
+                delta: product.stock,
+                stock_after: product.stock,
+                reason: "created",
+                order_id: None,
+                idempotency_key: None,
+            },
+        )?;
+        Ok(product)
+    })
+}
+
+pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
+    one(db, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), &[Value::Integer(id)])
+}
+
+/// Applies `patch`, bumping the version, if the product exists at one of the `expected`
+/// versions (any version when `None`). A stock change is written to the ledger as a `set`.
+pub fn update(
+    db: &Db,
+    id: i64,
+    patch: &ProductPatch,
+    expected: Option<&[i64]>,
+) -> Result<WriteOutcome<Product>, StoreError> {
+    db.transaction(|db| {
+        let Some(before) = get(db, id)? else {
+            return Ok(WriteOutcome::NotFound);
+        };
+        if expected.is_some_and(|versions| !versions.contains(&before.version)) {
+            return Ok(WriteOutcome::VersionMismatch { current: before.version });
+        }
+        let mut sets = Vec::new();
+        let mut params = Vec::new();
+        if let Some(name) = &patch.name {
+            sets.push("name = ?");
+            params.push(Value::Text(name.as_str().to_owned()));
+        }
+        if let Some(description) = &patch.description {
+            sets.push("description = ?");
+            params.push(Value::Text(description.as_str().to_owned()));
+        }
+        if let Some(price) = patch.price {
+            sets.push("price_cents = ?");
+            params.push(Value::Integer(price.cents()));
+        }
+        if let Some(stock) = patch.stock {
+            sets.push("stock = ?");
+            params.push(Value::Integer(stock.get()));
+        }
+        if let Some(category_id) = patch.category_id {
+            sets.push("category_id = ?");
+            params.push(opt_int(category_id.map(|c| c.get())));
+        }
+        if let Some(sku) = &patch.sku {
+            sets.push("sku = ?");
+            params.push(opt_text(sku.as_ref().map(|s| s.as_str())));
+        }
+        params.push(Value::Integer(id));
+        let sql = format!(
+            "UPDATE products SET {}, version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
+            sets.join(", ")
+        );
+        let after = one(db, &sql, &params)?.ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
+        if after.stock != before.stock {
+            record_movement(
+                db,
+                &Movement {
+                    product_id: id,
+                    delta: after.stock - before.stock,
+                    stock_after: after.stock,
+                    reason: "set",
+                    order_id: None,
+                    idempotency_key: None,
+                },
+            )?;
+        }
+        Ok(WriteOutcome::Done(after))
+    })
+}
+
+/// Deletes the product if it exists at one of the `expected` versions (any version when
+/// `None`). Its ledger stays: it is history.
+pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome<()>, StoreError> {
+    db.transaction(|db| {
+        let Some(product) = get(db, id)? else {
+            return Ok(WriteOutcome::NotFound);
+        };
+        if expected.is_some_and(|versions| !versions.contains(&product.version)) {
+            return Ok(WriteOutcome::VersionMismatch { current: product.version });
+        }
+        db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
+        Ok(WriteOutcome::Done(()))
+    })
+}
+
+/// Filters of the product list.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ListFilter {
+    pub category_id: Option<i64>,
+    /// Name contains this, ignoring ASCII case.
+    pub name_contains: Option<String>,
+    pub in_stock: Option<bool>,
+}
+
+/// One page of products ordered by id, and the total matching the filter.
+pub fn list(db: &Db, filter: &ListFilter, page: i64, limit: i64) -> Result<(Vec<Product>, i64), StoreError> {
+    let mut conditions = Vec::new();
+    let mut params = Vec::new();
+    if let Some(category_id) = filter.category_id {
+        conditions.push("category_id = ?");
+        params.push(Value::Integer(category_id));
+    }
+    if let Some(q) = &filter.name_contains {
+        conditions.push("name LIKE ? ESCAPE '\\'");
+        params.push(Value::Text(format!("%{}%", escape_like(q))));
+    }
+    match filter.in_stock {
+        Some(true) => conditions.push("stock > 0"),
+        Some(false) => conditions.push("stock = 0"),
+        None => {}
+    }
+    let filter_sql = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    let total_result = db.query(&format!("SELECT count(*) FROM products{filter_sql}"), &params)?;
+    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
+    let offset = (page - 1).saturating_mul(limit);
+    params.push(Value::Integer(limit));
+    params.push(Value::Integer(offset));
+    let result = db.query(
+        &format!("SELECT {COLUMNS} FROM products{filter_sql} ORDER BY id LIMIT ? OFFSET ?"),
+        &params,
+    )?;
+    let items = rows(&result).map(|row| Product::from_row(&row)).collect::<Result<_, _>>()?;
+    Ok((items, total))
+}
+
+/// Makes `%`, `_` and `\` match themselves in a LIKE pattern.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_wildcards_in_a_search_match_themselves() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

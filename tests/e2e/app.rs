@@ -1,0 +1,260 @@
+//! `spawn_app()`: builds the components once per test run (as `spin build` would, through
+//! the host's own `build`), then starts the host on port 0 with a fresh state directory.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const HOST: &str = env!("CARGO_BIN_EXE_inventory-host");
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub fn manifest() -> PathBuf {
+    repo_root().join("spin.toml")
+}
+
+/// Builds the wasm components once for the whole test run.
+pub fn build_components() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let output = Command::new(HOST)
+            .args(["build", "-f"])
+            .arg(manifest())
+            .output()
+            .expect("run the host's build command");
+        assert!(
+            output.status.success(),
+            "building the components failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+}
+
+/// A running app. Killed when dropped.
+pub struct TestApp {
+    pub addr: String,
+    child: Child,
+    pub state_dir: tempfile::TempDir,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(&manifest(), &[])
+}
+
+pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
+    build_components();
+    let state_dir = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(HOST);
+    command.arg("up").arg("-f").arg(manifest).args(["--listen", "127.0.0.1:0"]);
+    // A test may name its own state directory, to restart an app on the same state.
+    if !extra_args.contains(&"--state-dir") {
+        command.arg("--state-dir").arg(state_dir.path());
+    }
+    let mut child = command
+        .args(extra_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the host");
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut addr = None;
+    for line in lines.by_ref() {
+        let line = line.expect("read host stdout");
+        if let Some(rest) = line.strip_prefix("Serving http://") {
+            addr = Some(rest.trim().to_owned());
+        }
+        if line.starts_with("Available Routes:") {
+            break;
+        }
+    }
+    let Some(addr) = addr else {
+        let _ = child.wait();
+        panic!("the host did not start:\n{}", stderr.lock().unwrap());
+    };
+    let stdout = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&stdout);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut out = sink.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+    TestApp { addr, child, state_dir, stdout, stderr }
+}
+
+fn drain(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buffer = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&buffer);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let mut out = sink.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+    buffer
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts a problem+json response with this status and slug, and returns its body.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
+        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        let body = self.json();
+        assert_eq!(body["type"], format!("https://inventory.example/problems/{slug}"), "{body}");
+        assert_eq!(body["status"], status);
+        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+        assert_eq!(body["request_id"].as_str(), self.header("x-request-id"), "{body}");
+        body
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request with the given headers and body over a fresh connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> TestResponse {
+        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .build()
+            .into();
+        let mut response = match body {
+            Some(body) => agent.run(builder.body(body.to_vec()).expect("request")),
+            None => agent.run(builder.body(()).expect("request")),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .expect("read body");
+        TestResponse { status: response.status().as_u16(), headers, body }
+    }
+
+    pub fn get(&self, path: &str) -> TestResponse {
+        self.request("GET", path, &[], None)
+    }
+
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> TestResponse {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.request(method, path, &[("content-type", "application/json")], Some(&bytes))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> TestResponse {
+        self.send_json("POST", path, body)
+    }
+
+    /// Creates a product and returns its JSON.
+    pub fn create_product(&self, body: &Value) -> Value {
+        let response = self.post_json("/product", body);
+        assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
+        response.json()
+    }
+
+    /// Sends raw bytes and returns the raw response head and body, for requests a client
+    /// library would refuse to send.
+    pub fn raw(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(&self.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(request).expect("write");
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The access-log lines printed so far, parsed. Waits briefly for the line of the last
+    /// request to arrive.
+    pub fn access_log(&self, at_least: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines: Vec<Value> = self
+                .stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            if lines.len() >= at_least || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the host to exit and returns its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}

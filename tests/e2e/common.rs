@@ -1,0 +1,135 @@
+//! API.md "Common" and "Health": media types, limits, errors, request ids, the access log.
+
+use serde_json::json;
+
+use crate::app::spawn_app;
+
+#[test]
+fn health_is_ok_when_the_database_answers() {
+    let app = spawn_app();
+    let response = app.get("/health");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    assert_eq!(response.json(), json!({"status": "ok"}));
+}
+
+#[test]
+fn an_unknown_path_is_a_problem_json_404() {
+    let app = spawn_app();
+    for path in ["/nope", "/products", "/product/1/unknown", "/"] {
+        let response = app.get(path);
+        response.assert_problem(404, "not-found");
+    }
+}
+
+#[test]
+fn a_known_path_with_a_wrong_method_is_405_with_allow() {
+    let app = spawn_app();
+    let response = app.request("DELETE", "/product", &[], None);
+    response.assert_problem(405, "method-not-allowed");
+    assert_eq!(response.header("allow"), Some("GET, POST"));
+    let response = app.request("POST", "/product/1", &[("content-type", "application/json")], Some(b"{}"));
+    response.assert_problem(405, "method-not-allowed");
+    assert_eq!(response.header("allow"), Some("GET, PUT, PATCH, DELETE"));
+}
+
+#[test]
+fn every_response_carries_a_request_id_echoing_a_sane_client_id() {
+    let app = spawn_app();
+    let generated = app.get("/health");
+    let id = generated.header("x-request-id").expect("x-request-id");
+    assert_eq!(id.len(), 32);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(app.get("/health").header("x-request-id"), Some(id));
+
+    let echoed = app.request("GET", "/health", &[("x-request-id", "client-abc.123")], None);
+    assert_eq!(echoed.header("x-request-id"), Some("client-abc.123"));
+
+    let long = "x".repeat(200);
+    let replaced = app.request("GET", "/nope", &[("x-request-id", &long)], None);
+    let body = replaced.assert_problem(404, "not-found");
+    assert_ne!(body["request_id"], long.as_str());
+}
+
+#[test]
+fn a_body_that_is_not_json_media_type_is_415_and_creates_nothing() {
+    let app = spawn_app();
+    let body = br#"{"name": "Mug", "price": 1, "stock": 1}"#;
+    for headers in [&[("content-type", "text/plain")][..], &[][..]] {
+        let response = app.request("POST", "/product", headers, Some(body));
+        response.assert_problem(415, "unsupported-media-type");
+    }
+    assert_eq!(app.get("/product").json()["total"], 0);
+}
+
+#[test]
+fn a_body_over_64_kib_is_413_whether_declared_or_streamed() {
+    let app = spawn_app();
+    let big = format!(r#"{{"name": "Mug", "price": 1, "stock": 1, "description": "{}"}}"#, "x".repeat(70_000));
+    let response = app.request("POST", "/product", &[("content-type", "application/json")], Some(big.as_bytes()));
+    response.assert_problem(413, "payload-too-large");
+
+    // Chunked, so the size is only known by reading.
+    let mut raw = String::from("POST /product HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for chunk in big.as_bytes().chunks(8192) {
+        raw.push_str(&format!("{:x}\r\n{}\r\n", chunk.len(), String::from_utf8_lossy(chunk)));
+    }
+    raw.push_str("0\r\n\r\n");
+    let response = app.raw(raw.as_bytes());
+    assert!(response.starts_with("HTTP/1.1 413"), "{}", &response[..response.len().min(300)]);
+    assert_eq!(app.get("/product").json()["total"], 0);
+}
+
+#[test]
+fn malformed_json_is_400_and_a_non_object_is_400() {
+    let app = spawn_app();
+    for body in [&b"{\"name\": "[..], b"", b"not json", b"[1, 2]", b"\"text\"", b"\xff\xfe"] {
+        let response = app.request("POST", "/product", &[("content-type", "application/json")], Some(body));
+        response.assert_problem(400, "invalid-request");
+    }
+    assert_eq!(app.get("/product").json()["total"], 0);
+}
+
+#[test]
+fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps() {
+    let app = spawn_app();
+    let response = app.post_json(
+        "/product",
+        &json!({"name": "Mug", "price": 1, "stock": 1, "id": 99, "version": 7, "created_at": "x"}),
+    );
+    let body = response.assert_problem(422, "validation");
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields.len(), 3, "{body}");
+    for field in ["id", "version", "created_at"] {
+        assert!(fields.contains(&field), "{field} not in {fields:?}");
+    }
+    assert_eq!(app.get("/product").json()["total"], 0);
+}
+
+#[test]
+fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies() {
+    let app = spawn_app();
+    let secret_name = "Secret-Body-Content";
+    app.request(
+        "POST",
+        "/product",
+        &[("content-type", "application/json"), ("authorization", "Bearer token-value"), ("x-request-id", "log-test-1")],
+        Some(format!(r#"{{"name": "{secret_name}", "price": 1, "stock": 1}}"#).as_bytes()),
+    );
+    app.request("GET", "/nope", &[("x-request-id", "log-test-2")], None);
+    let lines = app.access_log(2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["request_id"], "log-test-1");
+    assert_eq!(first["method"], "POST");
+    assert_eq!(first["path"], "/product");
+    assert_eq!(first["status"], 201);
+    assert_eq!(first["ip"], "127.0.0.1");
+    assert_eq!(first["component"], "products");
+    assert!(first["duration_ms"].is_number(), "{first}");
+    let ts = first["ts"].as_str().unwrap();
+    assert!(ts.len() >= 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert_eq!(lines[1]["status"], 404);
+    let stdout = app.stdout();
+    assert!(!stdout.contains(secret_name) && !stdout.contains("token-value"), "{stdout}");
+}

@@ -1,0 +1,134 @@
+//! The host itself, from outside: start-up errors, routes, `--sqlite`, private routes,
+//! shutdown.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::app::{build_components, manifest, repo_root, spawn_app, spawn_app_with, HOST};
+
+/// Writes a manifest beside the real one's build output, with `edit` applied to its text.
+fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(manifest()).unwrap();
+    let source = repo_root().join("target/wasm32-wasip2/release/inventory_products.wasm");
+    let text = text.replace(
+        "source = \"target/wasm32-wasip2/release/inventory_products.wasm\"",
+        &format!("source = {:?}", source.to_str().unwrap()),
+    );
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+fn up_fails_with(manifest: &Path, args: &[&str]) -> String {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(HOST)
+        .arg("up")
+        .arg("-f")
+        .arg(manifest)
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "the host started");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn up_prints_the_address_and_routes_it_serves() {
+    let app = spawn_app();
+    // spawn_app waited for "Serving http://<addr>" and "Available Routes:"; the address works.
+    assert!(app.addr.starts_with("127.0.0.1:"));
+    assert_eq!(app.get("/health").status, 200);
+    assert!(app.stderr().contains("Storing default SQLite data to"), "{}", app.stderr());
+}
+
+#[test]
+fn a_missing_wasm_file_is_an_error_naming_the_build_command() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_manifest(dir.path(), |t| t.replace("inventory_products.wasm", "missing.wasm"));
+    let err = up_fails_with(&path, &[]);
+    assert!(err.contains("missing.wasm does not exist"), "{err}");
+    assert!(err.contains("cargo build --target wasm32-wasip2 --release -p inventory-products"), "{err}");
+}
+
+#[test]
+fn an_invalid_manifest_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_manifest(dir.path(), |t| t.replace("sqlite_databases = [\"default\"]", "sqlite_database = [\"default\"]"));
+    let err = up_fails_with(&path, &[]);
+    assert!(err.contains("sqlite_database"), "{err}");
+}
+
+#[test]
+fn an_undefined_store_or_variable_is_an_error_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = edited_manifest(dir.path(), |t| t.replace("sqlite_databases = [\"default\"]", "sqlite_databases = [\"orders\"]"));
+    let err = up_fails_with(&store, &[]);
+    assert!(err.contains("`orders`") && err.contains("runtime config"), "{err}");
+
+    let variable = edited_manifest(dir.path(), |t| {
+        t.replace("[component.products.build]", "[component.products.variables]\nsecret = \"{{ no_such_variable }}\"\n\n[component.products.build]")
+    });
+    let err = up_fails_with(&variable, &[]);
+    assert!(err.contains("no_such_variable"), "{err}");
+
+    let unknown = up_fails_with(&manifest(), &["--variable", "nope=1"]);
+    assert!(unknown.contains("nope"), "{unknown}");
+}
+
+#[test]
+fn a_private_route_is_not_reachable_from_outside() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    let path = edited_manifest(dir.path(), |t| t.replace("route = \"/...\"", "route = { private = true }"));
+    let app = spawn_app_with(&path, &[]);
+    let response = app.get("/health");
+    assert_eq!(response.status, 404);
+    assert!(response.body.is_empty());
+}
+
+#[test]
+fn sqlite_statements_run_on_the_default_database_before_serving() {
+    let migration = repo_root().join("migrations/0001_products.sql");
+    let file_arg = format!("@{}", migration.display());
+    let insert = "INSERT INTO products (sku, name, price_cents, stock, created_at, updated_at) \
+                  VALUES ('SEEDED', 'Seeded', 250, 7, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')";
+    let app = spawn_app_with(&manifest(), &["--sqlite", &file_arg, "--sqlite", insert]);
+    let body = app.get("/product").json();
+    assert_eq!(body["total"], 1, "{body}");
+    assert_eq!(body["items"][0]["sku"], "SEEDED");
+    assert_eq!(body["items"][0]["price"].to_string(), "2.5");
+}
+
+#[test]
+fn state_lives_in_the_state_directory_and_survives_a_restart() {
+    let app = spawn_app();
+    let product = app.create_product(&serde_json::json!({"name": "Kept", "price": 1, "stock": 1}));
+    let state = app.state_dir.path().to_path_buf();
+    assert!(state.join("sqlite_db.db").exists());
+    let again = spawn_app_with(&manifest(), &["--state-dir", state.to_str().unwrap()]);
+    assert_eq!(again.get(&format!("/product/{}", product["id"])).json(), product);
+    drop(app);
+}
+
+#[test]
+fn sigterm_stops_the_host_gracefully() {
+    let mut app = spawn_app();
+    assert_eq!(app.get("/health").status, 200);
+    let status = Command::new("kill").args(["-TERM", &app.pid().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert_eq!(app.wait_exit(Duration::from_secs(15)), Some(0), "{}", app.stderr());
+}
+
+#[test]
+fn spin_reserved_paths_answer_before_routing() {
+    let app = spawn_app();
+    let health = app.get("/.well-known/spin/health");
+    assert_eq!(health.status, 200);
+    assert_eq!(health.body, b"OK");
+    let info = app.get("/.well-known/spin/info").json();
+    assert_eq!(info["name"], "inventory");
+}
