@@ -77,7 +77,7 @@ impl Route {
         out
     }
 
-    fn matches(&self, path: &str) -> Option<RouteMatch<'_>> {
+    fn matches<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
         // Spin ignores leading and trailing slashes when matching.
         let mut rest = path.trim_start_matches('/');
         let mut after_slash = false;

@@ -47,10 +47,6 @@ impl Database {
         Ok(db)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn connect(&self) -> Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open(&self.path)
             .with_context(|| format!("cannot open the SQLite database {}", self.path.display()))?;
@@ -103,10 +99,6 @@ impl Databases {
 
     pub fn get(&self, label: &str) -> Option<&Arc<Database>> {
         self.by_label.get(label)
-    }
-
-    pub fn labels(&self) -> impl Iterator<Item = &str> {
-        self.by_label.keys().map(String::as_str)
     }
 }
 

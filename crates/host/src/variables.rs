@@ -71,7 +71,8 @@ impl AppVariables {
         })
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    #[cfg(test)]
+    fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 }

@@ -17,9 +17,8 @@ pub fn latest() -> i64 {
 
 fn user_version(db: &Db) -> Result<i64, StoreError> {
     let result = db.query("PRAGMA user_version", &[])?;
-    crate::db::rows(&result)
-        .next()
-        .map_or(Ok(0), |row| row.int(0))
+    let version = crate::db::rows(&result).next().map_or(Ok(0), |row| row.int(0));
+    version
 }
 
 /// Brings the schema up to date. Concurrent first requests serialize on the write lock and

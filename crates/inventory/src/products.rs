@@ -43,7 +43,8 @@ impl Product {
 
 fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
     let result = db.query(sql, params)?;
-    rows(&result).next().map(|row| Product::from_row(&row)).transpose()
+    let product = rows(&result).next().map(|row| Product::from_row(&row)).transpose();
+    product
 }
 
 fn opt_text(value: Option<&str>) -> Value {
