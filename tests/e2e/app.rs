@@ -55,7 +55,11 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     build_components();
     let state_dir = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(HOST);
-    command.arg("up").arg("-f").arg(manifest).args(["--listen", "127.0.0.1:0"]);
+    command
+        .arg("up")
+        .arg("-f")
+        .arg(manifest)
+        .args(["--listen", "127.0.0.1:0"]);
     // A test may name its own state directory, to restart an app on the same state.
     if !extra_args.contains(&"--state-dir") {
         command.arg("--state-dir").arg(state_dir.path());
@@ -91,7 +95,13 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
             out.push('\n');
         }
     });
-    TestApp { addr, child, state_dir, stdout, stderr }
+    TestApp {
+        addr,
+        child,
+        state_dir,
+        stdout,
+        stderr,
+    }
 }
 
 fn drain(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
@@ -131,20 +141,43 @@ impl TestResponse {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// Asserts a problem+json response with this status and slug, and returns its body.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, slug: &str) -> Value {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.header("content-type"), Some("application/problem+json"));
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
         let body = self.json();
-        assert_eq!(body["type"], format!("https://inventory.example/problems/{slug}"), "{body}");
+        assert_eq!(
+            body["type"],
+            format!("https://inventory.example/problems/{slug}"),
+            "{body}"
+        );
         assert_eq!(body["status"], status);
-        assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
-        assert_eq!(body["request_id"].as_str(), self.header("x-request-id"), "{body}");
+        assert!(
+            body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
+        assert_eq!(
+            body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "{body}"
+        );
         body
     }
 }
@@ -155,8 +188,16 @@ impl TestApp {
     }
 
     /// Sends a request with the given headers and body over a fresh connection.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> TestResponse {
-        let mut builder = ureq::http::Request::builder().method(method).uri(self.url(path));
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> TestResponse {
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
@@ -181,7 +222,11 @@ impl TestApp {
             .limit(64 * 1024 * 1024)
             .read_to_vec()
             .expect("read body");
-        TestResponse { status: response.status().as_u16(), headers, body }
+        TestResponse {
+            status: response.status().as_u16(),
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str) -> TestResponse {
@@ -190,7 +235,12 @@ impl TestApp {
 
     pub fn send_json(&self, method: &str, path: &str, body: &Value) -> TestResponse {
         let bytes = serde_json::to_vec(body).unwrap();
-        self.request(method, path, &[("content-type", "application/json")], Some(&bytes))
+        self.request(
+            method,
+            path,
+            &[("content-type", "application/json")],
+            Some(&bytes),
+        )
     }
 
     pub fn post_json(&self, path: &str, body: &Value) -> TestResponse {
@@ -200,7 +250,12 @@ impl TestApp {
     /// Creates a product and returns its JSON.
     pub fn create_product(&self, body: &Value) -> Value {
         let response = self.post_json("/product", body);
-        assert_eq!(response.status, 201, "{}", String::from_utf8_lossy(&response.body));
+        assert_eq!(
+            response.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
         response.json()
     }
 
@@ -208,7 +263,9 @@ impl TestApp {
     /// library would refuse to send.
     pub fn raw(&self, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(&self.addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         stream.write_all(request).expect("write");
         let mut out = Vec::new();
         let _ = stream.read_to_end(&mut out);

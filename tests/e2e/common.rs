@@ -28,7 +28,12 @@ fn a_known_path_with_a_wrong_method_is_405_with_allow() {
     let response = app.request("DELETE", "/product", &[], None);
     response.assert_problem(405, "method-not-allowed");
     assert_eq!(response.header("allow"), Some("GET, POST"));
-    let response = app.request("POST", "/product/1", &[("content-type", "application/json")], Some(b"{}"));
+    let response = app.request(
+        "POST",
+        "/product/1",
+        &[("content-type", "application/json")],
+        Some(b"{}"),
+    );
     response.assert_problem(405, "method-not-allowed");
     assert_eq!(response.header("allow"), Some("GET, PUT, PATCH, DELETE"));
 }
@@ -42,7 +47,12 @@ fn every_response_carries_a_request_id_echoing_a_sane_client_id() {
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
     assert_ne!(app.get("/health").header("x-request-id"), Some(id));
 
-    let echoed = app.request("GET", "/health", &[("x-request-id", "client-abc.123")], None);
+    let echoed = app.request(
+        "GET",
+        "/health",
+        &[("x-request-id", "client-abc.123")],
+        None,
+    );
     assert_eq!(echoed.header("x-request-id"), Some("client-abc.123"));
 
     let long = "x".repeat(200);
@@ -65,26 +75,54 @@ fn a_body_that_is_not_json_media_type_is_415_and_creates_nothing() {
 #[test]
 fn a_body_over_64_kib_is_413_whether_declared_or_streamed() {
     let app = spawn_app();
-    let big = format!(r#"{{"name": "Mug", "price": 1, "stock": 1, "description": "{}"}}"#, "x".repeat(70_000));
-    let response = app.request("POST", "/product", &[("content-type", "application/json")], Some(big.as_bytes()));
+    let big = format!(
+        r#"{{"name": "Mug", "price": 1, "stock": 1, "description": "{}"}}"#,
+        "x".repeat(70_000)
+    );
+    let response = app.request(
+        "POST",
+        "/product",
+        &[("content-type", "application/json")],
+        Some(big.as_bytes()),
+    );
     response.assert_problem(413, "payload-too-large");
 
     // Chunked, so the size is only known by reading.
     let mut raw = String::from("POST /product HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
     for chunk in big.as_bytes().chunks(8192) {
-        raw.push_str(&format!("{:x}\r\n{}\r\n", chunk.len(), String::from_utf8_lossy(chunk)));
+        raw.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            chunk.len(),
+            String::from_utf8_lossy(chunk)
+        ));
     }
     raw.push_str("0\r\n\r\n");
     let response = app.raw(raw.as_bytes());
-    assert!(response.starts_with("HTTP/1.1 413"), "{}", &response[..response.len().min(300)]);
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        &response[..response.len().min(300)]
+    );
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 
 #[test]
 fn malformed_json_is_400_and_a_non_object_is_400() {
     let app = spawn_app();
-    for body in [&b"{\"name\": "[..], b"", b"not json", b"[1, 2]", b"\"text\"", b"\xff\xfe"] {
-        let response = app.request("POST", "/product", &[("content-type", "application/json")], Some(body));
+    for body in [
+        &b"{\"name\": "[..],
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b"\"text\"",
+        b"\xff\xfe",
+    ] {
+        let response = app.request(
+            "POST",
+            "/product",
+            &[("content-type", "application/json")],
+            Some(body),
+        );
         response.assert_problem(400, "invalid-request");
     }
     assert_eq!(app.get("/product").json()["total"], 0);
@@ -98,7 +136,12 @@ fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps() {
         &json!({"name": "Mug", "price": 1, "stock": 1, "id": 99, "version": 7, "created_at": "x"}),
     );
     let body = response.assert_problem(422, "validation");
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields.len(), 3, "{body}");
     for field in ["id", "version", "created_at"] {
         assert!(fields.contains(&field), "{field} not in {fields:?}");
@@ -113,7 +156,11 @@ fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies() {
     app.request(
         "POST",
         "/product",
-        &[("content-type", "application/json"), ("authorization", "Bearer token-value"), ("x-request-id", "log-test-1")],
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer token-value"),
+            ("x-request-id", "log-test-1"),
+        ],
         Some(format!(r#"{{"name": "{secret_name}", "price": 1, "stock": 1}}"#).as_bytes()),
     );
     app.request("GET", "/nope", &[("x-request-id", "log-test-2")], None);
@@ -128,8 +175,14 @@ fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies() {
     assert_eq!(first["component"], "products");
     assert!(first["duration_ms"].is_number(), "{first}");
     let ts = first["ts"].as_str().unwrap();
-    assert!(ts.len() >= 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    assert!(
+        ts.len() >= 20 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+        "{ts}"
+    );
     assert_eq!(lines[1]["status"], 404);
     let stdout = app.stdout();
-    assert!(!stdout.contains(secret_name) && !stdout.contains("token-value"), "{stdout}");
+    assert!(
+        !stdout.contains(secret_name) && !stdout.contains("token-value"),
+        "{stdout}"
+    );
 }

@@ -41,23 +41,37 @@ fn up_prints_the_address_and_routes_it_serves() {
     // spawn_app waited for "Serving http://<addr>" and "Available Routes:"; the address works.
     assert!(app.addr.starts_with("127.0.0.1:"));
     assert_eq!(app.get("/health").status, 200);
-    assert!(app.stderr().contains("Storing default SQLite data to"), "{}", app.stderr());
+    assert!(
+        app.stderr().contains("Storing default SQLite data to"),
+        "{}",
+        app.stderr()
+    );
 }
 
 #[test]
 fn a_missing_wasm_file_is_an_error_naming_the_build_command() {
     build_components();
     let dir = tempfile::tempdir().unwrap();
-    let path = edited_manifest(dir.path(), |t| t.replace("inventory_products.wasm", "missing.wasm"));
+    let path = edited_manifest(dir.path(), |t| {
+        t.replace("inventory_products.wasm", "missing.wasm")
+    });
     let err = up_fails_with(&path, &[]);
     assert!(err.contains("missing.wasm does not exist"), "{err}");
-    assert!(err.contains("cargo build --target wasm32-wasip2 --release -p inventory-products"), "{err}");
+    assert!(
+        err.contains("cargo build --target wasm32-wasip2 --release -p inventory-products"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_invalid_manifest_is_an_error_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    let path = edited_manifest(dir.path(), |t| t.replace("sqlite_databases = [\"default\"]", "sqlite_database = [\"default\"]"));
+    let path = edited_manifest(dir.path(), |t| {
+        t.replace(
+            "sqlite_databases = [\"default\"]",
+            "sqlite_database = [\"default\"]",
+        )
+    });
     let err = up_fails_with(&path, &[]);
     assert!(err.contains("sqlite_database"), "{err}");
 }
@@ -65,9 +79,17 @@ fn an_invalid_manifest_is_an_error_naming_the_key() {
 #[test]
 fn an_undefined_store_or_variable_is_an_error_before_binding() {
     let dir = tempfile::tempdir().unwrap();
-    let store = edited_manifest(dir.path(), |t| t.replace("sqlite_databases = [\"default\"]", "sqlite_databases = [\"orders\"]"));
+    let store = edited_manifest(dir.path(), |t| {
+        t.replace(
+            "sqlite_databases = [\"default\"]",
+            "sqlite_databases = [\"orders\"]",
+        )
+    });
     let err = up_fails_with(&store, &[]);
-    assert!(err.contains("`orders`") && err.contains("runtime config"), "{err}");
+    assert!(
+        err.contains("`orders`") && err.contains("runtime config"),
+        "{err}"
+    );
 
     let variable = edited_manifest(dir.path(), |t| {
         t.replace("[component.products.build]", "[component.products.variables]\nsecret = \"{{ no_such_variable }}\"\n\n[component.products.build]")
@@ -83,7 +105,9 @@ fn an_undefined_store_or_variable_is_an_error_before_binding() {
 fn a_private_route_is_not_reachable_from_outside() {
     build_components();
     let dir = tempfile::tempdir().unwrap();
-    let path = edited_manifest(dir.path(), |t| t.replace("route = \"/...\"", "route = { private = true }"));
+    let path = edited_manifest(dir.path(), |t| {
+        t.replace("route = \"/...\"", "route = { private = true }")
+    });
     let app = spawn_app_with(&path, &[]);
     let response = app.get("/health");
     assert_eq!(response.status, 404);
@@ -110,7 +134,10 @@ fn state_lives_in_the_state_directory_and_survives_a_restart() {
     let state = app.state_dir.path().to_path_buf();
     assert!(state.join("sqlite_db.db").exists());
     let again = spawn_app_with(&manifest(), &["--state-dir", state.to_str().unwrap()]);
-    assert_eq!(again.get(&format!("/product/{}", product["id"])).json(), product);
+    assert_eq!(
+        again.get(&format!("/product/{}", product["id"])).json(),
+        product
+    );
     drop(app);
 }
 
@@ -118,9 +145,17 @@ fn state_lives_in_the_state_directory_and_survives_a_restart() {
 fn sigterm_stops_the_host_gracefully() {
     let mut app = spawn_app();
     assert_eq!(app.get("/health").status, 200);
-    let status = Command::new("kill").args(["-TERM", &app.pid().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &app.pid().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    assert_eq!(app.wait_exit(Duration::from_secs(15)), Some(0), "{}", app.stderr());
+    assert_eq!(
+        app.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        app.stderr()
+    );
 }
 
 #[test]

@@ -1,6 +1,14 @@
 //! End-to-end tests: the real host binary running the real wasm components from the
 //! repository's `spin.toml`, a fresh SQLite state directory per app, real HTTP on loopback.
 
+// Test code: a failed expectation is meant to panic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod app;
 mod common;
 mod host;

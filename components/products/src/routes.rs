@@ -11,13 +11,48 @@ const READ: Option<&str> = Some("inventory:read");
 const WRITE: Option<&str> = Some("inventory:write");
 
 pub const ROUTES: &[Route] = &[
-    Route { method: Method::Get, path: "/health", scope: None, handler: get_health },
-    Route { method: Method::Get, path: "/product", scope: READ, handler: list_products },
-    Route { method: Method::Post, path: "/product", scope: WRITE, handler: create_product },
-    Route { method: Method::Get, path: "/product/{id}", scope: READ, handler: get_product },
-    Route { method: Method::Put, path: "/product/{id}", scope: WRITE, handler: update_product },
-    Route { method: Method::Patch, path: "/product/{id}", scope: WRITE, handler: update_product },
-    Route { method: Method::Delete, path: "/product/{id}", scope: WRITE, handler: delete_product },
+    Route {
+        method: Method::Get,
+        path: "/health",
+        scope: None,
+        handler: get_health,
+    },
+    Route {
+        method: Method::Get,
+        path: "/product",
+        scope: READ,
+        handler: list_products,
+    },
+    Route {
+        method: Method::Post,
+        path: "/product",
+        scope: WRITE,
+        handler: create_product,
+    },
+    Route {
+        method: Method::Get,
+        path: "/product/{id}",
+        scope: READ,
+        handler: get_product,
+    },
+    Route {
+        method: Method::Put,
+        path: "/product/{id}",
+        scope: WRITE,
+        handler: update_product,
+    },
+    Route {
+        method: Method::Patch,
+        path: "/product/{id}",
+        scope: WRITE,
+        handler: update_product,
+    },
+    Route {
+        method: Method::Delete,
+        path: "/product/{id}",
+        scope: WRITE,
+        handler: delete_product,
+    },
 ];
 
 const DEFAULT_LIMIT: i64 = 10;
@@ -88,7 +123,10 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 }
 
 fn stale(current: i64) -> ApiError {
-    ApiError::PreconditionFailed(format!("the product has changed: its current ETag is {}", etag(current)))
+    ApiError::PreconditionFailed(format!(
+        "the product has changed: its current ETag is {}",
+        etag(current)
+    ))
 }
 
 /// The versions `If-Match` accepts: `None` when absent or `*`. Tags that are not ours
@@ -100,7 +138,12 @@ fn if_match_versions(call: &Call<'_>) -> Result<Option<Vec<i64>>, ApiError> {
     if header.trim() == "*" {
         return Ok(None);
     }
-    Ok(Some(header.split(',').filter_map(|tag| strong_version(tag.trim())).collect()))
+    Ok(Some(
+        header
+            .split(',')
+            .filter_map(|tag| strong_version(tag.trim()))
+            .collect(),
+    ))
 }
 
 fn strong_version(tag: &str) -> Option<i64> {
@@ -111,7 +154,11 @@ fn strong_version(tag: &str) -> Option<i64> {
 fn etag_list_matches(header: &str, version: i64, weak: bool) -> bool {
     header.split(',').map(str::trim).any(|tag| {
         tag == "*" || {
-            let tag = if weak { tag.strip_prefix("W/").unwrap_or(tag) } else { tag };
+            let tag = if weak {
+                tag.strip_prefix("W/").unwrap_or(tag)
+            } else {
+                tag
+            };
             strong_version(tag) == Some(version)
         }
     })
@@ -119,8 +166,9 @@ fn etag_list_matches(header: &str, version: i64, weak: bool) -> bool {
 
 /// `GET /product?page&limit&category_id&q&in_stock`.
 fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let pairs = query::parse(&call.req.query)
-        .ok_or_else(|| ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into()))?;
+    let pairs = query::parse(&call.req.query).ok_or_else(|| {
+        ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
+    })?;
     let mut page = 1;
     let mut limit = DEFAULT_LIMIT;
     let mut filter = ListFilter::default();
@@ -147,7 +195,12 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
                     _ => return Err(bad_param(key, "must be true or false")),
                 })
             }
-            _ => return Err(bad_param(key, "is not a known parameter (page, limit, category_id, q, in_stock)")),
+            _ => {
+                return Err(bad_param(
+                    key,
+                    "is not a known parameter (page, limit, category_id, q, in_stock)",
+                ))
+            }
         }
     }
     let (items, total) = products::list(&Db::open()?, &filter, page, limit)?;
@@ -169,7 +222,10 @@ fn int_param(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ApiError
     let ok = value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty();
     match value.parse::<i64>() {
         Ok(n) if ok && (min..=max).contains(&n) => Ok(n),
-        _ => Err(bad_param(key, &format!("must be an integer from {min} to {max}"))),
+        _ => Err(bad_param(
+            key,
+            &format!("must be an integer from {min} to {max}"),
+        )),
     }
 }
 
@@ -181,7 +237,8 @@ fn page_links(pairs: &[(String, String)], page: i64, limit: i64, total: i64) -> 
         .filter(|(k, _)| k != "page" && k != "limit")
         .map(|(k, v)| format!("&{}={}", query::encode(k), query::encode(v)))
         .collect();
-    let link = |p: i64, rel: &str| format!("</product?page={p}&limit={limit}{filters}>; rel=\"{rel}\"");
+    let link =
+        |p: i64, rel: &str| format!("</product?page={p}&limit={limit}{filters}>; rel=\"{rel}\"");
     let mut links = vec![link(1, "first")];
     if page > 1 {
         links.push(link((page - 1).min(last), "prev"));
@@ -209,19 +266,43 @@ mod tests {
 
     #[test]
     fn links_keep_filters_and_stop_at_the_ends() {
-        let pairs = vec![("q".to_string(), "blue mug".to_string()), ("page".to_string(), "2".to_string())];
+        let pairs = vec![
+            ("q".to_string(), "blue mug".to_string()),
+            ("page".to_string(), "2".to_string()),
+        ];
         let links = page_links(&pairs, 2, 10, 25);
-        assert!(links.contains("</product?page=1&limit=10&q=blue%20mug>; rel=\"first\""), "{links}");
-        assert!(links.contains("rel=\"prev\"") && links.contains("rel=\"next\""), "{links}");
-        assert!(links.contains("</product?page=3&limit=10&q=blue%20mug>; rel=\"last\""), "{links}");
+        assert!(
+            links.contains("</product?page=1&limit=10&q=blue%20mug>; rel=\"first\""),
+            "{links}"
+        );
+        assert!(
+            links.contains("rel=\"prev\"") && links.contains("rel=\"next\""),
+            "{links}"
+        );
+        assert!(
+            links.contains("</product?page=3&limit=10&q=blue%20mug>; rel=\"last\""),
+            "{links}"
+        );
         let single = page_links(&[], 1, 10, 0);
-        assert!(!single.contains("prev") && !single.contains("next"), "{single}");
+        assert!(
+            !single.contains("prev") && !single.contains("next"),
+            "{single}"
+        );
     }
 
     #[test]
     fn integer_parameters_are_strict() {
         assert_eq!(int_param("page", "3", 1, 10).unwrap(), 3);
-        for bad in ["0", "11", "-1", "+1", "1.0", "", "x", "99999999999999999999"] {
+        for bad in [
+            "0",
+            "11",
+            "-1",
+            "+1",
+            "1.0",
+            "",
+            "x",
+            "99999999999999999999",
+        ] {
             assert!(int_param("page", bad, 1, 10).is_err(), "{bad}");
         }
     }

@@ -77,18 +77,31 @@ impl App {
             let index = components.len();
             for trigger in manifest.trigger.http.iter().filter(|t| &t.component == id) {
                 if let RouteDecl::Path(raw) = &trigger.route {
-                    routes.push(Route::parse(raw, index).with_context(|| format!("component `{id}`"))?);
+                    routes.push(
+                        Route::parse(raw, index).with_context(|| format!("component `{id}`"))?,
+                    );
                 }
             }
             let source = loaded.source_path(component);
-            let wasm = read_wasm(id, &source, component.build.as_ref().map(|b| b.command.as_str()))?;
+            let wasm = read_wasm(
+                id,
+                &source,
+                component.build.as_ref().map(|b| b.command.as_str()),
+            )?;
             let compiled = Component::new(&engine, &wasm)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{id}`: {} is not a valid component", source.display()))?;
+                .with_context(|| {
+                    format!(
+                        "component `{id}`: {} is not a valid component",
+                        source.display()
+                    )
+                })?;
             let pre = linker
                 .instantiate_pre(&compiled)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{id}` imports something this host does not provide"))?;
+                .with_context(|| {
+                    format!("component `{id}` imports something this host does not provide")
+                })?;
             let pre = ProxyPre::new(pre)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("component `{id}` is not an HTTP component (it exports no `wasi:http/incoming-handler`)"))?;
@@ -104,8 +117,17 @@ impl App {
         if !duplicates.is_empty() {
             eprintln!("The following component routes are duplicates and will never be used:");
             for dup in &duplicates {
-                let id = |index: usize| components.get(index).map_or("?", |c: &LoadedComponent| c.id.as_str());
-                eprintln!("  {}: {} (duplicate of {})", id(dup.unused), dup.route, id(dup.used));
+                let id = |index: usize| {
+                    components
+                        .get(index)
+                        .map_or("?", |c: &LoadedComponent| c.id.as_str())
+                };
+                eprintln!(
+                    "  {}: {} (duplicate of {})",
+                    id(dup.unused),
+                    dup.route,
+                    id(dup.used)
+                );
             }
         }
         Ok(Self {
@@ -119,7 +141,11 @@ impl App {
     }
 }
 
-fn open_databases(loaded: &LoadedManifest, config: &RuntimeConfig, state_dir: &Path) -> Result<Databases> {
+fn open_databases(
+    loaded: &LoadedManifest,
+    config: &RuntimeConfig,
+    state_dir: &Path,
+) -> Result<Databases> {
     let mut databases = Databases::default();
     // `--sqlite` statements run on the default database whether or not a component uses it.
     let mut labels = vec!["default".to_owned()];
@@ -160,11 +186,14 @@ fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<
         let (sql, label, origin) = match statement.strip_prefix('@') {
             Some(spec) => {
                 let (file, label) = match spec.rsplit_once(':') {
-                    Some((file, label)) if !label.is_empty() && !label.contains(['/', '\\']) => (file, label),
+                    Some((file, label)) if !label.is_empty() && !label.contains(['/', '\\']) => {
+                        (file, label)
+                    }
                     _ => (spec, "default"),
                 };
-                let sql = std::fs::read_to_string(file)
-                    .with_context(|| format!("could not read file '{file}' containing sql statements"))?;
+                let sql = std::fs::read_to_string(file).with_context(|| {
+                    format!("could not read file '{file}' containing sql statements")
+                })?;
                 (sql, label, format!("from file '{file}'"))
             }
             None => (statement.clone(), "default", format!("'{statement}'")),
@@ -172,8 +201,9 @@ fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<
         let db = databases.get(label).with_context(|| {
             format!("--sqlite {statement}: a database named '{label}' was expected but not found")
         })?;
-        db.execute_batch(&sql)
-            .with_context(|| format!("failed to execute sql against database '{label}' {origin}"))?;
+        db.execute_batch(&sql).with_context(|| {
+            format!("failed to execute sql against database '{label}' {origin}")
+        })?;
     }
     Ok(())
 }
@@ -186,9 +216,14 @@ fn read_wasm(id: &str, source: &Path, build_command: Option<&str>) -> Result<Vec
                 Some(command) => format!("build it with `{command}`, or run `up --build`"),
                 None => "build it first".to_owned(),
             };
-            bail!("component `{id}`: {} does not exist: {hint}", source.display())
+            bail!(
+                "component `{id}`: {} does not exist: {hint}",
+                source.display()
+            )
         }
-        Err(err) => Err(err).with_context(|| format!("component `{id}`: cannot read {}", source.display())),
+        Err(err) => {
+            Err(err).with_context(|| format!("component `{id}`: cannot read {}", source.display()))
+        }
     }
 }
 
@@ -224,6 +259,9 @@ fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::bindings::SpinSubset::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)?;
+    crate::bindings::SpinSubset::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
     Ok(linker)
 }

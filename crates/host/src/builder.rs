@@ -24,12 +24,23 @@ pub fn build_all(loaded: &LoadedManifest) -> Result<()> {
         let status = shell(&build.command)
             .current_dir(&workdir)
             .status()
-            .with_context(|| format!("component `{id}`: cannot run `{}` in {}", build.command, workdir.display()))?;
+            .with_context(|| {
+                format!(
+                    "component `{id}`: cannot run `{}` in {}",
+                    build.command,
+                    workdir.display()
+                )
+            })?;
         if !status.success() {
             bail!("Build command for component {id} failed with status {status}");
         }
     }
-    if loaded.manifest.component.values().all(|c| c.build.is_none()) {
+    if loaded
+        .manifest
+        .component
+        .values()
+        .all(|c| c.build.is_none())
+    {
         println!("None of the components have a build command.");
     } else {
         println!("Finished building all Spin components");

@@ -101,7 +101,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build { manifest } => builder::build_all(&LoadedManifest::load(&manifest_path(&manifest))?),
+        Command::Build { manifest } => {
+            builder::build_all(&LoadedManifest::load(&manifest_path(&manifest))?)
+        }
         Command::Up(args) => up(args),
     }
 }
@@ -144,8 +146,14 @@ fn print_routes(app: &App, addr: SocketAddr) {
     let mut out = String::new();
     out.push_str(&format!("Serving http://{addr}\nAvailable Routes:\n"));
     for route in app.router.routes() {
-        let Some(component) = app.components.get(route.component) else { continue };
-        let wildcard = if route.raw().ends_with("...") { " (wildcard)" } else { "" };
+        let Some(component) = app.components.get(route.component) else {
+            continue;
+        };
+        let wildcard = if route.raw().ends_with("...") {
+            " (wildcard)"
+        } else {
+            ""
+        };
         out.push_str(&format!(
             "  {}: http://{addr}{}{wildcard}\n",
             component.id,

@@ -132,7 +132,8 @@ impl LoadedManifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the manifest {}", path.display()))?;
-        let manifest = parse(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
+        let manifest =
+            parse(&text).with_context(|| format!("invalid manifest {}", path.display()))?;
         let dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -228,7 +229,8 @@ fn check_component_id(id: &str) -> Result<()> {
     let valid = id.split('-').all(|word| {
         word.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && word.chars().all(|c| c.is_ascii_alphanumeric())
-            && (!word.chars().any(|c| c.is_ascii_uppercase()) || !word.chars().any(|c| c.is_ascii_lowercase()))
+            && (!word.chars().any(|c| c.is_ascii_uppercase())
+                || !word.chars().any(|c| c.is_ascii_lowercase()))
     });
     ensure!(
         valid,
@@ -268,7 +270,10 @@ mod tests {
 
     #[test]
     fn an_unknown_component_key_is_named_in_the_error() {
-        let text = MINIMAL.replace("source = \"web.wasm\"", "source = \"web.wasm\"\nsqlite_database = [\"default\"]");
+        let text = MINIMAL.replace(
+            "source = \"web.wasm\"",
+            "source = \"web.wasm\"\nsqlite_database = [\"default\"]",
+        );
         let err = error_of(&text);
         assert!(err.contains("sqlite_database"), "{err}");
     }
@@ -276,12 +281,16 @@ mod tests {
     #[test]
     fn a_trigger_naming_a_missing_component_is_refused() {
         let err = error_of(&MINIMAL.replace("component = \"web\"", "component = \"api\""));
-        assert!(err.contains("`trigger.http[0].component` names `api`"), "{err}");
+        assert!(
+            err.contains("`trigger.http[0].component` names `api`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn the_manifest_version_must_be_two() {
-        let err = error_of(&MINIMAL.replace("spin_manifest_version = 2", "spin_manifest_version = 1"));
+        let err =
+            error_of(&MINIMAL.replace("spin_manifest_version = 2", "spin_manifest_version = 1"));
         assert!(err.contains("spin_manifest_version"), "{err}");
     }
 
@@ -323,6 +332,9 @@ mod tests {
     fn a_private_route_parses() {
         let text = MINIMAL.replace("route = \"/...\"", "route = { private = true }");
         let manifest = parse(&text).unwrap();
-        assert!(matches!(manifest.trigger.http[0].route, RouteDecl::Private { private: true }));
+        assert!(matches!(
+            manifest.trigger.http[0].route,
+            RouteDecl::Private { private: true }
+        ));
     }
 }

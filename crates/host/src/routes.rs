@@ -5,7 +5,6 @@ use std::cmp::Ordering;
 
 use anyhow::{bail, ensure, Result};
 
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
     Exact(String),
@@ -39,13 +38,21 @@ impl Route {
             }
             match part.strip_prefix(':') {
                 Some(name) => {
-                    ensure!(!name.is_empty(), "route `{raw}`: a `:` segment needs a name");
+                    ensure!(
+                        !name.is_empty(),
+                        "route `{raw}`: a `:` segment needs a name"
+                    );
                     segments.push(Segment::Param(name.to_owned()));
                 }
                 None => segments.push(Segment::Exact(part.to_owned())),
             }
         }
-        Ok(Self { raw: raw.to_owned(), segments, wildcard, component })
+        Ok(Self {
+            raw: raw.to_owned(),
+            segments,
+            wildcard,
+            component,
+        })
     }
 
     /// The route as written in the manifest.
@@ -111,7 +118,11 @@ impl Route {
         } else {
             String::new()
         };
-        Some(RouteMatch { route: self, params, path_info })
+        Some(RouteMatch {
+            route: self,
+            params,
+            path_info,
+        })
     }
 
     /// Orders routes so that the most specific comes first: position by position, a literal
@@ -217,15 +228,24 @@ mod tests {
     #[test]
     fn a_longer_literal_prefix_beats_a_shorter_wildcard_whatever_the_order() {
         let r = router(&["/...", "/product/...", "/product/:id/deduct"]);
-        assert_eq!(winner(&r, "/product/7/deduct").as_deref(), Some("/product/:id/deduct"));
-        assert_eq!(winner(&r, "/product/7/restock").as_deref(), Some("/product/..."));
+        assert_eq!(
+            winner(&r, "/product/7/deduct").as_deref(),
+            Some("/product/:id/deduct")
+        );
+        assert_eq!(
+            winner(&r, "/product/7/restock").as_deref(),
+            Some("/product/...")
+        );
         assert_eq!(winner(&r, "/health").as_deref(), Some("/..."));
     }
 
     #[test]
     fn a_literal_segment_beats_a_parameter_in_the_same_place() {
         let r = router(&["/stock/:id", "/stock/deduct"]);
-        assert_eq!(winner(&r, "/stock/deduct").as_deref(), Some("/stock/deduct"));
+        assert_eq!(
+            winner(&r, "/stock/deduct").as_deref(),
+            Some("/stock/deduct")
+        );
         assert_eq!(winner(&r, "/stock/9").as_deref(), Some("/stock/:id"));
     }
 
@@ -269,7 +289,10 @@ mod tests {
 
     #[test]
     fn of_two_identical_routes_the_later_serves_and_the_earlier_is_reported() {
-        let routes = vec![Route::parse("/a/...", 0).unwrap(), Route::parse("/a/...", 1).unwrap()];
+        let routes = vec![
+            Route::parse("/a/...", 0).unwrap(),
+            Route::parse("/a/...", 1).unwrap(),
+        ];
         let (router, duplicates) = Router::new(routes);
         assert_eq!(router.route("/a/b").unwrap().route.component, 1);
         assert_eq!(duplicates.len(), 1);

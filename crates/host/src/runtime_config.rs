@@ -41,13 +41,25 @@ impl RuntimeConfig {
 
     /// The SQLite file for `label`: the runtime config's, else Spin's default for `default`.
     pub fn sqlite_path(&self, label: &str, state_dir: &Path) -> Result<Option<PathBuf>> {
-        self.local_path("sqlite_database", &self.sqlite_database, label, state_dir, "sqlite_db.db")
+        self.local_path(
+            "sqlite_database",
+            &self.sqlite_database,
+            label,
+            state_dir,
+            "sqlite_db.db",
+        )
     }
 
     /// The key-value file for `label`: the runtime config's, else Spin's default for `default`.
     #[allow(dead_code)] // The key-value interface lands with the guard component.
     pub fn key_value_path(&self, label: &str, state_dir: &Path) -> Result<Option<PathBuf>> {
-        self.local_path("key_value_store", &self.key_value_store, label, state_dir, "sqlite_key_value.db")
+        self.local_path(
+            "key_value_store",
+            &self.key_value_store,
+            label,
+            state_dir,
+            "sqlite_key_value.db",
+        )
     }
 
     fn local_path(
@@ -84,13 +96,17 @@ mod tests {
 
     #[test]
     fn the_default_database_lives_in_the_state_directory() {
-        let path = RuntimeConfig::default().sqlite_path("default", Path::new(".spin")).unwrap();
+        let path = RuntimeConfig::default()
+            .sqlite_path("default", Path::new(".spin"))
+            .unwrap();
         assert_eq!(path, Some(PathBuf::from(".spin/sqlite_db.db")));
     }
 
     #[test]
     fn a_label_without_configuration_has_no_database() {
-        let path = RuntimeConfig::default().sqlite_path("orders", Path::new(".spin")).unwrap();
+        let path = RuntimeConfig::default()
+            .sqlite_path("orders", Path::new(".spin"))
+            .unwrap();
         assert_eq!(path, None);
     }
 
@@ -104,7 +120,10 @@ mod tests {
     #[test]
     fn a_remote_backend_is_refused_with_a_way_out() {
         let c = config("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://x\"\n");
-        let err = c.key_value_path("default", Path::new(".spin")).unwrap_err().to_string();
+        let err = c
+            .key_value_path("default", Path::new(".spin"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("redis") && err.contains("spin up"), "{err}");
     }
 }

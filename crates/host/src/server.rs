@@ -91,7 +91,10 @@ pub async fn serve(
     }
     drop(listener);
     eprintln!("Shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         eprintln!("Some requests did not finish within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
@@ -110,9 +113,14 @@ const WELL_KNOWN: &str = "/.well-known/spin/";
 impl Trigger {
     fn well_known(&self, path: &str) -> Response<HyperOutgoingBody> {
         match path {
-            "health" => bytes_response(StatusCode::OK, Some("text/plain"), Bytes::from_static(b"OK")),
+            "health" => bytes_response(
+                StatusCode::OK,
+                Some("text/plain"),
+                Bytes::from_static(b"OK"),
+            ),
             "info" => {
-                let info = serde_json::json!({ "name": self.app.name, "version": self.app.version });
+                let info =
+                    serde_json::json!({ "name": self.app.name, "version": self.app.version });
                 let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
                 bytes_response(StatusCode::OK, Some("application/json"), Bytes::from(body))
             }
@@ -120,7 +128,11 @@ impl Trigger {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, client: SocketAddr) -> Response<HyperOutgoingBody> {
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
         let path = req.uri().path().to_owned();
         if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
             return self.well_known(reserved);
@@ -151,12 +163,19 @@ impl Trigger {
         }
     }
 
-    async fn run(&self, component: &LoadedComponent, req: Request<Incoming>) -> Result<Response<HyperOutgoingBody>> {
+    async fn run(
+        &self,
+        component: &LoadedComponent,
+        req: Request<Incoming>,
+    ) -> Result<Response<HyperOutgoingBody>> {
         // Waiting here queues the request until an instance slot is free.
         let permit = Arc::clone(&self.permits).acquire_owned().await?;
         let mut store = self.new_store(component);
         let (sender, receiver) = oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = component.pre.clone();
         let timeout = self.request_timeout;
@@ -165,7 +184,10 @@ impl Trigger {
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
             };
             match tokio::time::timeout(timeout, run).await {
                 Ok(result) => result.map_err(anyhow::Error::from),
@@ -174,10 +196,14 @@ impl Trigger {
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!("the component answered with an error: {code:?}")),
+            Ok(Err(code)) => Err(anyhow::anyhow!(
+                "the component answered with an error: {code:?}"
+            )),
             // The component ended without setting a response: its own error says why.
             Err(_) => match task.await {
-                Ok(Ok(())) => Err(anyhow::anyhow!("the component returned without sending a response")),
+                Ok(Ok(())) => Err(anyhow::anyhow!(
+                    "the component returned without sending a response"
+                )),
                 Ok(Err(err)) => Err(err),
                 Err(join) => Err(anyhow::anyhow!("the request task failed: {join}")),
             },
@@ -194,7 +220,10 @@ impl Trigger {
             wasi,
             http: WasiHttpCtx::new(),
             table: Default::default(),
-            sqlite: SqliteAccess::new(Arc::clone(&self.app.databases), Arc::clone(&component.sqlite_databases)),
+            sqlite: SqliteAccess::new(
+                Arc::clone(&self.app.databases),
+                Arc::clone(&component.sqlite_databases),
+            ),
             variables: component.variables.clone(),
             outbound: OutboundHttp,
             limits: StoreLimitsBuilder::new().instances(64).build(),
@@ -217,7 +246,12 @@ fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, clien
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .unwrap_or_else(|| "localhost".to_owned());
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
     let headers = req.headers_mut();
     let mut set = |name: &str, value: &str| {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
@@ -228,12 +262,21 @@ fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, clien
     set("spin-full-url", &format!("http://{host}{path_and_query}"));
     set("spin-path-info", &matched.path_info);
     set("spin-matched-route", route.based());
-    set("spin-component-route", route.raw().strip_suffix("/...").unwrap_or(route.raw()));
+    set(
+        "spin-component-route",
+        route.raw().strip_suffix("/...").unwrap_or(route.raw()),
+    );
     set("spin-raw-component-route", route.raw());
     set("spin-base-path", "/");
     set("spin-client-addr", &client.to_string());
     for (name, value) in &matched.params {
-        set(&format!("spin-path-match-{}", name.to_ascii_lowercase().replace('_', "-")), value);
+        set(
+            &format!(
+                "spin-path-match-{}",
+                name.to_ascii_lowercase().replace('_', "-")
+            ),
+            value,
+        );
     }
 }
 
@@ -243,8 +286,14 @@ fn host_response(status: StatusCode) -> Response<HyperOutgoingBody> {
     bytes_response(status, None, Bytes::new())
 }
 
-fn bytes_response(status: StatusCode, content_type: Option<&'static str>, body: Bytes) -> Response<HyperOutgoingBody> {
-    let body = Full::new(body).map_err(|never| match never {}).boxed_unsync();
+fn bytes_response(
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    body: Bytes,
+) -> Response<HyperOutgoingBody> {
+    let body = Full::new(body)
+        .map_err(|never| match never {})
+        .boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;
     if let Some(content_type) = content_type {

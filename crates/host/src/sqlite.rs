@@ -278,7 +278,10 @@ convert_types!(v2);
 convert_types!(v3);
 
 impl HostState {
-    fn sqlite_open(&mut self, label: &str) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
+    fn sqlite_open(
+        &mut self,
+        label: &str,
+    ) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
         match self.sqlite.open(label) {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(err) => Ok(Err(err)),
@@ -301,7 +304,10 @@ impl HostState {
 }
 
 impl v2::HostConnection for HostState {
-    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
+    fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
         Ok(self.sqlite_open(&database)?.map_err(Into::into))
     }
 
@@ -324,7 +330,10 @@ impl v2::HostConnection for HostState {
 }
 
 impl v3::HostConnection for HostState {
-    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
+    fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
         Ok(self.sqlite_open(&database)?.map_err(Into::into))
     }
 
@@ -362,7 +371,10 @@ mod tests {
 
     fn access(dir: &Path, granted: &[&str]) -> SqliteAccess {
         let mut dbs = Databases::default();
-        dbs.insert("default".into(), Database::open(&dir.join("db.sqlite")).unwrap());
+        dbs.insert(
+            "default".into(),
+            Database::open(&dir.join("db.sqlite")).unwrap(),
+        );
         let granted: Vec<String> = granted.iter().map(|s| s.to_string()).collect();
         SqliteAccess::new(Arc::new(dbs), granted.into())
     }
@@ -382,14 +394,20 @@ mod tests {
     fn an_undeclared_database_is_access_denied() {
         let dir = tempfile::tempdir().unwrap();
         let access = access(dir.path(), &[]);
-        assert!(matches!(access.open("default"), Err(SqlError::AccessDenied)));
+        assert!(matches!(
+            access.open("default"),
+            Err(SqlError::AccessDenied)
+        ));
     }
 
     #[test]
     fn a_declared_but_undefined_database_is_no_such_database() {
         let dir = tempfile::tempdir().unwrap();
         let access = access(dir.path(), &["default", "orders"]);
-        assert!(matches!(access.open("orders"), Err(SqlError::NoSuchDatabase)));
+        assert!(matches!(
+            access.open("orders"),
+            Err(SqlError::NoSuchDatabase)
+        ));
     }
 
     #[test]
@@ -397,9 +415,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let access = access(dir.path(), &["default"]);
         let conn = access.open("default").ok().unwrap();
-        conn.execute("CREATE TABLE t (v INTEGER)", vec![]).ok().unwrap();
+        conn.execute("CREATE TABLE t (v INTEGER)", vec![])
+            .ok()
+            .unwrap();
         conn.execute("BEGIN", vec![]).ok().unwrap();
-        conn.execute("INSERT INTO t VALUES (1)", vec![]).ok().unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", vec![])
+            .ok()
+            .unwrap();
         drop(conn);
         let conn = access.open("default").ok().unwrap();
         let rows = conn.execute("SELECT count(*) FROM t", vec![]).ok().unwrap();

@@ -151,9 +151,15 @@ mod tests {
 
     #[test]
     fn the_command_line_beats_the_environment_which_beats_the_default() {
-        let decls = decls(&[("a", Some("default"), false), ("b", Some("default"), false), ("c", Some("default"), false)]);
+        let decls = decls(&[
+            ("a", Some("default"), false),
+            ("b", Some("default"), false),
+            ("c", Some("default"), false),
+        ]);
         let cli = vec![("a".to_string(), "cli".to_string())];
-        let env = |name: &str| matches!(name, "SPIN_VARIABLE_A" | "SPIN_VARIABLE_B").then(|| "env".to_string());
+        let env = |name: &str| {
+            matches!(name, "SPIN_VARIABLE_A" | "SPIN_VARIABLE_B").then(|| "env".to_string())
+        };
         let vars = AppVariables::resolve(&decls, &cli, env).unwrap();
         assert_eq!(vars.get("a"), Some("cli"));
         assert_eq!(vars.get("b"), Some("env"));
@@ -162,8 +168,12 @@ mod tests {
 
     #[test]
     fn a_required_variable_without_a_value_names_its_environment_variable() {
-        let err = AppVariables::resolve(&decls(&[("jwt_secret", None, true)]), &[], no_env).unwrap_err();
-        assert!(err.to_string().contains("SPIN_VARIABLE_JWT_SECRET"), "{err}");
+        let err =
+            AppVariables::resolve(&decls(&[("jwt_secret", None, true)]), &[], no_env).unwrap_err();
+        assert!(
+            err.to_string().contains("SPIN_VARIABLE_JWT_SECRET"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -175,8 +185,16 @@ mod tests {
 
     #[test]
     fn templates_render_with_and_without_spaces() {
-        let vars = AppVariables::resolve(&decls(&[("host", Some("h"), false), ("port", Some("1"), false)]), &[], no_env).unwrap();
-        let templates = BTreeMap::from([("url".to_string(), "http://{{ host }}:{{port}}/x".to_string())]);
+        let vars = AppVariables::resolve(
+            &decls(&[("host", Some("h"), false), ("port", Some("1"), false)]),
+            &[],
+            no_env,
+        )
+        .unwrap();
+        let templates = BTreeMap::from([(
+            "url".to_string(),
+            "http://{{ host }}:{{port}}/x".to_string(),
+        )]);
         let rendered = vars.render_component("web", &templates).unwrap();
         assert_eq!(rendered.get("url").unwrap(), "http://h:1/x");
     }
@@ -187,13 +205,22 @@ mod tests {
         let templates = BTreeMap::from([("url".to_string(), "{{ missing }}".to_string())]);
         let err = vars.render_component("web", &templates).unwrap_err();
         let text = format!("{err:#}");
-        assert!(text.contains("component.web.variables") && text.contains("missing"), "{text}");
+        assert!(
+            text.contains("component.web.variables") && text.contains("missing"),
+            "{text}"
+        );
     }
 
     #[test]
     fn a_guest_asking_for_an_undeclared_or_invalid_name_gets_the_matching_error() {
         let vars = ComponentVariables::default();
-        assert!(matches!(vars.get("nothing"), Err(variables::Error::Undefined(_))));
-        assert!(matches!(vars.get("Bad-Name"), Err(variables::Error::InvalidName(_))));
+        assert!(matches!(
+            vars.get("nothing"),
+            Err(variables::Error::Undefined(_))
+        ));
+        assert!(matches!(
+            vars.get("Bad-Name"),
+            Err(variables::Error::InvalidName(_))
+        ));
     }
 }

@@ -63,7 +63,10 @@ impl Db {
 
     /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so two writers never both read
     /// and then collide on the upgrade), committing on `Ok` and rolling back on `Err`.
-    pub fn transaction<T, E: From<StoreError>>(&self, body: impl FnOnce(&Self) -> Result<T, E>) -> Result<T, E> {
+    pub fn transaction<T, E: From<StoreError>>(
+        &self,
+        body: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
         self.exec("BEGIN IMMEDIATE", &[])?;
         match body(self) {
             Ok(value) => {
@@ -98,7 +101,9 @@ impl<'a> Row<'a> {
     pub fn int(&self, index: usize) -> Result<i64, StoreError> {
         match self.value(index)? {
             Value::Integer(i) => Ok(*i),
-            other => Err(StoreError::Corrupt(format!("column {index}: expected an integer, found {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "column {index}: expected an integer, found {other:?}"
+            ))),
         }
     }
 
@@ -112,7 +117,9 @@ impl<'a> Row<'a> {
     pub fn text(&self, index: usize) -> Result<String, StoreError> {
         match self.value(index)? {
             Value::Text(t) => Ok(t.clone()),
-            other => Err(StoreError::Corrupt(format!("column {index}: expected text, found {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "column {index}: expected text, found {other:?}"
+            ))),
         }
     }
 
@@ -141,11 +148,16 @@ mod tests {
 
     #[test]
     fn a_locked_database_is_unavailable() {
-        assert!(matches!(classify("database is locked".into()), StoreError::Unavailable(_)));
+        assert!(matches!(
+            classify("database is locked".into()),
+            StoreError::Unavailable(_)
+        ));
     }
 
     #[test]
     fn other_failures_keep_their_text() {
-        assert!(matches!(classify("no such table: x".into()), StoreError::Query(t) if t == "no such table: x"));
+        assert!(
+            matches!(classify("no such table: x".into()), StoreError::Query(t) if t == "no such table: x")
+        );
     }
 }

@@ -192,7 +192,11 @@ impl Decimal {
         } else if shift > 18 {
             return Some(None);
         } else {
-            format!("{}{}", self.digits, "0".repeat(usize::try_from(shift).ok()?))
+            format!(
+                "{}{}",
+                self.digits,
+                "0".repeat(usize::try_from(shift).ok()?)
+            )
         };
         if digits.is_empty() {
             return Some(Some(0));
@@ -256,7 +260,10 @@ impl Sku {
         if text.is_empty() || text.chars().count() > MAX_SKU_CHARS {
             return Err(SkuError::BadLength);
         }
-        if !text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
             return Err(SkuError::BadCharacter);
         }
         Ok(Some(Self(text.clone())))
@@ -278,7 +285,14 @@ fn integer(value: &Value) -> Option<Option<i64>> {
     Some(text.parse::<i64>().ok())
 }
 
-const PRODUCT_FIELDS: &[&str] = &["name", "description", "price", "stock", "category_id", "sku"];
+const PRODUCT_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "price",
+    "stock",
+    "category_id",
+    "sku",
+];
 
 /// A product to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,7 +339,11 @@ impl<'a> Fields<'a> {
     }
 
     /// The parsed field if present and valid; records the error if present and invalid.
-    fn optional<T, E: fmt::Display>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, E>) -> Option<T> {
+    fn optional<T, E: fmt::Display>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&Value) -> Result<T, E>,
+    ) -> Option<T> {
         let value = self.body.get(name)?;
         match parse(value) {
             Ok(parsed) => Some(parsed),
@@ -336,7 +354,11 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn required<T, E: fmt::Display>(&mut self, name: &str, parse: impl FnOnce(&Value) -> Result<T, E>) -> Option<T> {
+    fn required<T, E: fmt::Display>(
+        &mut self,
+        name: &str,
+        parse: impl FnOnce(&Value) -> Result<T, E>,
+    ) -> Option<T> {
         if !self.body.contains_key(name) {
             self.errors.push(FieldError::new(name, "is required"));
             return None;
@@ -380,7 +402,9 @@ impl ProductPatch {
             sku: fields.optional("sku", Sku::parse),
         };
         if body.is_empty() {
-            fields.errors.push(FieldError::new("", "at least one field is required"));
+            fields
+                .errors
+                .push(FieldError::new("", "at least one field is required"));
         }
         if fields.errors.is_empty() {
             Ok(patch)
@@ -425,7 +449,10 @@ mod tests {
         assert_eq!(price("1e300"), Err(PriceError::TooLarge));
         assert_eq!(price("1e-300"), Err(PriceError::TooPrecise));
         assert_eq!(price("\"12\""), Err(PriceError::NotANumber));
-        assert_eq!(price("99999999999999999999999999"), Err(PriceError::TooLarge));
+        assert_eq!(
+            price("99999999999999999999999999"),
+            Err(PriceError::TooLarge)
+        );
     }
 
     #[test]
@@ -438,7 +465,10 @@ mod tests {
 
     #[test]
     fn a_valid_product_parses_with_defaults() {
-        let p = NewProduct::parse(&object(json!({"name": "  Mug ", "price": 12.5, "stock": 40}))).unwrap();
+        let p = NewProduct::parse(&object(
+            json!({"name": "  Mug ", "price": 12.5, "stock": 40}),
+        ))
+        .unwrap();
         assert_eq!(p.name.as_str(), "Mug");
         assert_eq!(p.description.as_str(), "");
         assert_eq!(p.category_id, None);
@@ -467,10 +497,19 @@ mod tests {
     #[test]
     fn stock_must_be_an_integer_literal_in_range() {
         assert_eq!(Stock::parse(&json!(0)).map(Stock::get), Ok(0));
-        assert_eq!(Stock::parse(&json!(1_000_000_000)).map(Stock::get), Ok(1_000_000_000));
-        assert_eq!(Stock::parse(&json!(1_000_000_001)), Err(StockError::OutOfRange));
+        assert_eq!(
+            Stock::parse(&json!(1_000_000_000)).map(Stock::get),
+            Ok(1_000_000_000)
+        );
+        assert_eq!(
+            Stock::parse(&json!(1_000_000_001)),
+            Err(StockError::OutOfRange)
+        );
         assert_eq!(Stock::parse(&json!(2.5)), Err(StockError::NotAnInteger));
-        assert_eq!(Stock::parse(&serde_json::from_str("1e3").unwrap()), Err(StockError::NotAnInteger));
+        assert_eq!(
+            Stock::parse(&serde_json::from_str("1e3").unwrap()),
+            Err(StockError::NotAnInteger)
+        );
         assert_eq!(Stock::parse(&json!("5")), Err(StockError::NotAnInteger));
     }
 
@@ -487,13 +526,17 @@ mod tests {
     #[test]
     fn names_count_characters_not_bytes() {
         assert!(ProductName::parse(&json!("é".repeat(200))).is_ok());
-        assert_eq!(ProductName::parse(&json!("é".repeat(201))), Err(NameError::TooLong));
+        assert_eq!(
+            ProductName::parse(&json!("é".repeat(201))),
+            Err(NameError::TooLong)
+        );
     }
 
     #[test]
     fn a_patch_needs_at_least_one_field_and_may_clear_nullable_ones() {
         assert!(ProductPatch::parse(&Map::new()).is_err());
-        let patch = ProductPatch::parse(&object(json!({"category_id": null, "sku": null}))).unwrap();
+        let patch =
+            ProductPatch::parse(&object(json!({"category_id": null, "sku": null}))).unwrap();
         assert_eq!(patch.category_id, Some(None));
         assert_eq!(patch.sku, Some(None));
         let patch = ProductPatch::parse(&object(json!({"stock": 25}))).unwrap();

@@ -64,7 +64,9 @@ pub struct Req {
 
 impl Req {
     pub fn new(method: Method, path_with_query: &str, headers: Vec<(String, Vec<u8>)>) -> Self {
-        let (path, query) = path_with_query.split_once('?').unwrap_or((path_with_query, ""));
+        let (path, query) = path_with_query
+            .split_once('?')
+            .unwrap_or((path_with_query, ""));
         let headers = headers
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value))

@@ -23,7 +23,12 @@ pub fn access(entry: &AccessEntry<'_>) {
     line.insert("path".into(), json!(entry.path));
     line.insert("status".into(), json!(entry.status));
     let micros = ctx.started.elapsed().as_micros();
-    line.insert("duration_ms".into(), json!(format!("{}.{:03}", micros / 1000, micros % 1000).parse::<serde_json::Number>().ok()));
+    line.insert(
+        "duration_ms".into(),
+        json!(format!("{}.{:03}", micros / 1000, micros % 1000)
+            .parse::<serde_json::Number>()
+            .ok()),
+    );
     if let Some(sub) = &ctx.sub {
         line.insert("sub".into(), json!(sub));
     }

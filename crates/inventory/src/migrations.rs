@@ -9,7 +9,11 @@ use spin_sdk::sqlite::Value;
 use crate::db::{Db, StoreError};
 
 /// (number, name, SQL), in order. A new migration is a new file and a new line here.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "0001_products", include_str!("../../../migrations/0001_products.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "0001_products",
+    include_str!("../../../migrations/0001_products.sql"),
+)];
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(number, _, _)| *number)
@@ -17,7 +21,9 @@ pub fn latest() -> i64 {
 
 fn user_version(db: &Db) -> Result<i64, StoreError> {
     let result = db.query("PRAGMA user_version", &[])?;
-    let version = crate::db::rows(&result).next().map_or(Ok(0), |row| row.int(0));
+    let version = crate::db::rows(&result)
+        .next()
+        .map_or(Ok(0), |row| row.int(0));
     version
 }
 
@@ -66,7 +72,11 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                 }
             }
             b';' => {
-                if let Some(statement) = sql.get(start..i).map(str::trim).filter(|s| !only_comments(s)) {
+                if let Some(statement) = sql
+                    .get(start..i)
+                    .map(str::trim)
+                    .filter(|s| !only_comments(s))
+                {
                     statements.push(statement);
                 }
                 start = i + 1;
@@ -75,7 +85,11 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         }
         i += 1;
     }
-    if let Some(tail) = sql.get(start..).map(str::trim).filter(|s| !only_comments(s)) {
+    if let Some(tail) = sql
+        .get(start..)
+        .map(str::trim)
+        .filter(|s| !only_comments(s))
+    {
         statements.push(tail);
     }
     statements
@@ -97,7 +111,10 @@ mod tests {
         let sql = "-- a; comment\nCREATE TABLE a (x TEXT DEFAULT ';');\n\nINSERT INTO a VALUES ('b;c');\n-- trailing\n";
         assert_eq!(
             split_statements(sql),
-            vec!["-- a; comment\nCREATE TABLE a (x TEXT DEFAULT ';')", "INSERT INTO a VALUES ('b;c')"]
+            vec![
+                "-- a; comment\nCREATE TABLE a (x TEXT DEFAULT ';')",
+                "INSERT INTO a VALUES ('b;c')"
+            ]
         );
     }
 

@@ -50,7 +50,9 @@ impl Ctx {
     pub fn client_ip(&self) -> Option<&str> {
         let addr = self.client_addr.as_deref()?;
         Some(match addr.rsplit_once(':') {
-            Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => ip.trim_start_matches('[').trim_end_matches(']'),
+            Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                ip.trim_start_matches('[').trim_end_matches(']')
+            }
             _ => addr,
         })
     }
@@ -98,7 +100,9 @@ impl Call<'_> {
             .unwrap_or("");
         match raw.parse::<i64>() {
             Ok(id) if id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
-            _ => Err(ApiError::InvalidRequest(format!("`{name}` must be a positive integer"))),
+            _ => Err(ApiError::InvalidRequest(format!(
+                "`{name}` must be a positive integer"
+            ))),
         }
     }
 
@@ -106,14 +110,22 @@ impl Call<'_> {
     pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
         match serde_json::from_slice::<Value>(&self.req.body) {
             Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::InvalidRequest("the request body must be a JSON object".into())),
-            Err(err) => Err(ApiError::InvalidRequest(format!("the request body is not valid JSON: {err}"))),
+            Ok(_) => Err(ApiError::InvalidRequest(
+                "the request body must be a JSON object".into(),
+            )),
+            Err(err) => Err(ApiError::InvalidRequest(format!(
+                "the request body is not valid JSON: {err}"
+            ))),
         }
     }
 }
 
 /// Runs one request through the pipeline. A component's entry point is one call to this.
-pub async fn serve(incoming: IncomingRequest, component: &'static str, routes: &[Route]) -> Response {
+pub async fn serve(
+    incoming: IncomingRequest,
+    component: &'static str,
+    routes: &[Route],
+) -> Response {
     let method = method_of(&incoming.method());
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
     let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
@@ -137,7 +149,12 @@ pub async fn serve(incoming: IncomingRequest, component: &'static str, routes: &
     into_sdk(resp)
 }
 
-async fn run(incoming: IncomingRequest, req: &mut Req, ctx: &Ctx, routes: &[Route]) -> Result<Resp, ApiError> {
+async fn run(
+    incoming: IncomingRequest,
+    req: &mut Req,
+    ctx: &Ctx,
+    routes: &[Route],
+) -> Result<Resp, ApiError> {
     let (route, params) = match_route(routes, req.method, &req.path)?;
     let _scope = route.scope; // Authorized against the bearer token once the guard lands.
     if req.method.has_body() {
@@ -155,11 +172,20 @@ async fn run(incoming: IncomingRequest, req: &mut Req, ctx: &Ctx, routes: &[Rout
     (route.handler)(&call)
 }
 
-/// Finds the route for a path and method. Parameters come back as byte ranges of the path.
-fn match_route<'r>(routes: &'r [Route], method: Method, path: &str) -> Result<(&'r Route, Vec<(&'static str, (usize, usize))>), ApiError> {
+/// Path parameters by name, as byte ranges of the path.
+type ParamRanges = Vec<(&'static str, (usize, usize))>;
+
+/// Finds the route for a path and method.
+fn match_route<'r>(
+    routes: &'r [Route],
+    method: Method,
+    path: &str,
+) -> Result<(&'r Route, ParamRanges), ApiError> {
     let mut allowed = Vec::new();
     for route in routes {
-        let Some(params) = match_path(route.path, path) else { continue };
+        let Some(params) = match_path(route.path, path) else {
+            continue;
+        };
         if route.method == method {
             return Ok((route, params));
         }
@@ -173,7 +199,7 @@ fn match_route<'r>(routes: &'r [Route], method: Method, path: &str) -> Result<(&
 }
 
 /// Matches `/product/{id}` against `/product/7`; a trailing slash is not the same path.
-fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, (usize, usize))>> {
+fn match_path(pattern: &'static str, path: &str) -> Option<ParamRanges> {
     let mut params = Vec::new();
     let mut pattern_parts = pattern.split('/');
     let mut offset = 0;
@@ -191,7 +217,9 @@ fn match_path(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, (u
 }
 
 async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiError> {
-    let declared = req.header(header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = req
+        .header(header::CONTENT_LENGTH)
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
@@ -201,7 +229,9 @@ async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiE
     let mut body = Vec::new();
     let mut stream = incoming.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| ApiError::InvalidRequest(format!("the request body could not be read: {err:?}")))?;
+        let chunk = chunk.map_err(|err| {
+            ApiError::InvalidRequest(format!("the request body could not be read: {err:?}"))
+        })?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
         }
@@ -248,9 +278,24 @@ mod tests {
     }
 
     const ROUTES: &[Route] = &[
-        Route { method: Method::Get, path: "/product/{id}", scope: None, handler: ok },
-        Route { method: Method::Delete, path: "/product/{id}", scope: None, handler: ok },
-        Route { method: Method::Get, path: "/product", scope: None, handler: ok },
+        Route {
+            method: Method::Get,
+            path: "/product/{id}",
+            scope: None,
+            handler: ok,
+        },
+        Route {
+            method: Method::Delete,
+            path: "/product/{id}",
+            scope: None,
+            handler: ok,
+        },
+        Route {
+            method: Method::Get,
+            path: "/product",
+            scope: None,
+            handler: ok,
+        },
     ];
 
     #[test]
@@ -271,7 +316,13 @@ mod tests {
     #[test]
     fn unknown_paths_are_404() {
         for path in ["/products", "/product/1/x", "/product/", "/"] {
-            assert!(matches!(match_route(ROUTES, Method::Get, path), Err(ApiError::NotFound(_))), "{path}");
+            assert!(
+                matches!(
+                    match_route(ROUTES, Method::Get, path),
+                    Err(ApiError::NotFound(_))
+                ),
+                "{path}"
+            );
         }
     }
 

@@ -87,12 +87,17 @@ impl ApiError {
 
     fn detail(&self) -> String {
         match self {
-            Self::InvalidRequest(d) | Self::NotFound(d) | Self::Conflict(d) | Self::PreconditionFailed(d) => d.clone(),
+            Self::InvalidRequest(d)
+            | Self::NotFound(d)
+            | Self::Conflict(d)
+            | Self::PreconditionFailed(d) => d.clone(),
             Self::Forbidden(d) => d.clone(),
             Self::Validation(errors) => format!("{} field(s) are invalid", errors.len()),
             Self::Unauthorized(_) => "a valid bearer token is required".into(),
             Self::MethodNotAllowed(allow) => format!("allowed methods: {}", allow.join(", ")),
-            Self::PayloadTooLarge(limit) => format!("the request body is larger than {limit} bytes"),
+            Self::PayloadTooLarge(limit) => {
+                format!("the request body is larger than {limit} bytes")
+            }
             Self::UnsupportedMediaType => "the request body must be application/json".into(),
             Self::Unavailable(_) => "the service cannot reach its database".into(),
             Self::Internal(_) => "an unexpected error occurred".into(),
@@ -102,7 +107,9 @@ impl ApiError {
     /// What the access log should say about the failure, when it is not in the response.
     pub fn log_cause(&self) -> Option<&str> {
         match self {
-            Self::Unauthorized(cause) | Self::Unavailable(cause) | Self::Internal(cause) => Some(cause),
+            Self::Unauthorized(cause) | Self::Unavailable(cause) | Self::Internal(cause) => {
+                Some(cause)
+            }
             _ => None,
         }
     }

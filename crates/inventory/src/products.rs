@@ -21,7 +21,8 @@ pub struct Product {
     pub updated_at: String,
 }
 
-const COLUMNS: &str = "id, sku, name, description, price_cents, stock, category_id, version, created_at, updated_at";
+const COLUMNS: &str =
+    "id, sku, name, description, price_cents, stock, category_id, version, created_at, updated_at";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 impl Product {
@@ -43,7 +44,10 @@ impl Product {
 
 fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
     let result = db.query(sql, params)?;
-    let product = rows(&result).next().map(|row| Product::from_row(&row)).transpose();
+    let product = rows(&result)
+        .next()
+        .map(|row| Product::from_row(&row))
+        .transpose();
     product
 }
 
@@ -61,7 +65,9 @@ pub enum WriteOutcome<T> {
     Done(T),
     NotFound,
     /// The product exists at another version than the one the client named.
-    VersionMismatch { current: i64 },
+    VersionMismatch {
+        current: i64,
+    },
 }
 
 /// A stock change for the ledger.
@@ -125,7 +131,11 @@ pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
 }
 
 pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
-    one(db, &format!("SELECT {COLUMNS} FROM products WHERE id = ?"), &[Value::Integer(id)])
+    one(
+        db,
+        &format!("SELECT {COLUMNS} FROM products WHERE id = ?"),
+        &[Value::Integer(id)],
+    )
 }
 
 /// Applies `patch`, bumping the version, if the product exists at one of the `expected`
@@ -200,7 +210,9 @@ pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome
             return Ok(WriteOutcome::NotFound);
         };
         if expected.is_some_and(|versions| !versions.contains(&product.version)) {
-            return Ok(WriteOutcome::VersionMismatch { current: product.version });
+            return Ok(WriteOutcome::VersionMismatch {
+                current: product.version,
+            });
         }
         db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
         Ok(WriteOutcome::Done(()))
@@ -217,7 +229,12 @@ pub struct ListFilter {
 }
 
 /// One page of products ordered by id, and the total matching the filter.
-pub fn list(db: &Db, filter: &ListFilter, page: i64, limit: i64) -> Result<(Vec<Product>, i64), StoreError> {
+pub fn list(
+    db: &Db,
+    filter: &ListFilter,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<Product>, i64), StoreError> {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if let Some(category_id) = filter.category_id {
@@ -238,7 +255,10 @@ pub fn list(db: &Db, filter: &ListFilter, page: i64, limit: i64) -> Result<(Vec<
     } else {
         format!(" WHERE {}", conditions.join(" AND "))
     };
-    let total_result = db.query(&format!("SELECT count(*) FROM products{filter_sql}"), &params)?;
+    let total_result = db.query(
+        &format!("SELECT count(*) FROM products{filter_sql}"),
+        &params,
+    )?;
     let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
     let offset = (page - 1).saturating_mul(limit);
     params.push(Value::Integer(limit));
@@ -247,7 +267,9 @@ pub fn list(db: &Db, filter: &ListFilter, page: i64, limit: i64) -> Result<(Vec<
         &format!("SELECT {COLUMNS} FROM products{filter_sql} ORDER BY id LIMIT ? OFFSET ?"),
         &params,
     )?;
-    let items = rows(&result).map(|row| Product::from_row(&row)).collect::<Result<_, _>>()?;
+    let items = rows(&result)
+        .map(|row| Product::from_row(&row))
+        .collect::<Result<_, _>>()?;
     Ok((items, total))
 }
 
