@@ -167,3 +167,60 @@ fn spin_reserved_paths_answer_before_routing() {
     let info = app.get("/.well-known/spin/info").json();
     assert_eq!(info["name"], "inventory");
 }
+
+#[test]
+fn a_memory_limit_below_the_component_minimum_is_an_error_before_binding() {
+    build_components();
+    let err = up_fails_with(&manifest(), &["--max-memory-mib", "1"]);
+    assert!(
+        err.contains("component `products`") && err.contains("minimum byte size"),
+        "{err}"
+    );
+}
+
+fn misbehave_manifest() -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    let manifest = repo_root().join("tests/fixtures/misbehave/spin.toml");
+    BUILT.get_or_init(|| {
+        let status = Command::new(HOST)
+            .arg("build")
+            .arg("-f")
+            .arg(&manifest)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+    manifest
+}
+
+#[test]
+fn a_trapping_component_gives_a_500_and_a_log_line_and_the_host_keeps_serving() {
+    let app = spawn_app_with(&misbehave_manifest(), &[]);
+    let response = app.request("GET", "/panic", &[("x-request-id", "trap-1")], None);
+    assert_eq!(response.status, 500);
+    assert!(response.body.is_empty());
+    assert_eq!(app.get("/ok").status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !app.stderr().contains("request id trap-1") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let stderr = app.stderr();
+    assert!(
+        stderr.contains("component `misbehave` failed on /panic (request id trap-1)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_request_over_the_timeout_is_stopped_with_a_500_and_the_host_keeps_serving() {
+    let app = spawn_app_with(&misbehave_manifest(), &["--request-timeout", "1"]);
+    let started = std::time::Instant::now();
+    let response = app.request("GET", "/spin", &[("x-request-id", "spin-1")], None);
+    assert_eq!(response.status, 500);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.get("/ok").status, 200);
+}
