@@ -93,7 +93,7 @@ fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let product = products::get(&Db::open()?, id)?.ok_or_else(|| not_found(id))?;
     if let Some(tags) = call.req.header(header::IF_NONE_MATCH) {
-        if etag_list_matches(tags, product.version, true) {
+        if etag_list_matches(tags, product.version) {
             return Ok(Resp::new(304).with_header(header::ETAG, &etag(product.version)));
         }
     }
@@ -151,16 +151,9 @@ fn strong_version(tag: &str) -> Option<i64> {
 }
 
 /// `If-None-Match` uses weak comparison: `W/"4"` matches version 4 too.
-fn etag_list_matches(header: &str, version: i64, weak: bool) -> bool {
+fn etag_list_matches(header: &str, version: i64) -> bool {
     header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || {
-            let tag = if weak {
-                tag.strip_prefix("W/").unwrap_or(tag)
-            } else {
-                tag
-            };
-            strong_version(tag) == Some(version)
-        }
+        tag == "*" || strong_version(tag.strip_prefix("W/").unwrap_or(tag)) == Some(version)
     })
 }
 
@@ -256,12 +249,12 @@ mod tests {
 
     #[test]
     fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
-        assert!(etag_list_matches("\"4\"", 4, true));
-        assert!(etag_list_matches("W/\"4\"", 4, true));
-        assert!(etag_list_matches("\"1\", \"4\"", 4, true));
-        assert!(etag_list_matches("*", 4, true));
-        assert!(!etag_list_matches("\"3\"", 4, true));
-        assert!(!etag_list_matches("4", 4, true));
+        assert!(etag_list_matches("\"4\"", 4));
+        assert!(etag_list_matches("W/\"4\"", 4));
+        assert!(etag_list_matches("\"1\", \"4\"", 4));
+        assert!(etag_list_matches("*", 4));
+        assert!(!etag_list_matches("\"3\"", 4));
+        assert!(!etag_list_matches("4", 4));
     }
 
     #[test]
