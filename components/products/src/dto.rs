@@ -1,33 +1,9 @@
-//! Request bodies and response views of the products API.
+//! Response views of the products API (request bodies are validated by the guard).
 
 use serde::Serialize;
-use serde_json::{Map, Number, Value};
+use serde_json::Number;
 
-use inventory::domain::{NewProduct, ProductPatch};
 use inventory::products::Product;
-use inventory::FieldError;
-
-/// `POST /product`: a JSON object, checked field by field.
-pub struct CreateProductBody(pub Map<String, Value>);
-
-impl TryFrom<CreateProductBody> for NewProduct {
-    type Error = Vec<FieldError>;
-
-    fn try_from(body: CreateProductBody) -> Result<Self, Self::Error> {
-        NewProduct::parse(&body.0)
-    }
-}
-
-/// `PUT`/`PATCH /product/{id}`: the fields to change.
-pub struct UpdateProductBody(pub Map<String, Value>);
-
-impl TryFrom<UpdateProductBody> for ProductPatch {
-    type Error = Vec<FieldError>;
-
-    fn try_from(body: UpdateProductBody) -> Result<Self, Self::Error> {
-        ProductPatch::parse(&body.0)
-    }
-}
 
 /// A product as clients see it.
 #[derive(Serialize)]

@@ -1,11 +1,10 @@
 //! The products routes and their handlers.
 
-use inventory::domain::{NewProduct, ProductPatch};
 use inventory::http::{header, Method};
 use inventory::products::{self, ListFilter, WriteOutcome};
-use inventory::{db::Db, query, ApiError, Call, Resp, Route};
+use inventory::{db::Db, guard, query, ApiError, Call, Resp, Route};
 
-use crate::dto::{CreateProductBody, HealthView, ProductPageView, ProductView, UpdateProductBody};
+use crate::dto::{HealthView, ProductPageView, ProductView};
 
 const READ: Option<&str> = Some("inventory:read");
 const WRITE: Option<&str> = Some("inventory:write");
@@ -82,8 +81,7 @@ fn not_found(id: i64) -> ApiError {
 }
 
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let body = CreateProductBody(call.json_object()?);
-    let new = NewProduct::try_from(body).map_err(ApiError::Validation)?;
+    let new = guard::new_product(&call.req.body)?;
     let product = products::create(&Db::open()?, &new)?;
     let location = format!("/product/{}", product.id);
     Ok(product_response(201, product).with_header(header::LOCATION, &location))
@@ -102,8 +100,7 @@ fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let body = UpdateProductBody(call.json_object()?);
-    let patch = ProductPatch::try_from(body).map_err(ApiError::Validation)?;
+    let patch = guard::product_patch(&call.req.body)?;
     let expected = if_match_versions(call)?;
     match products::update(&Db::open()?, id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => Ok(product_response(200, product)),

@@ -9,6 +9,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::deps::{Dependency, DependencySource};
+use crate::kv::{KeyValueFile, KeyValueStores};
 use crate::manifest::{LoadedManifest, RouteDecl};
 use crate::routes::{Route, Router};
 use crate::runtime_config::RuntimeConfig;
@@ -34,7 +36,10 @@ pub struct LoadedComponent {
     pub pre: ProxyPre<HostState>,
     pub variables: ComponentVariables,
     pub sqlite_databases: Arc<[String]>,
+    pub key_value_stores: Arc<[String]>,
     pub environment: Vec<(String, String)>,
+    /// How many dependency instances a request may create (see `deps`).
+    pub dependency_count: usize,
 }
 
 pub struct App {
@@ -44,6 +49,7 @@ pub struct App {
     pub components: Vec<LoadedComponent>,
     pub router: Router,
     pub databases: Arc<Databases>,
+    pub key_value: Arc<KeyValueStores>,
 }
 
 impl App {
@@ -64,6 +70,7 @@ impl App {
 
         let databases = Arc::new(open_databases(&loaded, &runtime_config, &state_dir)?);
         run_start_statements(&databases, &options.sqlite_statements)?;
+        let key_value = Arc::new(open_key_value_stores(&loaded, &runtime_config, &state_dir)?);
 
         let engine = new_engine(options.max_instances, options.max_memory_bytes)?;
         let linker = new_linker(&engine)?;
@@ -71,9 +78,6 @@ impl App {
         let mut components = Vec::new();
         let mut routes = Vec::new();
         for (id, component) in &manifest.component {
-            if !component.key_value_stores.is_empty() {
-                bail!("`component.{id}.key_value_stores`: key-value stores are not supported by this host yet");
-            }
             let index = components.len();
             for trigger in manifest.trigger.http.iter().filter(|t| &t.component == id) {
                 if let RouteDecl::Path(raw) = &trigger.route {
@@ -84,7 +88,7 @@ impl App {
             }
             let source = loaded.source_path(component);
             let wasm = read_wasm(
-                id,
+                &format!("component `{id}`"),
                 &source,
                 component.build.as_ref().map(|b| b.command.as_str()),
             )?;
@@ -96,7 +100,36 @@ impl App {
                         source.display()
                     )
                 })?;
-            let pre = linker
+            let mut dependencies = Vec::new();
+            for (key, decl) in &component.dependencies {
+                let dep = Dependency::parse(key, decl, component.dependencies_inherit_configuration)
+                    .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
+                let path = match &dep.source {
+                    DependencySource::Path(path) => loaded.dir.join(path),
+                    DependencySource::Component(other) => {
+                        let other = manifest.component.get(other).with_context(|| {
+                            format!("dependency '{key}' of component '{id}': dependency ID '{other}' does not exist")
+                        })?;
+                        loaded.source_path(other)
+                    }
+                };
+                let what = format!("dependency '{key}' of component `{id}`");
+                let wasm = read_wasm(&what, &path, component.build.as_ref().map(|b| b.command.as_str()))?;
+                let dep_component = Component::new(&engine, &wasm)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| format!("{what}: {} is not a valid component", path.display()))?;
+                dependencies.push((dep, dep_component));
+            }
+            let mut component_linker;
+            let linker_for_component = if dependencies.is_empty() {
+                &linker
+            } else {
+                component_linker = linker.clone();
+                component_linker.allow_shadowing(true);
+                crate::deps::link(&engine, id, &compiled, &dependencies, &linker, &mut component_linker)?;
+                &component_linker
+            };
+            let pre = linker_for_component
                 .instantiate_pre(&compiled)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
@@ -110,7 +143,9 @@ impl App {
                 pre,
                 variables: variables.render_component(id, &component.variables)?,
                 sqlite_databases: component.sqlite_databases.clone().into(),
+                key_value_stores: component.key_value_stores.clone().into(),
                 environment: component.environment.clone().into_iter().collect(),
+                dependency_count: dependencies.len(),
             });
         }
         let (router, duplicates) = Router::new(routes);
@@ -137,6 +172,7 @@ impl App {
             components,
             router,
             databases,
+            key_value,
         })
     }
 }
@@ -179,6 +215,47 @@ fn open_databases(
     Ok(databases)
 }
 
+/// The key-value stores the components use. Labels that share a file share one connection.
+fn open_key_value_stores(
+    loaded: &LoadedManifest,
+    config: &RuntimeConfig,
+    state_dir: &Path,
+) -> Result<KeyValueStores> {
+    let mut stores = KeyValueStores::default();
+    let mut files: Vec<(PathBuf, Arc<KeyValueFile>)> = Vec::new();
+    let mut labels: Vec<&String> = loaded
+        .manifest
+        .component
+        .values()
+        .flat_map(|c| &c.key_value_stores)
+        .collect();
+    labels.sort();
+    labels.dedup();
+    for label in labels {
+        let Some(path) = config.key_value_path(label, state_dir)? else {
+            bail!(
+                "unknown key_value_stores label `{label}`: only `default` exists without \
+                 configuration; define `[key_value_store.{label}]` in a runtime config file \
+                 (--runtime-config-file)"
+            );
+        };
+        let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        let file = match files.iter().find(|(p, _)| *p == shown) {
+            Some((_, file)) => Arc::clone(file),
+            None => {
+                if label == "default" {
+                    eprintln!("Storing default key-value data to {shown:?}.");
+                }
+                let file = KeyValueFile::open(&path)?;
+                files.push((shown, Arc::clone(&file)));
+                file
+            }
+        };
+        stores.insert(label.clone(), file);
+    }
+    Ok(stores)
+}
+
 /// `--sqlite @FILE[:LABEL]` runs a file of statements on a database (`default` unless a
 /// label is given); `--sqlite STATEMENT` runs a statement on the default database.
 fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<()> {
@@ -208,7 +285,8 @@ fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<
     Ok(())
 }
 
-fn read_wasm(id: &str, source: &Path, build_command: Option<&str>) -> Result<Vec<u8>> {
+/// Reads a component's wasm; `what` names it in errors ("component `products`").
+fn read_wasm(what: &str, source: &Path, build_command: Option<&str>) -> Result<Vec<u8>> {
     match std::fs::read(source) {
         Ok(bytes) => Ok(bytes),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -217,12 +295,12 @@ fn read_wasm(id: &str, source: &Path, build_command: Option<&str>) -> Result<Vec
                 None => "build it first".to_owned(),
             };
             bail!(
-                "component `{id}`: {} does not exist: {hint}",
+                "{what}: {} does not exist: {hint}",
                 source.display()
             )
         }
         Err(err) => {
-            Err(err).with_context(|| format!("component `{id}`: cannot read {}", source.display()))
+            Err(err).with_context(|| format!("{what}: cannot read {}", source.display()))
         }
     }
 }

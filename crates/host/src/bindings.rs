@@ -7,5 +7,8 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
         "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
+        "fermyon:spin/key-value.store": crate::kv::Store,
+        "wasi:keyvalue/store.bucket": crate::kv::Store,
+        "wasi:keyvalue/atomics.cas": crate::kv::Cas,
     },
 });

@@ -4,6 +4,8 @@
 mod app;
 mod bindings;
 mod builder;
+mod deps;
+mod kv;
 mod manifest;
 mod outbound;
 mod routes;
@@ -11,6 +13,7 @@ mod runtime_config;
 mod server;
 mod sqlite;
 mod state;
+mod token;
 mod variables;
 
 use std::net::SocketAddr;
@@ -41,6 +44,8 @@ enum Command {
     },
     /// Serve the app over HTTP, like `spin up`.
     Up(UpArgs),
+    /// Print an access token the app accepts, signed with its JWT variables (for local use).
+    Token(token::TokenArgs),
 }
 
 #[derive(clap::Args)]
@@ -105,6 +110,16 @@ fn run(cli: Cli) -> Result<()> {
             builder::build_all(&LoadedManifest::load(&manifest_path(&manifest))?)
         }
         Command::Up(args) => up(args),
+        Command::Token(args) => {
+            let loaded = LoadedManifest::load(&manifest_path(&args.manifest))?;
+            let variables = crate::variables::AppVariables::resolve(
+                &loaded.manifest.variables,
+                &args.variables,
+                |name| std::env::var(name).ok(),
+            )?;
+            println!("{}", token::sign(&args, &variables)?);
+            Ok(())
+        }
     }
 }
 

@@ -107,7 +107,42 @@ pub struct Component {
     #[serde(default)]
     pub dependencies_inherit_configuration: bool,
     #[serde(default)]
-    pub dependencies: BTreeMap<String, toml::Value>,
+    pub dependencies: BTreeMap<String, DependencyDecl>,
+}
+
+/// A value of `[component.<id>.dependencies]`: where the component satisfying an import
+/// comes from.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DependencyDecl {
+    /// A registry version range, `"1.2.0"`.
+    Version(String),
+    Table(DependencyTable),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DependencyTable {
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub component: Option<String>,
+    #[serde(default)]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// The dependency's export that satisfies the import, when its name differs.
+    #[serde(default)]
+    pub export: Option<String>,
+    /// Spin 4: per-dependency inheritance, `true`, `false`, or a list of permission sets.
+    #[serde(default)]
+    pub inherit_configuration: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,8 +212,9 @@ fn validate(manifest: &Manifest) -> Result<()> {
         if !component.files.is_empty() {
             bail!("`component.{id}.files`: mounting files is not supported by this host");
         }
-        if !component.dependencies.is_empty() {
-            bail!("`component.{id}.dependencies`: component dependencies are not supported by this host yet");
+        for (key, decl) in &component.dependencies {
+            crate::deps::Dependency::parse(key, decl, component.dependencies_inherit_configuration)
+                .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
         }
         if component.source.trim().is_empty() {
             bail!("`component.{id}.source` is empty");

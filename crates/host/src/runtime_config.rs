@@ -51,7 +51,6 @@ impl RuntimeConfig {
     }
 
     /// The key-value file for `label`: the runtime config's, else Spin's default for `default`.
-    #[allow(dead_code)] // The key-value interface lands with the guard component.
     pub fn key_value_path(&self, label: &str, state_dir: &Path) -> Result<Option<PathBuf>> {
         self.local_path(
             "key_value_store",

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 use crate::app::{App, LoadedComponent};
 use crate::outbound::OutboundHttp;
 use crate::routes::RouteMatch;
+use crate::kv::KeyValueAccess;
 use crate::sqlite::SqliteAccess;
 use crate::state::HostState;
 
@@ -224,9 +225,14 @@ impl Trigger {
                 Arc::clone(&self.app.databases),
                 Arc::clone(&component.sqlite_databases),
             ),
+            key_value: KeyValueAccess::new(
+                Arc::clone(&self.app.key_value),
+                Arc::clone(&component.key_value_stores),
+            ),
             variables: component.variables.clone(),
             outbound: OutboundHttp,
             limits: StoreLimitsBuilder::new().instances(64).build(),
+            dependencies: vec![None; component.dependency_count],
         };
         let mut store = Store::new(&self.app.engine, state);
         store.limiter(HostState::limiter);

@@ -113,6 +113,11 @@ impl SqliteAccess {
         Self { databases, granted }
     }
 
+    /// No database at all.
+    pub fn denied() -> Self {
+        Self::new(Arc::default(), Arc::from(Vec::new()))
+    }
+
     fn open(&self, label: &str) -> Result<Connection, SqlError> {
         if !self.granted.iter().any(|g| g == label) {
             return Err(SqlError::AccessDenied);

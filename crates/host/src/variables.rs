@@ -71,8 +71,8 @@ impl AppVariables {
         })
     }
 
-    #[cfg(test)]
-    fn get(&self, name: &str) -> Option<&str> {
+    /// An application variable's resolved value.
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 }

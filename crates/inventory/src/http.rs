@@ -14,7 +14,10 @@ pub mod header {
     pub const IF_NONE_MATCH: &str = "if-none-match";
     pub const LINK: &str = "link";
     pub const LOCATION: &str = "location";
+    pub const RATE_LIMIT: &str = "ratelimit";
+    pub const RATE_LIMIT_POLICY: &str = "ratelimit-policy";
     pub const REQUEST_ID: &str = "x-request-id";
+    pub const RETRY_AFTER: &str = "retry-after";
     pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
     pub const WWW_AUTHENTICATE: &str = "www-authenticate";
 }

@@ -2,7 +2,8 @@
 //! pipeline, problem+json errors, the domain types and the repository over Spin SQLite.
 
 pub mod db;
-pub mod domain;
+pub mod guard;
+pub use inventory_domain as domain;
 pub mod http;
 pub mod log;
 pub mod migrations;

@@ -1,12 +1,16 @@
 //! The request pipeline. One function fixes the order of the stages for every component:
 //!
 //! 1. request context (request id, start time, client address);
-//! 2. rate limit (the guard's counters; next issue);
-//! 3. route match: 404 for an unknown path, 405 with `Allow` for a wrong method;
-//! 4. authentication and authorization of the route's scope (the guard; next issue);
-//! 5. body: size limit, media type, read;
-//! 6. the handler;
-//! 7. the response, errors rendered as problem+json, then one access-log line.
+//! 2. route match; an open route (`scope: None`, i.e. `/health`) skips 3 to 6;
+//! 3. rate limit: the guard counts the request against the token's subject, or the client
+//!    address when there is no valid token; every request counts, failed ones too; 429;
+//! 4. the route match's own failure: 404, or 405 with `Allow`;
+//! 5. authentication: the guard verifies the bearer token; 401 with `WWW-Authenticate`;
+//! 6. authorization: the route's scope; 403;
+//! 7. body: size limit, media type, read (the handler has the guard validate it);
+//! 8. the handler;
+//! 9. the response, errors rendered as problem+json, with the `RateLimit` headers, then one
+//!    access-log line.
 
 use std::time::Instant;
 
@@ -14,6 +18,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use spin_sdk::http::{IncomingRequest, Method as SdkMethod, Response};
 
+use crate::guard::{self, Decision, Principal};
 use crate::http::{header, Method, Req, Resp};
 use crate::problem::ApiError;
 
@@ -29,6 +34,8 @@ pub struct Ctx {
     pub component: &'static str,
     /// The authenticated subject, once known.
     pub sub: Option<String>,
+    /// The rate limiter's decision, once made; reported in the `RateLimit` headers.
+    pub rate: Option<Decision>,
 }
 
 impl Ctx {
@@ -43,6 +50,7 @@ impl Ctx {
             client_addr: req.last_header(header::SPIN_CLIENT_ADDR).map(str::to_owned),
             component,
             sub: None,
+            rate: None,
         }
     }
 
@@ -129,8 +137,8 @@ pub async fn serve(
     let method = method_of(&incoming.method());
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
     let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
-    let ctx = Ctx::new(&req, component);
-    let result = run(incoming, &mut req, &ctx, routes).await;
+    let mut ctx = Ctx::new(&req, component);
+    let result = run(incoming, &mut req, &mut ctx, routes).await;
     let (resp, error) = match result {
         Ok(resp) => (resp, None),
         Err(err) => {
@@ -138,7 +146,17 @@ pub async fn serve(
             (err.into_response(&ctx.request_id), cause)
         }
     };
-    let resp = resp.with_header(header::REQUEST_ID, &ctx.request_id);
+    let mut resp = resp.with_header(header::REQUEST_ID, &ctx.request_id);
+    if let Some(rate) = &ctx.rate {
+        resp.set_header(
+            header::RATE_LIMIT_POLICY,
+            &format!("\"default\";q={};w={}", rate.limit, rate.window),
+        );
+        resp.set_header(
+            header::RATE_LIMIT,
+            &format!("\"default\";r={};t={}", rate.remaining, rate.reset),
+        );
+    }
     crate::log::access(&crate::log::AccessEntry {
         ctx: &ctx,
         method: method.as_str(),
@@ -152,11 +170,43 @@ pub async fn serve(
 async fn run(
     incoming: IncomingRequest,
     req: &mut Req,
-    ctx: &Ctx,
+    ctx: &mut Ctx,
     routes: &[Route],
 ) -> Result<Resp, ApiError> {
-    let (route, params) = match_route(routes, req.method, &req.path)?;
-    let _scope = route.scope; // Authorized against the bearer token once the guard lands.
+    let matched = match_route(routes, req.method, &req.path);
+    let open = matches!(&matched, Ok((route, _)) if route.scope.is_none());
+    let mut principal = None;
+    if !open {
+        // The token is verified before counting, so a valid token is counted per subject
+        // wherever the client connects from.
+        principal = bearer_token(req).map(guard::verify);
+        let client = match &principal {
+            Some(Ok(principal)) => format!("sub:{}", principal.subject),
+            _ => match ctx.client_ip() {
+                Some(ip) => format!("ip:{ip}"),
+                // Failing open here would let a client without an address go unlimited.
+                None => {
+                    return Err(ApiError::Internal(
+                        "no client address to rate-limit by (spin-client-addr)".into(),
+                    ))
+                }
+            },
+        };
+        let rate = guard::check_rate(&client)?;
+        let (allowed, retry_after) = (rate.allowed, rate.reset);
+        ctx.rate = Some(rate);
+        if !allowed {
+            return Err(ApiError::RateLimited { retry_after });
+        }
+    }
+    let (route, params) = matched?;
+    if let Some(scope) = route.scope {
+        let principal = principal
+            .unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
+        ctx.sub = Some(principal.subject.clone());
+        authorize(&principal, scope)?;
+    }
+    let ctx: &Ctx = ctx;
     if req.method.has_body() {
         req.body = read_body(incoming, req).await?;
     }
@@ -170,6 +220,27 @@ async fn run(
             .collect(),
     };
     (route.handler)(&call)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+fn bearer_token(req: &Req) -> Option<&str> {
+    let value = req.header(header::AUTHORIZATION)?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// 403 unless the token carries the route's scope.
+fn authorize(principal: &Principal, scope: &str) -> Result<(), ApiError> {
+    if principal.scopes.iter().any(|s| s == scope) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this operation needs the scope `{scope}`"
+        )))
+    }
 }
 
 /// Path parameters by name, as byte ranges of the path.

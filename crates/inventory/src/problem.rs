@@ -5,21 +5,7 @@ use serde_json::json;
 use crate::db::StoreError;
 use crate::http::{header, Resp};
 
-/// One broken field of a request body or query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
-        Self {
-            field: field.into(),
-            message: message.to_string(),
-        }
-    }
-}
+pub use inventory_domain::FieldError;
 
 /// Everything a request can fail with. Only this type renders error responses.
 #[derive(Debug)]
@@ -44,6 +30,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     /// 415.
     UnsupportedMediaType,
+    /// 429: over the rate limit; the client may retry after this many seconds.
+    RateLimited { retry_after: u64 },
     /// 503: a dependency (the database) does not answer.
     Unavailable(String),
     /// 500: the whole cause is logged; the client gets a generic body.
@@ -63,6 +51,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
             Self::Validation(_) => 422,
+            Self::RateLimited { .. } => 429,
             Self::Internal(_) => 500,
             Self::Unavailable(_) => 503,
         }
@@ -80,6 +69,7 @@ impl ApiError {
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
             Self::Unavailable(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
@@ -99,7 +89,10 @@ impl ApiError {
                 format!("the request body is larger than {limit} bytes")
             }
             Self::UnsupportedMediaType => "the request body must be application/json".into(),
-            Self::Unavailable(_) => "the service cannot reach its database".into(),
+            Self::RateLimited { retry_after } => {
+                format!("the rate limit is used up; retry in {retry_after} s")
+            }
+            Self::Unavailable(_) => "a store the service needs does not answer; retry later".into(),
             Self::Internal(_) => "an unexpected error occurred".into(),
         }
     }
@@ -136,6 +129,9 @@ impl ApiError {
         match self {
             Self::MethodNotAllowed(allow) => resp.set_header(header::ALLOW, &allow.join(", ")),
             Self::Unauthorized(_) => resp.set_header(header::WWW_AUTHENTICATE, "Bearer"),
+            Self::RateLimited { retry_after } => {
+                resp.set_header(header::RETRY_AFTER, &retry_after.to_string());
+            }
             _ => {}
         }
         resp

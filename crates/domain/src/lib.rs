@@ -5,7 +5,22 @@ use std::fmt;
 
 use serde_json::{Map, Number, Value};
 
-use crate::problem::FieldError;
+
+/// One broken field of a request body or query; the message is what a client sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl ToString) -> Self {
+        Self {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
 
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 2000;

@@ -1,0 +1,48 @@
+//! The guard: the shared component library every HTTP component imports (`wit/guard.wit`).
+//!
+//! It verifies bearer tokens, validates request bodies and counts requests against the rate
+//! limit. It reads its configuration from the importing component's variables and counts in
+//! its key-value store, which it inherits through `dependencies_inherit_configuration`.
+
+// `export!` expands to the ABI glue, which is `unsafe`.
+#![allow(unsafe_code)]
+
+mod auth;
+mod config;
+mod limit;
+mod validation;
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "inventory:guard/guard",
+});
+
+use exports::inventory::guard::auth::{AuthError, Principal};
+use exports::inventory::guard::rate_limit::{Decision, RateLimitError};
+use exports::inventory::guard::validation::{NewProduct, ProductPatch, ValidationError};
+
+struct Guard;
+
+impl exports::inventory::guard::auth::Guest for Guard {
+    fn verify(token: String) -> Result<Principal, AuthError> {
+        auth::verify(&token)
+    }
+}
+
+impl exports::inventory::guard::validation::Guest for Guard {
+    fn validate_new_product(body: Vec<u8>) -> Result<NewProduct, ValidationError> {
+        validation::new_product(&body)
+    }
+
+    fn validate_product_patch(body: Vec<u8>) -> Result<ProductPatch, ValidationError> {
+        validation::product_patch(&body)
+    }
+}
+
+impl exports::inventory::guard::rate_limit::Guest for Guard {
+    fn check(client: String) -> Result<Decision, RateLimitError> {
+        limit::check(&client)
+    }
+}
+
+export!(Guard);
