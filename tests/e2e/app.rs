@@ -41,6 +41,9 @@ pub fn build_components() {
 /// A running app. Killed when dropped.
 pub struct TestApp {
     pub addr: String,
+    /// The bearer token sent with every request that names no `authorization` of its own:
+    /// every scope, subject `tester`, from the host's `token` command. `None` sends none.
+    pub auth: Option<String>,
     child: Child,
     pub state_dir: tempfile::TempDir,
     stdout: Arc<Mutex<String>>,
@@ -51,8 +54,31 @@ pub fn spawn_app() -> TestApp {
     spawn_app_with(&manifest(), &[])
 }
 
+/// A token from the host's own `token` command for `manifest`, with the app's `--variable`s.
+pub fn cli_token(manifest: &Path, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(HOST)
+        .args(["token", "-f"])
+        .arg(manifest)
+        .args(args)
+        .output()
+        .expect("run the host's token command");
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
 pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     build_components();
+    let variables: Vec<&str> = extra_args
+        .windows(2)
+        .filter(|w| w[0] == "--variable")
+        .flat_map(|w| w.iter().copied())
+        .collect();
+    let mut token_args = vec!["--sub", "tester"];
+    token_args.extend(variables);
+    let auth = cli_token(manifest, &token_args).ok();
     let state_dir = tempfile::tempdir().expect("temp dir");
     let mut command = Command::new(HOST);
     command
@@ -97,6 +123,7 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     });
     TestApp {
         addr,
+        auth,
         child,
         state_dir,
         stdout,
@@ -200,6 +227,12 @@ impl TestApp {
             .uri(self.url(path));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
+        }
+        let names_auth = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
+        if let (false, Some(token)) = (names_auth, &self.auth) {
+            builder = builder.header("authorization", format!("Bearer {token}"));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

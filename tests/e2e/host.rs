@@ -8,13 +8,19 @@ use std::time::Duration;
 use crate::app::{build_components, manifest, repo_root, spawn_app, spawn_app_with, HOST};
 
 /// Writes a manifest beside the real one's build output, with `edit` applied to its text.
-fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+pub fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
     let text = std::fs::read_to_string(manifest()).unwrap();
     let source = repo_root().join("target/wasm32-wasip2/release/inventory_products.wasm");
-    let text = text.replace(
-        "source = \"target/wasm32-wasip2/release/inventory_products.wasm\"",
-        &format!("source = {:?}", source.to_str().unwrap()),
-    );
+    let guard = repo_root().join("target/wasm32-wasip2/release/inventory_guard.wasm");
+    let text = text
+        .replace(
+            "source = \"target/wasm32-wasip2/release/inventory_products.wasm\"",
+            &format!("source = {:?}", source.to_str().unwrap()),
+        )
+        .replace(
+            "path = \"target/wasm32-wasip2/release/inventory_guard.wasm\"",
+            &format!("path = {:?}", guard.to_str().unwrap()),
+        );
     let path = dir.join("spin.toml");
     std::fs::write(&path, edit(text)).unwrap();
     path
@@ -92,7 +98,10 @@ fn an_undefined_store_or_variable_is_an_error_before_binding() {
     );
 
     let variable = edited_manifest(dir.path(), |t| {
-        t.replace("[component.products.build]", "[component.products.variables]\nsecret = \"{{ no_such_variable }}\"\n\n[component.products.build]")
+        t.replace(
+            "[component.products.variables]\n",
+            "[component.products.variables]\nsecret = \"{{ no_such_variable }}\"\n",
+        )
     });
     let err = up_fails_with(&variable, &[]);
     assert!(err.contains("no_such_variable"), "{err}");
@@ -223,4 +232,38 @@ fn a_request_over_the_timeout_is_stopped_with_a_500_and_the_host_keeps_serving()
         started.elapsed()
     );
     assert_eq!(app.get("/ok").status, 200);
+}
+
+#[test]
+fn a_dependency_that_matches_no_import_or_is_missing_is_an_error_before_binding() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    let unmatched = edited_manifest(dir.path(), |t| {
+        t.replace("\"inventory:guard\" = {", "\"inventory:other\" = {")
+    });
+    let err = up_fails_with(&unmatched, &[]);
+    assert!(
+        err.contains(
+            "dependency 'inventory:other' doesn't match any imports of component 'products'"
+        ),
+        "{err}"
+    );
+
+    let missing = edited_manifest(dir.path(), |t| {
+        t.replace("inventory_guard.wasm", "no_such_guard.wasm")
+    });
+    let err = up_fails_with(&missing, &[]);
+    assert!(
+        err.contains("no_such_guard.wasm") && err.contains("inventory-guard"),
+        "{err}"
+    );
+
+    let registry = edited_manifest(dir.path(), |t| {
+        t.replace(
+            "\"inventory:guard\" = { path = ",
+            "\"inventory:guard\" = \"0.1.0\"\n\"inventory:unused\" = { path = ",
+        )
+    });
+    let err = up_fails_with(&registry, &[]);
+    assert!(err.contains("registry"), "{err}");
 }

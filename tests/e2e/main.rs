@@ -11,5 +11,6 @@
 
 mod app;
 mod common;
+mod guard;
 mod host;
 mod products;

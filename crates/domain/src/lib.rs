@@ -5,7 +5,6 @@ use std::fmt;
 
 use serde_json::{Map, Number, Value};
 
-
 /// One broken field of a request body or query; the message is what a client sees.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {

@@ -102,8 +102,9 @@ impl App {
                 })?;
             let mut dependencies = Vec::new();
             for (key, decl) in &component.dependencies {
-                let dep = Dependency::parse(key, decl, component.dependencies_inherit_configuration)
-                    .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
+                let dep =
+                    Dependency::parse(key, decl, component.dependencies_inherit_configuration)
+                        .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
                 let path = match &dep.source {
                     DependencySource::Path(path) => loaded.dir.join(path),
                     DependencySource::Component(other) => {
@@ -114,10 +115,16 @@ impl App {
                     }
                 };
                 let what = format!("dependency '{key}' of component `{id}`");
-                let wasm = read_wasm(&what, &path, component.build.as_ref().map(|b| b.command.as_str()))?;
+                let wasm = read_wasm(
+                    &what,
+                    &path,
+                    component.build.as_ref().map(|b| b.command.as_str()),
+                )?;
                 let dep_component = Component::new(&engine, &wasm)
                     .map_err(anyhow::Error::from)
-                    .with_context(|| format!("{what}: {} is not a valid component", path.display()))?;
+                    .with_context(|| {
+                        format!("{what}: {} is not a valid component", path.display())
+                    })?;
                 dependencies.push((dep, dep_component));
             }
             let mut component_linker;
@@ -126,7 +133,14 @@ impl App {
             } else {
                 component_linker = linker.clone();
                 component_linker.allow_shadowing(true);
-                crate::deps::link(&engine, id, &compiled, &dependencies, &linker, &mut component_linker)?;
+                crate::deps::link(
+                    &engine,
+                    id,
+                    &compiled,
+                    &dependencies,
+                    &linker,
+                    &mut component_linker,
+                )?;
                 &component_linker
             };
             let pre = linker_for_component
@@ -294,14 +308,9 @@ fn read_wasm(what: &str, source: &Path, build_command: Option<&str>) -> Result<V
                 Some(command) => format!("build it with `{command}`, or run `up --build`"),
                 None => "build it first".to_owned(),
             };
-            bail!(
-                "{what}: {} does not exist: {hint}",
-                source.display()
-            )
+            bail!("{what}: {} does not exist: {hint}", source.display())
         }
-        Err(err) => {
-            Err(err).with_context(|| format!("{what}: cannot read {}", source.display()))
-        }
+        Err(err) => Err(err).with_context(|| format!("{what}: cannot read {}", source.display())),
     }
 }
 

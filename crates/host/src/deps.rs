@@ -49,9 +49,11 @@ impl DependencyName {
         };
         let well_formed = |part: &str| {
             !part.is_empty()
-                && part
-                    .split('-')
-                    .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+                && part.split('-').all(|w| {
+                    !w.is_empty()
+                        && w.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                })
         };
         let (namespace, pkg) = package.split_once(':').unwrap_or(("", package));
         ensure!(
@@ -72,8 +74,14 @@ impl DependencyName {
             return false;
         };
         import.package == self.package
-            && self.interface.as_ref().is_none_or(|i| Some(i) == import.interface.as_ref())
-            && self.version.as_ref().is_none_or(|v| Some(v) == import.version.as_ref())
+            && self
+                .interface
+                .as_ref()
+                .is_none_or(|i| Some(i) == import.interface.as_ref())
+            && self
+                .version
+                .as_ref()
+                .is_none_or(|v| Some(v) == import.version.as_ref())
     }
 }
 
@@ -207,7 +215,9 @@ pub fn link(
                 )
             };
             let export_ty = dep_ty.get_export(engine, &export).ok_or_else(missing)?.ty;
-            let export_index = component.get_export_index(None, &export).ok_or_else(missing)?;
+            let export_index = component
+                .get_export_index(None, &export)
+                .ok_or_else(missing)?;
             let incompatible = |what: &str| {
                 anyhow::anyhow!(
                     "dependency '{}' exports '{export}' which is not compatible with import \
@@ -215,8 +225,10 @@ pub fn link(
                     dep.key
                 )
             };
-            let (ComponentItem::ComponentInstance(import_ty), ComponentItem::ComponentInstance(export_ty)) =
-                (&import_ty, &export_ty)
+            let (
+                ComponentItem::ComponentInstance(import_ty),
+                ComponentItem::ComponentInstance(export_ty),
+            ) = (&import_ty, &export_ty)
             else {
                 bail!(incompatible("only interface imports can be satisfied"));
             };
@@ -260,7 +272,10 @@ pub fn link(
 }
 
 fn same_signature(a: &ComponentFunc, b: &ComponentFunc) -> bool {
-    a.params().map(|(_, ty)| ty).eq(b.params().map(|(_, ty)| ty)) && a.results().eq(b.results())
+    a.params()
+        .map(|(_, ty)| ty)
+        .eq(b.params().map(|(_, ty)| ty))
+        && a.results().eq(b.results())
 }
 
 /// One forwarded function: which dependency instance, and which of its exports.
@@ -329,7 +344,13 @@ mod tests {
 
     #[test]
     fn malformed_keys_are_refused() {
-        for key in ["guard", "inventory:", "Inventory:guard", "inventory:guard@1.0", "a:b/"] {
+        for key in [
+            "guard",
+            "inventory:",
+            "Inventory:guard",
+            "inventory:guard@1.0",
+            "a:b/",
+        ] {
             assert!(DependencyName::parse(key).is_err(), "{key}");
         }
     }
@@ -346,8 +367,12 @@ mod tests {
     fn sources_this_host_cannot_fetch_are_refused_by_name() {
         let err = Dependency::parse("a:b", &decl("\"1.0.0\""), true).unwrap_err();
         assert!(err.to_string().contains("registry"), "{err}");
-        let err = Dependency::parse("a:b", &decl("{ url = \"https://x\", digest = \"sha256:0\" }"), true)
-            .unwrap_err();
+        let err = Dependency::parse(
+            "a:b",
+            &decl("{ url = \"https://x\", digest = \"sha256:0\" }"),
+            true,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("URL"), "{err}");
     }
 
@@ -355,10 +380,19 @@ mod tests {
     fn inheritance_comes_from_the_component_or_the_dependency_but_not_both() {
         let d = Dependency::parse("a:b", &decl("{ path = \"x.wasm\" }"), true).unwrap();
         assert!(d.inherit);
-        let d = Dependency::parse("a:b", &decl("{ path = \"x.wasm\", inherit_configuration = true }"), false)
-            .unwrap();
+        let d = Dependency::parse(
+            "a:b",
+            &decl("{ path = \"x.wasm\", inherit_configuration = true }"),
+            false,
+        )
+        .unwrap();
         assert!(d.inherit);
-        assert!(Dependency::parse("a:b", &decl("{ path = \"x.wasm\", inherit_configuration = true }"), true).is_err());
+        assert!(Dependency::parse(
+            "a:b",
+            &decl("{ path = \"x.wasm\", inherit_configuration = true }"),
+            true
+        )
+        .is_err());
         let d = Dependency::parse("a:b", &decl("{ component = \"guard\" }"), false).unwrap();
         assert!(!d.inherit);
         assert_eq!(d.source, DependencySource::Component("guard".into()));
@@ -366,7 +400,17 @@ mod tests {
 
     #[test]
     fn an_export_rename_needs_an_interface_key() {
-        assert!(Dependency::parse("a:b", &decl("{ path = \"x.wasm\", export = \"c:d/e\" }"), true).is_err());
-        assert!(Dependency::parse("a:b/e", &decl("{ path = \"x.wasm\", export = \"c:d/e\" }"), true).is_ok());
+        assert!(Dependency::parse(
+            "a:b",
+            &decl("{ path = \"x.wasm\", export = \"c:d/e\" }"),
+            true
+        )
+        .is_err());
+        assert!(Dependency::parse(
+            "a:b/e",
+            &decl("{ path = \"x.wasm\", export = \"c:d/e\" }"),
+            true
+        )
+        .is_ok());
     }
 }

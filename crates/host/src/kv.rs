@@ -33,9 +33,8 @@ impl KeyValueFile {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the directory {}", dir.display()))?;
         }
-        let conn = rusqlite::Connection::open(path).with_context(|| {
-            format!("cannot open the key-value database {}", path.display())
-        })?;
+        let conn = rusqlite::Connection::open(path)
+            .with_context(|| format!("cannot open the key-value database {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL with NORMAL sync: a commit is an append without fsync, so a counter increment
         // costs microseconds; a power cut may lose the last commits, never corrupt the file.
@@ -140,7 +139,12 @@ fn read(conn: &rusqlite::Connection, store: &str, key: &str) -> rusqlite::Result
         .optional()
 }
 
-fn write(conn: &rusqlite::Connection, store: &str, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+fn write(
+    conn: &rusqlite::Connection,
+    store: &str,
+    key: &str,
+    value: &[u8],
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
@@ -272,7 +276,10 @@ impl v2::HostStore for HostState {
             .map_err(v2::Error::Other))
     }
 
-    fn get_keys(&mut self, this: Resource<Store>) -> wasmtime::Result<Result<Vec<String>, v2::Error>> {
+    fn get_keys(
+        &mut self,
+        this: Resource<Store>,
+    ) -> wasmtime::Result<Result<Vec<String>, v2::Error>> {
         let s = self.kv_store(&this)?;
         Ok(s.file.keys(&s.label).map_err(v2::Error::Other))
     }
@@ -414,7 +421,10 @@ impl atomics::HostCas for HostState {
         }
     }
 
-    fn current(&mut self, this: Resource<Cas>) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+    fn current(
+        &mut self,
+        this: Resource<Cas>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
         Ok(Ok(self.table.get(&this)?.current.clone()))
     }
 
@@ -501,7 +511,10 @@ mod tests {
     fn concurrent_increments_from_two_connections_are_all_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("kv.db");
-        let files = [KeyValueFile::open(&path).unwrap(), KeyValueFile::open(&path).unwrap()];
+        let files = [
+            KeyValueFile::open(&path).unwrap(),
+            KeyValueFile::open(&path).unwrap(),
+        ];
         std::thread::scope(|scope| {
             for f in &files {
                 scope.spawn(move || {
@@ -542,9 +555,15 @@ mod tests {
         let (_dir, f) = file();
         let mut stores = KeyValueStores::default();
         stores.insert("default".into(), f);
-        let access = KeyValueAccess::new(Arc::new(stores), Arc::from(vec!["default".to_owned(), "ghost".to_owned()]));
+        let access = KeyValueAccess::new(
+            Arc::new(stores),
+            Arc::from(vec!["default".to_owned(), "ghost".to_owned()]),
+        );
         assert!(access.open("default").is_ok());
-        assert!(matches!(access.open("private"), Err(OpenError::AccessDenied)));
+        assert!(matches!(
+            access.open("private"),
+            Err(OpenError::AccessDenied)
+        ));
         assert!(matches!(access.open("ghost"), Err(OpenError::NoSuchStore)));
     }
 }

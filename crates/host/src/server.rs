@@ -22,9 +22,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::app::{App, LoadedComponent};
+use crate::kv::KeyValueAccess;
 use crate::outbound::OutboundHttp;
 use crate::routes::RouteMatch;
-use crate::kv::KeyValueAccess;
 use crate::sqlite::SqliteAccess;
 use crate::state::HostState;
 

@@ -49,7 +49,10 @@ pub fn new_product(body: &[u8]) -> Result<NewProduct, ApiError> {
     let mut fields = Map::new();
     fields.insert("name".into(), p.name.into());
     fields.insert("description".into(), p.description.into());
-    fields.insert("price".into(), Price::from_cents(p.price_cents).to_json().into());
+    fields.insert(
+        "price".into(),
+        Price::from_cents(p.price_cents).to_json().into(),
+    );
     fields.insert("stock".into(), p.stock.into());
     fields.insert("category_id".into(), p.category_id.into());
     fields.insert("sku".into(), p.sku.into());

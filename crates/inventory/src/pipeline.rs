@@ -201,8 +201,8 @@ async fn run(
     }
     let (route, params) = matched?;
     if let Some(scope) = route.scope {
-        let principal = principal
-            .unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
+        let principal =
+            principal.unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
         ctx.sub = Some(principal.subject.clone());
         authorize(&principal, scope)?;
     }
