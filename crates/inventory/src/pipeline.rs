@@ -15,7 +15,6 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use serde_json::{Map, Value};
 use spin_sdk::http::{IncomingRequest, Method as SdkMethod, Response};
 
 use crate::guard::{self, Decision, Principal};
@@ -110,19 +109,6 @@ impl Call<'_> {
             Ok(id) if id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
             _ => Err(ApiError::InvalidRequest(format!(
                 "`{name}` must be a positive integer"
-            ))),
-        }
-    }
-
-    /// The body as a JSON object: 400 if it is not JSON, or not an object.
-    pub fn json_object(&self) -> Result<Map<String, Value>, ApiError> {
-        match serde_json::from_slice::<Value>(&self.req.body) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(ApiError::InvalidRequest(
-                "the request body must be a JSON object".into(),
-            )),
-            Err(err) => Err(ApiError::InvalidRequest(format!(
-                "the request body is not valid JSON: {err}"
             ))),
         }
     }
