@@ -10,17 +10,12 @@ use crate::app::{build_components, manifest, repo_root, spawn_app, spawn_app_wit
 /// Writes a manifest beside the real one's build output, with `edit` applied to its text.
 pub fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
     let text = std::fs::read_to_string(manifest()).unwrap();
-    let source = repo_root().join("target/wasm32-wasip2/release/inventory_products.wasm");
-    let guard = repo_root().join("target/wasm32-wasip2/release/inventory_guard.wasm");
-    let text = text
-        .replace(
-            "source = \"target/wasm32-wasip2/release/inventory_products.wasm\"",
-            &format!("source = {:?}", source.to_str().unwrap()),
-        )
-        .replace(
-            "path = \"target/wasm32-wasip2/release/inventory_guard.wasm\"",
-            &format!("path = {:?}", guard.to_str().unwrap()),
-        );
+    // Every component and dependency path points at the real build output.
+    let out = repo_root().join("target/wasm32-wasip2/release");
+    let text = text.replace(
+        "\"target/wasm32-wasip2/release/",
+        &format!("\"{}/", out.to_str().unwrap()),
+    );
     let path = dir.join("spin.toml");
     std::fs::write(&path, edit(text)).unwrap();
     path

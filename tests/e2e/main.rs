@@ -14,3 +14,4 @@ mod common;
 mod guard;
 mod host;
 mod products;
+mod stock;

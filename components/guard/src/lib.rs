@@ -19,7 +19,9 @@ wit_bindgen::generate!({
 
 use exports::inventory::guard::auth::{AuthError, Principal};
 use exports::inventory::guard::rate_limit::{Decision, RateLimitError};
-use exports::inventory::guard::validation::{NewProduct, ProductPatch, ValidationError};
+use exports::inventory::guard::validation::{
+    BatchDeduct, Deduct, NewProduct, ProductPatch, Restock, ValidationError,
+};
 
 struct Guard;
 
@@ -36,6 +38,18 @@ impl exports::inventory::guard::validation::Guest for Guard {
 
     fn validate_product_patch(body: Vec<u8>) -> Result<ProductPatch, ValidationError> {
         validation::product_patch(&body)
+    }
+
+    fn validate_deduct(body: Vec<u8>) -> Result<Deduct, ValidationError> {
+        validation::deduct(&body)
+    }
+
+    fn validate_restock(body: Vec<u8>) -> Result<Restock, ValidationError> {
+        validation::restock(&body)
+    }
+
+    fn validate_batch_deduct(body: Vec<u8>) -> Result<BatchDeduct, ValidationError> {
+        validation::batch_deduct(&body)
     }
 }
 

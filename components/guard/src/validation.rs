@@ -1,10 +1,12 @@
 //! Body validation: the domain's parsers, every broken field reported at once.
 
+use inventory_domain::stock;
 use inventory_domain::{FieldError, NewProduct as Product, ProductPatch as Patch};
 use serde_json::{Map, Value};
 
 use crate::exports::inventory::guard::validation::{
-    FieldError as WitFieldError, NewProduct, ProductPatch, ValidationError,
+    BatchDeduct, Deduct, DeductLine, FieldError as WitFieldError, NewProduct, ProductPatch,
+    Restock, ValidationError,
 };
 
 pub fn new_product(body: &[u8]) -> Result<NewProduct, ValidationError> {
@@ -28,6 +30,38 @@ pub fn product_patch(body: &[u8]) -> Result<ProductPatch, ValidationError> {
         stock: patch.stock.map(|s| s.get()),
         category_id: patch.category_id.map(|c| c.map(|c| c.get())),
         sku: patch.sku.map(|s| s.map(|s| s.as_str().to_owned())),
+    })
+}
+
+pub fn deduct(body: &[u8]) -> Result<Deduct, ValidationError> {
+    let d = stock::Deduct::parse(&object(body)?).map_err(fields)?;
+    Ok(Deduct {
+        quantity: d.quantity.get(),
+        order_id: d.order_id.as_str().to_owned(),
+    })
+}
+
+pub fn restock(body: &[u8]) -> Result<Restock, ValidationError> {
+    let r = stock::Restock::parse(&object(body)?).map_err(fields)?;
+    Ok(Restock {
+        quantity: r.quantity.get(),
+        order_id: r.order_id.map(|o| o.as_str().to_owned()),
+        reason: r.reason.as_str().to_owned(),
+    })
+}
+
+pub fn batch_deduct(body: &[u8]) -> Result<BatchDeduct, ValidationError> {
+    let b = stock::BatchDeduct::parse(&object(body)?).map_err(fields)?;
+    Ok(BatchDeduct {
+        order_id: b.order_id.as_str().to_owned(),
+        lines: b
+            .lines
+            .iter()
+            .map(|line| DeductLine {
+                product_id: line.product_id.get(),
+                quantity: line.quantity.get(),
+            })
+            .collect(),
     })
 }
 

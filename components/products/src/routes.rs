@@ -1,63 +1,60 @@
 //! The products routes and their handlers.
 
 use inventory::http::{header, Method};
+use inventory::paging::{bad_param, int_param, page_links, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE};
 use inventory::products::{self, ListFilter, WriteOutcome};
-use inventory::{db::Db, guard, query, ApiError, Call, Resp, Route};
+use inventory::{db::Db, guard, query, Access, ApiError, Call, Resp, Route};
 
 use crate::dto::{HealthView, ProductPageView, ProductView};
 
-const READ: Option<&str> = Some("inventory:read");
-const WRITE: Option<&str> = Some("inventory:write");
+const READ: Access = Access::AnyOf(&["inventory:read"]);
+const WRITE: Access = Access::AnyOf(&["inventory:write"]);
 
 pub const ROUTES: &[Route] = &[
     Route {
         method: Method::Get,
         path: "/health",
-        scope: None,
+        access: Access::Open,
         handler: get_health,
     },
     Route {
         method: Method::Get,
         path: "/product",
-        scope: READ,
+        access: READ,
         handler: list_products,
     },
     Route {
         method: Method::Post,
         path: "/product",
-        scope: WRITE,
+        access: WRITE,
         handler: create_product,
     },
     Route {
         method: Method::Get,
         path: "/product/{id}",
-        scope: READ,
+        access: READ,
         handler: get_product,
     },
     Route {
         method: Method::Put,
         path: "/product/{id}",
-        scope: WRITE,
+        access: WRITE,
         handler: update_product,
     },
     Route {
         method: Method::Patch,
         path: "/product/{id}",
-        scope: WRITE,
+        access: WRITE,
         handler: update_product,
     },
     Route {
         method: Method::Delete,
         path: "/product/{id}",
-        scope: WRITE,
+        access: WRITE,
         handler: delete_product,
     },
 ];
 
-const DEFAULT_LIMIT: i64 = 10;
-const MAX_LIMIT: i64 = 100;
-/// Beyond this a page number is a mistake, and `page * limit` must not overflow.
-const MAX_PAGE: i64 = 10_000_000;
 const MAX_QUERY_CHARS: usize = 200;
 
 fn get_health(_call: &Call<'_>) -> Result<Resp, ApiError> {
@@ -194,7 +191,7 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
         }
     }
     let (items, total) = products::list(&Db::open()?, &filter, page, limit)?;
-    let links = page_links(&pairs, page, limit, total);
+    let links = page_links("/product", &pairs, page, limit, total);
     let view = ProductPageView {
         items: items.into_iter().map(ProductView::from).collect(),
         page,
@@ -202,42 +199,6 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
         total,
     };
     Ok(Resp::json(200, &view).with_header(header::LINK, &links))
-}
-
-fn bad_param(key: &str, message: &str) -> ApiError {
-    ApiError::InvalidRequest(format!("query parameter `{key}` {message}"))
-}
-
-fn int_param(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ApiError> {
-    let ok = value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty();
-    match value.parse::<i64>() {
-        Ok(n) if ok && (min..=max).contains(&n) => Ok(n),
-        _ => Err(bad_param(
-            key,
-            &format!("must be an integer from {min} to {max}"),
-        )),
-    }
-}
-
-/// RFC 8288 links to the first, previous, next and last pages, keeping the filters.
-fn page_links(pairs: &[(String, String)], page: i64, limit: i64, total: i64) -> String {
-    let last = ((total + limit - 1) / limit).max(1);
-    let filters: String = pairs
-        .iter()
-        .filter(|(k, _)| k != "page" && k != "limit")
-        .map(|(k, v)| format!("&{}={}", query::encode(k), query::encode(v)))
-        .collect();
-    let link =
-        |p: i64, rel: &str| format!("</product?page={p}&limit={limit}{filters}>; rel=\"{rel}\"");
-    let mut links = vec![link(1, "first")];
-    if page > 1 {
-        links.push(link((page - 1).min(last), "prev"));
-    }
-    if page < last {
-        links.push(link(page + 1, "next"));
-    }
-    links.push(link(last, "last"));
-    links.join(", ")
 }
 
 #[cfg(test)]
@@ -252,48 +213,5 @@ mod tests {
         assert!(etag_list_matches("*", 4));
         assert!(!etag_list_matches("\"3\"", 4));
         assert!(!etag_list_matches("4", 4));
-    }
-
-    #[test]
-    fn links_keep_filters_and_stop_at_the_ends() {
-        let pairs = vec![
-            ("q".to_string(), "blue mug".to_string()),
-            ("page".to_string(), "2".to_string()),
-        ];
-        let links = page_links(&pairs, 2, 10, 25);
-        assert!(
-            links.contains("</product?page=1&limit=10&q=blue%20mug>; rel=\"first\""),
-            "{links}"
-        );
-        assert!(
-            links.contains("rel=\"prev\"") && links.contains("rel=\"next\""),
-            "{links}"
-        );
-        assert!(
-            links.contains("</product?page=3&limit=10&q=blue%20mug>; rel=\"last\""),
-            "{links}"
-        );
-        let single = page_links(&[], 1, 10, 0);
-        assert!(
-            !single.contains("prev") && !single.contains("next"),
-            "{single}"
-        );
-    }
-
-    #[test]
-    fn integer_parameters_are_strict() {
-        assert_eq!(int_param("page", "3", 1, 10).unwrap(), 3);
-        for bad in [
-            "0",
-            "11",
-            "-1",
-            "+1",
-            "1.0",
-            "",
-            "x",
-            "99999999999999999999",
-        ] {
-            assert!(int_param("page", bad, 1, 10).is_err(), "{bad}");
-        }
     }
 }

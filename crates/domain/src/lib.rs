@@ -289,7 +289,8 @@ impl Sku {
 }
 
 /// A JSON integer literal: `None` if not an integer at all, `Some(None)` if out of i64.
-fn integer(value: &Value) -> Option<Option<i64>> {
+/// `None` if `value` is not an integer literal; `Some(None)` if it is one outside `i64`.
+pub(crate) fn integer(value: &Value) -> Option<Option<i64>> {
     let number = value.as_number()?;
     let text = number.to_string();
     let digits = text.strip_prefix('-').unwrap_or(&text);
@@ -337,23 +338,24 @@ impl ProductPatch {
 }
 
 /// Collects every field's failure instead of stopping at the first.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     body: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+    pub(crate) errors: Vec<FieldError>,
 }
 
 impl<'a> Fields<'a> {
-    fn new(body: &'a Map<String, Value>) -> Self {
+    /// Starts with an error for every member of `body` not in `known`.
+    pub(crate) fn new(body: &'a Map<String, Value>, known: &[&str]) -> Self {
         let errors = body
             .keys()
-            .filter(|key| !PRODUCT_FIELDS.contains(&key.as_str()))
+            .filter(|key| !known.contains(&key.as_str()))
             .map(|key| FieldError::new(key.clone(), "is not a known field"))
             .collect();
         Self { body, errors }
     }
 
     /// The parsed field if present and valid; records the error if present and invalid.
-    fn optional<T, E: fmt::Display>(
+    pub(crate) fn optional<T, E: fmt::Display>(
         &mut self,
         name: &str,
         parse: impl FnOnce(&Value) -> Result<T, E>,
@@ -368,7 +370,7 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn required<T, E: fmt::Display>(
+    pub(crate) fn required<T, E: fmt::Display>(
         &mut self,
         name: &str,
         parse: impl FnOnce(&Value) -> Result<T, E>,
@@ -383,7 +385,7 @@ impl<'a> Fields<'a> {
 
 impl NewProduct {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body);
+        let mut fields = Fields::new(body, PRODUCT_FIELDS);
         let name = fields.required("name", ProductName::parse);
         let description = fields.optional("description", Description::parse);
         let price = fields.required("price", Price::parse);
@@ -406,7 +408,7 @@ impl NewProduct {
 
 impl ProductPatch {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body);
+        let mut fields = Fields::new(body, PRODUCT_FIELDS);
         let patch = Self {
             name: fields.optional("name", ProductName::parse),
             description: fields.optional("description", Description::parse),
@@ -427,6 +429,9 @@ impl ProductPatch {
         }
     }
 }
+
+// After `error_texts!`, which it uses.
+pub mod stock;
 
 #[cfg(test)]
 mod tests {

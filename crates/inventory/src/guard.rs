@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::stock::{BatchDeduct, Deduct, Restock};
 use crate::domain::{NewProduct, Price, ProductPatch};
 use crate::problem::{ApiError, FieldError};
 
@@ -79,6 +80,41 @@ pub fn product_patch(body: &[u8]) -> Result<ProductPatch, ApiError> {
     put("category_id", p.category_id.map(Value::from));
     put("sku", p.sku.map(Value::from));
     ProductPatch::parse(&fields).map_err(disagreement)
+}
+
+/// `POST /product/{id}/deduct`.
+pub fn deduct(body: &[u8]) -> Result<Deduct, ApiError> {
+    let d = validation::validate_deduct(body).map_err(rejected)?;
+    let mut fields = Map::new();
+    fields.insert("quantity".into(), d.quantity.into());
+    fields.insert("order_id".into(), d.order_id.into());
+    Deduct::parse(&fields).map_err(disagreement)
+}
+
+/// `POST /product/{id}/restock`.
+pub fn restock(body: &[u8]) -> Result<Restock, ApiError> {
+    let r = validation::validate_restock(body).map_err(rejected)?;
+    let mut fields = Map::new();
+    fields.insert("quantity".into(), r.quantity.into());
+    if let Some(order_id) = r.order_id {
+        fields.insert("order_id".into(), order_id.into());
+    }
+    fields.insert("reason".into(), r.reason.into());
+    Restock::parse(&fields).map_err(disagreement)
+}
+
+/// `POST /stock/deduct`.
+pub fn batch_deduct(body: &[u8]) -> Result<BatchDeduct, ApiError> {
+    let b = validation::validate_batch_deduct(body).map_err(rejected)?;
+    let lines: Vec<Value> = b
+        .lines
+        .into_iter()
+        .map(|l| serde_json::json!({"product_id": l.product_id, "quantity": l.quantity}))
+        .collect();
+    let mut fields = Map::new();
+    fields.insert("order_id".into(), b.order_id.into());
+    fields.insert("lines".into(), lines.into());
+    BatchDeduct::parse(&fields).map_err(disagreement)
 }
 
 fn rejected(err: ValidationError) -> ApiError {

@@ -9,11 +9,18 @@ use spin_sdk::sqlite::Value;
 use crate::db::{Db, StoreError};
 
 /// (number, name, SQL), in order. A new migration is a new file and a new line here.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "0001_products",
-    include_str!("../../../migrations/0001_products.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "0001_products",
+        include_str!("../../../migrations/0001_products.sql"),
+    ),
+    (
+        2,
+        "0002_idempotency",
+        include_str!("../../../migrations/0002_idempotency.sql"),
+    ),
+];
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(number, _, _)| *number)

@@ -1,12 +1,12 @@
 //! The request pipeline. One function fixes the order of the stages for every component:
 //!
 //! 1. request context (request id, start time, client address);
-//! 2. route match; an open route (`scope: None`, i.e. `/health`) skips 3 to 6;
+//! 2. route match; an open route (`Access::Open`, i.e. `/health`) skips 3 to 6;
 //! 3. rate limit: the guard counts the request against the token's subject, or the client
 //!    address when there is no valid token; every request counts, failed ones too; 429;
 //! 4. the route match's own failure: 404, or 405 with `Allow`;
 //! 5. authentication: the guard verifies the bearer token; 401 with `WWW-Authenticate`;
-//! 6. authorization: the route's scope; 403;
+//! 6. authorization: one of the route's scopes; 403;
 //! 7. body: size limit, media type, read (the handler has the guard validate it);
 //! 8. the handler;
 //! 9. the response, errors rendered as problem+json, with the `RateLimit` headers, then one
@@ -80,12 +80,20 @@ fn new_request_id() -> String {
 
 pub type Handler = fn(&Call<'_>) -> Result<Resp, ApiError>;
 
-/// One route of a component: method, path pattern (`/product/{id}`), required scope.
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, uncounted: no token, no rate limit (`/health`).
+    Open,
+    /// A valid token carrying at least one of these scopes.
+    AnyOf(&'static [&'static str]),
+}
+
+/// One route of a component: method, path pattern (`/product/{id}`), who may call it.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
-    /// The JWT scope the route needs; `None` for open routes such as `/health`.
-    pub scope: Option<&'static str>,
+    pub access: Access,
     pub handler: Handler,
 }
 
@@ -160,7 +168,7 @@ async fn run(
     routes: &[Route],
 ) -> Result<Resp, ApiError> {
     let matched = match_route(routes, req.method, &req.path);
-    let open = matches!(&matched, Ok((route, _)) if route.scope.is_none());
+    let open = matches!(&matched, Ok((route, _)) if route.access == Access::Open);
     let mut principal = None;
     if !open {
         // The token is verified before counting, so a valid token is counted per subject
@@ -186,11 +194,11 @@ async fn run(
         }
     }
     let (route, params) = matched?;
-    if let Some(scope) = route.scope {
+    if let Access::AnyOf(scopes) = route.access {
         let principal =
             principal.unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
         ctx.sub = Some(principal.subject.clone());
-        authorize(&principal, scope)?;
+        authorize(&principal, scopes)?;
     }
     let ctx: &Ctx = ctx;
     if req.method.has_body() {
@@ -218,13 +226,18 @@ fn bearer_token(req: &Req) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// 403 unless the token carries the route's scope.
-fn authorize(principal: &Principal, scope: &str) -> Result<(), ApiError> {
-    if principal.scopes.iter().any(|s| s == scope) {
+/// 403 unless the token carries one of the route's scopes.
+fn authorize(principal: &Principal, scopes: &[&str]) -> Result<(), ApiError> {
+    if principal
+        .scopes
+        .iter()
+        .any(|s| scopes.contains(&s.as_str()))
+    {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(
-            "this operation needs the scope `{scope}`"
+            "this operation needs the scope `{}`",
+            scopes.join("` or `")
         )))
     }
 }
@@ -338,19 +351,19 @@ mod tests {
         Route {
             method: Method::Get,
             path: "/product/{id}",
-            scope: None,
+            access: Access::Open,
             handler: ok,
         },
         Route {
             method: Method::Delete,
             path: "/product/{id}",
-            scope: None,
+            access: Access::Open,
             handler: ok,
         },
         Route {
             method: Method::Get,
             path: "/product",
-            scope: None,
+            access: Access::Open,
             handler: ok,
         },
     ];

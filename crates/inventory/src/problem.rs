@@ -7,6 +7,14 @@ use crate::http::{header, Resp};
 
 pub use inventory_domain::FieldError;
 
+/// One short line of a batch deduct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    pub product_id: i64,
+    pub requested: i64,
+    pub available: i64,
+}
+
 /// Everything a request can fail with. Only this type renders error responses.
 #[derive(Debug)]
 pub enum ApiError {
@@ -24,6 +32,12 @@ pub enum ApiError {
     MethodNotAllowed(Vec<&'static str>),
     /// 409.
     Conflict(String),
+    /// 409: not enough stock for one product; nothing changed.
+    InsufficientStock { requested: i64, available: i64 },
+    /// 409: a batch with short lines, every one of them listed; nothing changed.
+    InsufficientStockLines(Vec<Shortfall>),
+    /// 422: an `Idempotency-Key` reused for another request.
+    IdempotencyConflict,
     /// 412: `If-Match` named a version that is no longer current.
     PreconditionFailed(String),
     /// 413.
@@ -46,7 +60,10 @@ impl ApiError {
             Self::Forbidden(_) => 403,
             Self::NotFound(_) => 404,
             Self::MethodNotAllowed(_) => 405,
-            Self::Conflict(_) => 409,
+            Self::Conflict(_)
+            | Self::InsufficientStock { .. }
+            | Self::InsufficientStockLines(_) => 409,
+            Self::IdempotencyConflict => 422,
             Self::PreconditionFailed(_) => 412,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
@@ -66,6 +83,10 @@ impl ApiError {
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::InsufficientStock { .. } | Self::InsufficientStockLines(_) => {
+                ("insufficient-stock", "Insufficient stock")
+            }
+            Self::IdempotencyConflict => ("idempotency-conflict", "Idempotency key reused"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
@@ -83,6 +104,17 @@ impl ApiError {
             | Self::PreconditionFailed(d) => d.clone(),
             Self::Forbidden(d) => d.clone(),
             Self::Validation(errors) => format!("{} field(s) are invalid", errors.len()),
+            Self::InsufficientStock {
+                requested,
+                available,
+            } => format!("{requested} requested, {available} available; nothing was deducted"),
+            Self::InsufficientStockLines(lines) => format!(
+                "{} line(s) cannot be served; nothing was deducted",
+                lines.len()
+            ),
+            Self::IdempotencyConflict => "this Idempotency-Key was used for a different request; \
+                 use a new key for a new request"
+                .into(),
             Self::Unauthorized(_) => "a valid bearer token is required".into(),
             Self::MethodNotAllowed(allow) => format!("allowed methods: {}", allow.join(", ")),
             Self::PayloadTooLarge(limit) => {
@@ -117,12 +149,33 @@ impl ApiError {
             "detail": self.detail(),
             "request_id": request_id,
         });
-        if let (Self::Validation(errors), Some(object)) = (&self, body.as_object_mut()) {
-            let errors: Vec<_> = errors
-                .iter()
-                .map(|e| json!({"field": e.field, "message": e.message}))
-                .collect();
-            object.insert("errors".into(), errors.into());
+        if let Some(object) = body.as_object_mut() {
+            match &self {
+                Self::Validation(errors) => {
+                    let errors: Vec<_> = errors
+                        .iter()
+                        .map(|e| json!({"field": e.field, "message": e.message}))
+                        .collect();
+                    object.insert("errors".into(), errors.into());
+                }
+                Self::InsufficientStock {
+                    requested,
+                    available,
+                } => {
+                    object.insert("requested".into(), json!(requested));
+                    object.insert("available".into(), json!(available));
+                }
+                Self::InsufficientStockLines(lines) => {
+                    let lines: Vec<_> = lines
+                        .iter()
+                        .map(|l| {
+                            json!({"product_id": l.product_id, "requested": l.requested, "available": l.available})
+                        })
+                        .collect();
+                    object.insert("lines".into(), lines.into());
+                }
+                _ => {}
+            }
         }
         let mut resp = Resp::json(status, &body);
         resp.set_header(header::CONTENT_TYPE, "application/problem+json");

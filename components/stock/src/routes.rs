@@ -1,0 +1,231 @@
+//! The stock routes and their handlers.
+
+use inventory::domain::MAX_STOCK;
+use inventory::http::{header, Method};
+use inventory::idempotency::{self, IdempotencyKey};
+use inventory::paging::{bad_param, int_param, page_links, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE};
+use inventory::stock::{self, BatchOutcome, Context, StockOutcome};
+use inventory::{db::Db, guard, products, query, Access, ApiError, Call, Resp, Route};
+
+use crate::dto::{
+    BatchDeductedView, DeductedLineView, DeductedView, MovementPageView, MovementView,
+    RestockedView,
+};
+
+const DEDUCT: Access = Access::AnyOf(&["stock:deduct"]);
+/// A restock is the order service's compensation for a cancelled order, or a stock
+/// correction by someone who may edit the catalogue.
+const RESTOCK: Access = Access::AnyOf(&["stock:deduct", "inventory:write"]);
+const READ: Access = Access::AnyOf(&["inventory:read"]);
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Post,
+        path: "/product/{id}/deduct",
+        access: DEDUCT,
+        handler: deduct_stock,
+    },
+    Route {
+        method: Method::Post,
+        path: "/stock/deduct",
+        access: DEDUCT,
+        handler: deduct_stock_batch,
+    },
+    Route {
+        method: Method::Post,
+        path: "/product/{id}/restock",
+        access: RESTOCK,
+        handler: restock_product,
+    },
+    Route {
+        method: Method::Get,
+        path: "/product/{id}/movements",
+        access: READ,
+        handler: list_movements,
+    },
+];
+
+/// The parts of a stock write every handler needs: the key, its owner and the fingerprint.
+struct Idempotent {
+    key: IdempotencyKey,
+    subject: String,
+    fingerprint: String,
+}
+
+impl Idempotent {
+    fn of(call: &Call<'_>) -> Result<Self, ApiError> {
+        Ok(Self {
+            key: IdempotencyKey::from_request(call.req)?,
+            subject: call.ctx.sub.clone().ok_or_else(|| {
+                ApiError::Internal("a stock write reached its handler unauthenticated".into())
+            })?,
+            fingerprint: idempotency::fingerprint(call.req),
+        })
+    }
+
+    fn run(
+        &self,
+        call: &Call<'_>,
+        operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
+    ) -> Result<Resp, ApiError> {
+        let db = Db::open()?;
+        idempotency::run_once(
+            &db,
+            &self.subject,
+            &self.key,
+            &self.fingerprint,
+            &call.ctx.request_id,
+            |db| {
+                operation(
+                    db,
+                    &Context {
+                        order_id: None,
+                        idempotency_key: Some(self.key.as_str()),
+                    },
+                )
+            },
+        )
+    }
+}
+
+/// `POST /product/{id}/deduct` `{"quantity", "order_id"}`.
+fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
+    let id = call.id("id")?;
+    let once = Idempotent::of(call)?;
+    let request = guard::deduct(&call.req.body)?;
+    let (quantity, order_id) = (request.quantity.get(), request.order_id.as_str());
+    once.run(call, |db, context| {
+        let context = Context {
+            order_id: Some(order_id),
+            ..*context
+        };
+        match stock::deduct(db, id, quantity, &context)? {
+            StockOutcome::Done { stock } => Ok(Resp::json(
+                200,
+                &DeductedView {
+                    product_id: id,
+                    stock,
+                    deducted: quantity,
+                    order_id,
+                },
+            )),
+            StockOutcome::NotFound => Err(not_found(id)),
+            StockOutcome::Refused { current } => Err(ApiError::InsufficientStock {
+                requested: quantity,
+                available: current,
+            }),
+        }
+    })
+}
+
+/// `POST /stock/deduct` `{"order_id", "lines": [{"product_id", "quantity"}]}`: all or none.
+fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
+    let once = Idempotent::of(call)?;
+    let request = guard::batch_deduct(&call.req.body)?;
+    let order_id = request.order_id.as_str();
+    once.run(call, |db, context| {
+        let context = Context {
+            order_id: Some(order_id),
+            ..*context
+        };
+        match stock::deduct_batch(db, &request.lines, &context)? {
+            BatchOutcome::Done(done) => {
+                let lines = done
+                    .into_iter()
+                    .zip(&request.lines)
+                    .map(|((product_id, stock), line)| DeductedLineView {
+                        product_id,
+                        stock,
+                        deducted: line.quantity.get(),
+                    })
+                    .collect();
+                Ok(Resp::json(200, &BatchDeductedView { order_id, lines }))
+            }
+            BatchOutcome::NotFound(ids) => Err(ApiError::NotFound(format!(
+                "no product with id {}; nothing was deducted",
+                ids.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            BatchOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
+        }
+    })
+}
+
+/// `POST /product/{id}/restock` `{"quantity", "order_id"?, "reason"?}`.
+fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
+    let id = call.id("id")?;
+    let once = Idempotent::of(call)?;
+    let request = guard::restock(&call.req.body)?;
+    let quantity = request.quantity.get();
+    let order_id = request.order_id.as_ref().map(|o| o.as_str());
+    let reason = request.reason.as_str();
+    once.run(call, |db, context| {
+        let context = Context {
+            order_id,
+            ..*context
+        };
+        match stock::restock(db, id, quantity, reason, &context)? {
+            StockOutcome::Done { stock } => Ok(Resp::json(
+                200,
+                &RestockedView {
+                    product_id: id,
+                    stock,
+                    restocked: quantity,
+                    order_id,
+                    reason,
+                },
+            )),
+            StockOutcome::NotFound => Err(not_found(id)),
+            StockOutcome::Refused { current } => Err(ApiError::Conflict(format!(
+                "the stock would exceed {MAX_STOCK} (it is {current}); nothing was restocked"
+            ))),
+        }
+    })
+}
+
+/// `GET /product/{id}/movements?page&limit`: the ledger, newest first.
+fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
+    let id = call.id("id")?;
+    let pairs = query::parse(&call.req.query).ok_or_else(|| {
+        ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
+    })?;
+    let mut page = 1;
+    let mut limit = DEFAULT_LIMIT;
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in &pairs {
+        if seen.contains(&key.as_str()) {
+            return Err(bad_param(key, "may be given only once"));
+        }
+        seen.push(key);
+        match key.as_str() {
+            "page" => page = int_param(key, value, 1, MAX_PAGE)?,
+            "limit" => limit = int_param(key, value, 1, MAX_LIMIT)?,
+            _ => return Err(bad_param(key, "is not a known parameter (page, limit)")),
+        }
+    }
+    let db = Db::open()?;
+    if products::get(&db, id)?.is_none() {
+        return Err(not_found(id));
+    }
+    let (entries, total) = stock::movements(&db, id, page, limit)?;
+    let view = MovementPageView {
+        items: entries.into_iter().map(MovementView::from).collect(),
+        page,
+        limit,
+        total,
+    };
+    let links = page_links(
+        &format!("/product/{id}/movements"),
+        &pairs,
+        page,
+        limit,
+        total,
+    );
+    Ok(Resp::json(200, &view).with_header(header::LINK, &links))
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::NotFound(format!("no product with id {id}"))
+}

@@ -1,0 +1,319 @@
+//! Stock requests from the order service: deduct, batch deduct, restock.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::{integer, FieldError, Fields};
+
+pub const MAX_QUANTITY: i64 = 1_000_000;
+pub const MAX_ORDER_ID_CHARS: usize = 128;
+pub const MAX_REASON_CHARS: usize = 64;
+pub const MAX_BATCH_LINES: usize = 100;
+/// The reason a restock is recorded with when the client gives none.
+pub const DEFAULT_RESTOCK_REASON: &str = "restock";
+
+error_texts!(QuantityError {
+    NotAnInteger => "must be an integer",
+    OutOfRange => "must be between 1 and 1000000",
+});
+
+error_texts!(OrderIdError {
+    NotAString => "must be a string",
+    BadLength => "must be 1 to 128 characters",
+    BadCharacter => "must not contain control characters",
+});
+
+error_texts!(ReasonError {
+    NotAString => "must be a string",
+    BadLength => "must be 1 to 64 characters",
+    BadCharacter => "may contain only a-z 0-9 - _",
+});
+
+error_texts!(ProductIdError {
+    NotAnInteger => "must be an integer",
+    OutOfRange => "must be at least 1",
+});
+
+error_texts!(LinesError {
+    NotAList => "must be a list of {\"product_id\", \"quantity\"} objects",
+    BadLength => "must have 1 to 100 lines",
+});
+
+/// How many units to deduct or restock: 1 to 1,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub fn parse(value: &Value) -> Result<Self, QuantityError> {
+        match integer(value).ok_or(QuantityError::NotAnInteger)? {
+            Some(n) if (1..=MAX_QUANTITY).contains(&n) => Ok(Self(n)),
+            _ => Err(QuantityError::OutOfRange),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// The order a stock change belongs to: 1 to 128 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderId(String);
+
+impl OrderId {
+    pub fn parse(value: &Value) -> Result<Self, OrderIdError> {
+        let text = value.as_str().ok_or(OrderIdError::NotAString)?;
+        if !(1..=MAX_ORDER_ID_CHARS).contains(&text.chars().count()) {
+            return Err(OrderIdError::BadLength);
+        }
+        if text.chars().any(char::is_control) {
+            return Err(OrderIdError::BadCharacter);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why stock came back, for the ledger: `order-cancelled`, `returned`, `restock`...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestockReason(String);
+
+impl RestockReason {
+    pub fn parse(value: &Value) -> Result<Self, ReasonError> {
+        let text = value.as_str().ok_or(ReasonError::NotAString)?;
+        if !(1..=MAX_REASON_CHARS).contains(&text.len()) {
+            return Err(ReasonError::BadLength);
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(ReasonError::BadCharacter);
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RestockReason {
+    fn default() -> Self {
+        Self(DEFAULT_RESTOCK_REASON.to_owned())
+    }
+}
+
+/// A product id in a request body: an integer of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProductId(i64);
+
+impl ProductId {
+    pub fn parse(value: &Value) -> Result<Self, ProductIdError> {
+        match integer(value).ok_or(ProductIdError::NotAnInteger)? {
+            Some(n) if n >= 1 => Ok(Self(n)),
+            _ => Err(ProductIdError::OutOfRange),
+        }
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// `POST /product/{id}/deduct`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deduct {
+    pub quantity: Quantity,
+    pub order_id: OrderId,
+}
+
+impl Deduct {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, &["quantity", "order_id"]);
+        let quantity = fields.required("quantity", Quantity::parse);
+        let order_id = fields.required("order_id", OrderId::parse);
+        match (quantity, order_id) {
+            (Some(quantity), Some(order_id)) if fields.errors.is_empty() => {
+                Ok(Self { quantity, order_id })
+            }
+            _ => Err(fields.errors),
+        }
+    }
+}
+
+/// `POST /product/{id}/restock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restock {
+    pub quantity: Quantity,
+    pub order_id: Option<OrderId>,
+    pub reason: RestockReason,
+}
+
+impl Restock {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, &["quantity", "order_id", "reason"]);
+        let quantity = fields.required("quantity", Quantity::parse);
+        let order_id = fields.optional("order_id", OrderId::parse);
+        let reason = fields.optional("reason", RestockReason::parse);
+        match quantity {
+            Some(quantity) if fields.errors.is_empty() => Ok(Self {
+                quantity,
+                order_id,
+                reason: reason.unwrap_or_default(),
+            }),
+            _ => Err(fields.errors),
+        }
+    }
+}
+
+/// One line of a batch deduct.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeductLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+/// `POST /stock/deduct`: every line or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDeduct {
+    pub order_id: OrderId,
+    /// 1 to 100 lines, each product at most once.
+    pub lines: Vec<DeductLine>,
+}
+
+impl BatchDeduct {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, &["order_id", "lines"]);
+        let order_id = fields.required("order_id", OrderId::parse);
+        let raw_lines = fields.required("lines", |value| match value.as_array() {
+            None => Err(LinesError::NotAList),
+            Some(lines) if !(1..=MAX_BATCH_LINES).contains(&lines.len()) => {
+                Err(LinesError::BadLength)
+            }
+            Some(lines) => Ok(lines.clone()),
+        });
+        let mut lines = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (index, raw) in raw_lines.iter().flatten().enumerate() {
+            let name = |field: &str| format!("lines[{index}].{field}");
+            let Some(line) = raw.as_object() else {
+                fields.errors.push(FieldError::new(
+                    format!("lines[{index}]"),
+                    "must be an object with product_id and quantity",
+                ));
+                continue;
+            };
+            let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
+            let product_id = line_fields.required("product_id", ProductId::parse);
+            let quantity = line_fields.required("quantity", Quantity::parse);
+            fields.errors.extend(
+                line_fields
+                    .errors
+                    .into_iter()
+                    .map(|e| FieldError::new(name(&e.field), e.message)),
+            );
+            if let Some(id) = product_id {
+                if !seen.insert(id) {
+                    fields.errors.push(FieldError::new(
+                        name("product_id"),
+                        "appears in more than one line",
+                    ));
+                }
+            }
+            if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
+                lines.push(DeductLine {
+                    product_id,
+                    quantity,
+                });
+            }
+        }
+        match order_id {
+            Some(order_id) if fields.errors.is_empty() => Ok(Self { order_id, lines }),
+            _ => Err(fields.errors),
+        }
+    }
+}
+
+impl fmt::Display for DeductLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} x{}", self.product_id.get(), self.quantity.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    fn fields(errors: Vec<FieldError>) -> Vec<String> {
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn a_deduct_needs_a_quantity_in_range_and_an_order_id() {
+        let d = Deduct::parse(&object(json!({"quantity": 2, "order_id": "ord-1"}))).unwrap();
+        assert_eq!((d.quantity.get(), d.order_id.as_str()), (2, "ord-1"));
+        let errors = Deduct::parse(&object(json!({"quantity": 0, "extra": 1}))).unwrap_err();
+        assert_eq!(fields(errors), vec!["extra", "quantity", "order_id"]);
+        for bad in [json!(1.5), json!("2"), json!(1_000_001), json!(-1)] {
+            assert!(Quantity::parse(&bad).is_err(), "{bad}");
+        }
+        assert!(OrderId::parse(&json!("a\nb")).is_err());
+        assert!(OrderId::parse(&json!("x".repeat(129))).is_err());
+    }
+
+    #[test]
+    fn a_restock_defaults_its_reason() {
+        let r = Restock::parse(&object(json!({"quantity": 3}))).unwrap();
+        assert_eq!(r.reason.as_str(), "restock");
+        assert_eq!(r.order_id, None);
+        let errors = Restock::parse(&object(json!({"quantity": 3, "reason": "Order Cancelled"})))
+            .unwrap_err();
+        assert_eq!(fields(errors), vec!["reason"]);
+    }
+
+    #[test]
+    fn a_batch_reports_every_broken_line_by_index() {
+        let errors = BatchDeduct::parse(&object(json!({
+            "order_id": "o",
+            "lines": [
+                {"product_id": 1, "quantity": 1},
+                {"product_id": 0, "quantity": 0},
+                {"product_id": 1, "quantity": 2, "x": true},
+                "nope"
+            ]
+        })))
+        .unwrap_err();
+        assert_eq!(
+            fields(errors),
+            vec![
+                "lines[1].product_id",
+                "lines[1].quantity",
+                "lines[2].x",
+                "lines[2].product_id",
+                "lines[3]"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_has_1_to_100_lines() {
+        let line = json!({"product_id": 1, "quantity": 1});
+        assert!(BatchDeduct::parse(&object(json!({"order_id": "o", "lines": []}))).is_err());
+        let many: Vec<Value> = (1..=101)
+            .map(|i| json!({"product_id": i, "quantity": 1}))
+            .collect();
+        assert!(BatchDeduct::parse(&object(json!({"order_id": "o", "lines": many}))).is_err());
+        let ok = BatchDeduct::parse(&object(json!({"order_id": "o", "lines": [line]}))).unwrap();
+        assert_eq!(ok.lines.len(), 1);
+    }
+}

@@ -1,0 +1,225 @@
+//! Stock changes for the order service: deduct, batch deduct, restock, and the ledger.
+//!
+//! Every function here runs inside the caller's write transaction (`BEGIN IMMEDIATE`, see
+//! `idempotency::run_once`) and changes stock only with a conditional `UPDATE` (`... WHERE
+//! stock >= ?`), so no interleaving of instances can sell what is not there; each change
+//! writes its ledger row in the same transaction.
+
+use spin_sdk::sqlite::Value;
+
+use crate::db::{rows, Db, StoreError};
+use crate::domain::stock::DeductLine;
+use crate::domain::MAX_STOCK;
+use crate::problem::Shortfall;
+use crate::products::{record_movement, Movement};
+
+const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+/// The reason deducts are recorded with in the ledger.
+pub const DEDUCT_REASON: &str = "deducted";
+
+/// How a single-product change ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StockOutcome {
+    /// Done; the product's stock after the change.
+    Done {
+        stock: i64,
+    },
+    NotFound,
+    /// Not enough stock (deduct) or too much (restock past the maximum); nothing changed.
+    Refused {
+        current: i64,
+    },
+}
+
+/// A change's ledger context.
+pub struct Context<'a> {
+    pub order_id: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Takes `quantity` from a product if it has that many.
+pub fn deduct(
+    db: &Db,
+    product_id: i64,
+    quantity: i64,
+    context: &Context<'_>,
+) -> Result<StockOutcome, StoreError> {
+    change(
+        db,
+        product_id,
+        -quantity,
+        "stock >= ?",
+        quantity,
+        DEDUCT_REASON,
+        context,
+    )
+}
+
+/// Gives `quantity` back to a product, up to the maximum stock.
+pub fn restock(
+    db: &Db,
+    product_id: i64,
+    quantity: i64,
+    reason: &str,
+    context: &Context<'_>,
+) -> Result<StockOutcome, StoreError> {
+    change(
+        db,
+        product_id,
+        quantity,
+        "stock <= ?",
+        MAX_STOCK - quantity,
+        reason,
+        context,
+    )
+}
+
+/// Adds `delta` to the stock where `guard` (with `bound`) holds, and records the movement.
+fn change(
+    db: &Db,
+    product_id: i64,
+    delta: i64,
+    guard: &str,
+    bound: i64,
+    reason: &str,
+    context: &Context<'_>,
+) -> Result<StockOutcome, StoreError> {
+    let result = db.query(
+        &format!(
+            "UPDATE products SET stock = stock + ?, version = version + 1, updated_at = {NOW} \
+             WHERE id = ? AND {guard} RETURNING stock"
+        ),
+        &[
+            Value::Integer(delta),
+            Value::Integer(product_id),
+            Value::Integer(bound),
+        ],
+    )?;
+    let Some(stock) = rows(&result).next().map(|row| row.int(0)).transpose()? else {
+        return Ok(match current_stock(db, product_id)? {
+            Some(current) => StockOutcome::Refused { current },
+            None => StockOutcome::NotFound,
+        });
+    };
+    record_movement(
+        db,
+        &Movement {
+            product_id,
+            delta,
+            stock_after: stock,
+            reason,
+            order_id: context.order_id,
+            idempotency_key: context.idempotency_key,
+        },
+    )?;
+    Ok(StockOutcome::Done { stock })
+}
+
+fn current_stock(db: &Db, product_id: i64) -> Result<Option<i64>, StoreError> {
+    let result = db.query(
+        "SELECT stock FROM products WHERE id = ?",
+        &[Value::Integer(product_id)],
+    )?;
+    let stock = rows(&result).next().map(|row| row.int(0)).transpose();
+    stock
+}
+
+/// How a batch deduct ended. Only `Done` changed anything.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Each line's product and its stock after the deduct, in request order.
+    Done(Vec<(i64, i64)>),
+    /// These products do not exist.
+    NotFound(Vec<i64>),
+    /// Every line that cannot be served.
+    Short(Vec<Shortfall>),
+}
+
+/// Deducts every line or none: all lines are checked before any changes.
+pub fn deduct_batch(
+    db: &Db,
+    lines: &[DeductLine],
+    context: &Context<'_>,
+) -> Result<BatchOutcome, StoreError> {
+    let mut missing = Vec::new();
+    let mut short = Vec::new();
+    for line in lines {
+        let (id, requested) = (line.product_id.get(), line.quantity.get());
+        match current_stock(db, id)? {
+            None => missing.push(id),
+            Some(available) if available < requested => short.push(Shortfall {
+                product_id: id,
+                requested,
+                available,
+            }),
+            Some(_) => {}
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(BatchOutcome::NotFound(missing));
+    }
+    if !short.is_empty() {
+        return Ok(BatchOutcome::Short(short));
+    }
+    let mut done = Vec::with_capacity(lines.len());
+    for line in lines {
+        let id = line.product_id.get();
+        match deduct(db, id, line.quantity.get(), context)? {
+            StockOutcome::Done { stock } => done.push((id, stock)),
+            // The transaction holds the write lock, so what was checked above still holds.
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "product {id} changed inside a write transaction: {other:?}"
+                )))
+            }
+        }
+    }
+    Ok(BatchOutcome::Done(done))
+}
+
+/// One row of a product's ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub delta: i64,
+    pub stock_after: i64,
+    pub reason: String,
+    pub order_id: Option<String>,
+    pub at: String,
+}
+
+/// A page of a product's ledger, newest first, and the number of entries.
+pub fn movements(
+    db: &Db,
+    product_id: i64,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<LedgerEntry>, i64), StoreError> {
+    let total_result = db.query(
+        "SELECT count(*) FROM stock_movements WHERE product_id = ?",
+        &[Value::Integer(product_id)],
+    )?;
+    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
+    let result = db.query(
+        "SELECT id, delta, stock_after, reason, order_id, at FROM stock_movements \
+         WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+        &[
+            Value::Integer(product_id),
+            Value::Integer(limit),
+            Value::Integer((page - 1).saturating_mul(limit)),
+        ],
+    )?;
+    let entries = rows(&result)
+        .map(|row| {
+            Ok(LedgerEntry {
+                id: row.int(0)?,
+                delta: row.int(1)?,
+                stock_after: row.int(2)?,
+                reason: row.text(3)?,
+                order_id: row.opt_text(4)?,
+                at: row.text(5)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok((entries, total))
+}
