@@ -6,8 +6,10 @@
 # Prints requests/s and latency percentiles, each run three times, with the median:
 # GET /product/{id} through the whole pipeline (rate-limit counter increment + JWT
 # verification + SQLite read + access log), GET /health (no guard: the bare component), and
-# POST /product (the pipeline plus a write transaction). The rate limit is raised so that the
-# load is counted but never refused. wrk shares the machine's cores with the host, as in the
+# POST /product (the pipeline plus a write transaction), and stock deducts as the order
+# service sends them (a fresh Idempotency-Key each, DEDUCT_CONNECTIONS connections): all on
+# one hot product, and spread over 1,000 products at random. The rate limit is raised so
+# that the load is counted but never refused. wrk shares the machine's cores with the host, as in the
 # reference figures (wrk -t2 -c32 on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +17,9 @@ cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNECTIONS=${2:-32}
 RUNS=${RUNS:-3}
-# Which benches to run: any of read, health, post.
-ONLY=${ONLY:-read,health,post}
+DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
+# Which benches to run: any of read, health, post, deduct-hot, deduct-random.
+ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random}
 PORT=${PORT:-3917}
 
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
@@ -34,9 +37,11 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && b
 base="http://127.0.0.1:$PORT"
 token=$(./target/release/inventory-host token --sub bench)
 auth="Authorization: Bearer $token"
-for i in $(seq 1 100); do
+products=100
+[[ $ONLY == *deduct-random* ]] && products=1000
+for i in $(seq 1 "$products"); do
   curl -fs -X POST "$base/product" -H "$auth" -H 'content-type: application/json' \
-    -d "{\"name\": \"Bench $i\", \"price\": 12.5, \"stock\": 1000, \"sku\": \"BENCH-$i\"}" >/dev/null
+    -d "{\"name\": \"Bench $i\", \"price\": 12.5, \"stock\": 1000000000, \"sku\": \"BENCH-$i\"}" >/dev/null
 done
 
 cat >"$state/post.lua" <<'LUA'
@@ -45,9 +50,33 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name": "Load mug", "description": "350 ml", "price": 12.5, "stock": 40, "category_id": 3}'
 LUA
 
+# A deduct of 1 with a key no other request uses; PRODUCTS=1 is the hot product.
+cat >"$state/deduct.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  products = tonumber(args[1])
+  n = 0
+  math.randomseed(tid * 7919 + os.time())
+end
+function request()
+  n = n + 1
+  local id = 42
+  if products > 1 then id = math.random(1, products) end
+  -- wrk.format takes these headers instead of wrk.headers (-H), so copy those in.
+  local headers = { ["Content-Type"] = "application/json" }
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = "bench-" .. os.time() .. "-" .. tid .. "-" .. n
+  return wrk.format("POST", "/product/" .. id .. "/deduct", headers, '{"quantity": 1, "order_id": "bench"}')
+end
+LUA
+
 # One wrk run: prints "req/s p50_ms p99_ms".
 run_wrk() {
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" | awk '
+  wrk -t2 -c"${WRK_CONNECTIONS:-$CONNECTIONS}" -d"${DURATION}s" --latency "$@" | awk '
     /Requests\/sec/ { rps = $2 }
     /Non-2xx/ { bad = $NF }
     /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
@@ -72,4 +101,8 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: target/relea
 [[ ,$ONLY, == *,read,* ]] && bench "GET /product/{id} (guarded)" -H "$auth" "$base/product/42"
 [[ ,$ONLY, == *,health,* ]] && bench "GET /health (open)" "$base/health"
 [[ ,$ONLY, == *,post,* ]] && bench "POST /product (guarded)" -H "$auth" -s "$state/post.lua" "$base/product"
+[[ ,$ONLY, == *,deduct-hot,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
+  bench "deduct, 1 hot product, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1
+[[ ,$ONLY, == *,deduct-random,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
+  bench "deduct, 1,000 random, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1000
 true

@@ -13,5 +13,6 @@ mod app;
 mod common;
 mod guard;
 mod host;
+mod openapi;
 mod products;
 mod stock;

@@ -1,0 +1,256 @@
+//! `api/openapi.json` against the running app: every documented operation exists with the
+//! documented methods, answers only documented statuses and media types, with the documented
+//! required members, and asks for the documented scopes.
+
+use serde_json::{json, Value};
+
+use crate::app::{cli_token, manifest, repo_root, spawn_app, TestApp, TestResponse};
+
+const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
+
+fn document() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Follows a local `$ref` (`#/components/...`).
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str() {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("dangling {reference}")),
+            )
+        }
+        None => value,
+    }
+}
+
+struct Operation {
+    method: String,
+    path: String,
+    spec: Value,
+}
+
+fn operations(doc: &Value) -> Vec<Operation> {
+    let mut out = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in METHODS {
+            if let Some(spec) = item.get(*method) {
+                out.push(Operation {
+                    method: method.to_uppercase(),
+                    path: path.clone(),
+                    spec: spec.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn scopes(op: &Operation) -> Vec<String> {
+    op.spec["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|req| req["bearer"].as_array().cloned().unwrap_or_default())
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Sends `op` with its documented example body, for product `id`.
+fn send(app: &TestApp, op: &Operation, id: i64, token: Option<&str>, key: &str) -> TestResponse {
+    let path = op.path.replace("{id}", &id.to_string());
+    let example = op
+        .spec
+        .pointer("/requestBody/content/application~1json/example");
+    let example = example.map(|e| {
+        let mut e = e.clone();
+        // The batch example names product 1; point it at the product under test.
+        if let Some(lines) = e.get_mut("lines").and_then(Value::as_array_mut) {
+            for line in lines {
+                line["product_id"] = json!(id);
+            }
+        }
+        serde_json::to_vec(&e).unwrap()
+    });
+    let auth = token.map_or_else(String::new, |t| format!("Bearer {t}"));
+    app.request(
+        &op.method,
+        &path,
+        &[
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+            ("idempotency-key", key),
+        ],
+        example.as_deref(),
+    )
+}
+
+/// Asserts the response's status is documented for `op`, with the documented media type and
+/// the documented required members.
+#[track_caller]
+fn assert_documented(doc: &Value, op: &Operation, response: &TestResponse) {
+    let status = response.status.to_string();
+    let documented = op.spec["responses"].get(&status).unwrap_or_else(|| {
+        panic!(
+            "{} {} answered {status}, which is not documented: {}",
+            op.method,
+            op.path,
+            String::from_utf8_lossy(&response.body)
+        )
+    });
+    let documented = resolve(doc, documented);
+    let Some(content) = documented.get("content").and_then(Value::as_object) else {
+        assert!(
+            response.body.is_empty(),
+            "{} {} {status} has a body",
+            op.method,
+            op.path
+        );
+        return;
+    };
+    let media = response.header("content-type").unwrap_or("");
+    let schema = content.get(media).unwrap_or_else(|| {
+        panic!(
+            "{} {} {status}: undocumented media type {media:?}",
+            op.method, op.path
+        )
+    })["schema"]
+        .clone();
+    let body = response.json();
+    let mut schemas = vec![resolve(doc, &schema).clone()];
+    while let Some(schema) = schemas.pop() {
+        if let Some(parts) = schema["allOf"].as_array() {
+            schemas.extend(parts.iter().map(|p| resolve(doc, p).clone()));
+        }
+        for member in schema["required"].as_array().into_iter().flatten() {
+            let member = member.as_str().unwrap();
+            assert!(
+                body.get(member).is_some(),
+                "{} {} {status}: no `{member}` in {body}",
+                op.method,
+                op.path
+            );
+        }
+    }
+}
+
+fn product(app: &TestApp) -> i64 {
+    app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 100}))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn every_documented_path_allows_exactly_the_documented_methods() {
+    let doc = document();
+    let app = spawn_app();
+    let id = product(&app);
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let documented: Vec<String> = METHODS
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| m.to_uppercase())
+            .collect();
+        let undocumented = METHODS
+            .iter()
+            .map(|m| m.to_uppercase())
+            .find(|m| !documented.contains(m))
+            .unwrap();
+        let concrete = path.replace("{id}", &id.to_string());
+        let response = app.request(
+            &undocumented,
+            &concrete,
+            &[("content-type", "application/json")],
+            Some(b"{}"),
+        );
+        response.assert_problem(405, "method-not-allowed");
+        let mut allowed: Vec<String> = response
+            .header("allow")
+            .unwrap()
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .collect();
+        allowed.sort();
+        let mut expected = documented.clone();
+        expected.sort();
+        assert_eq!(allowed, expected, "{path}");
+    }
+}
+
+#[test]
+fn every_documented_operation_answers_as_documented() {
+    let doc = document();
+    let app = spawn_app();
+    let id = product(&app);
+    let token = app.auth.clone().unwrap();
+    let mut ops = operations(&doc);
+    // Deleting last keeps the product for the others.
+    ops.sort_by_key(|op| op.method == "DELETE");
+    for (index, op) in ops.iter().enumerate() {
+        let response = send(&app, op, id, Some(&token), &format!("contract-{index}"));
+        assert!(
+            response.status < 300,
+            "{} {}: {}",
+            op.method,
+            op.path,
+            String::from_utf8_lossy(&response.body)
+        );
+        assert_documented(&doc, op, &response);
+        let missing = send(
+            &app,
+            op,
+            999_999,
+            Some(&token),
+            &format!("contract-missing-{index}"),
+        );
+        assert_documented(&doc, op, &missing);
+    }
+}
+
+#[test]
+fn every_operation_asks_for_its_documented_scopes() {
+    let doc = document();
+    let app = spawn_app();
+    let id = product(&app);
+    let nothing = cli_token(&manifest(), &["--scope", "unrelated:scope"]).unwrap();
+    for (index, op) in operations(&doc).iter().enumerate() {
+        let scopes = scopes(op);
+        if scopes.is_empty() {
+            let response = send(&app, op, id, None, "open");
+            assert_eq!(
+                response.status, 200,
+                "{} {} is documented as open",
+                op.method, op.path
+            );
+            continue;
+        }
+        let anonymous = send(&app, op, id, None, &format!("anon-{index}"));
+        anonymous.assert_problem(401, "unauthorized");
+        assert_documented(&doc, op, &anonymous);
+        let unscoped = send(&app, op, id, Some(&nothing), &format!("unscoped-{index}"));
+        unscoped.assert_problem(403, "forbidden");
+        assert_documented(&doc, op, &unscoped);
+        for scope in &scopes {
+            let token = cli_token(&manifest(), &["--scope", scope]).unwrap();
+            let response = send(
+                &app,
+                op,
+                id,
+                Some(&token),
+                &format!("scoped-{index}-{scope}"),
+            );
+            assert!(
+                response.status != 401 && response.status != 403,
+                "{} {} with `{scope}`: {}",
+                op.method,
+                op.path,
+                response.status
+            );
+            assert_documented(&doc, op, &response);
+        }
+    }
+}
