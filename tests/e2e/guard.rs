@@ -258,6 +258,33 @@ fn a_public_key_config_accepts_its_own_algorithm_and_refuses_an_hs256_token_made
 }
 
 #[test]
+fn a_public_key_alone_fixes_the_algorithm_by_its_type() {
+    let pair = ES256KeyPair::generate();
+    let public_pem = pair.public_key().to_pem().unwrap();
+    let app = spawn_app_with(
+        &manifest(),
+        &["--variable", &format!("jwt_public_key={public_pem}")],
+    );
+    let es256 = pair.sign(claims("alice", ALL_SCOPES)).unwrap();
+    assert_eq!(get_as(&app, &es256, "/product").status, 200);
+    assert_unauthorized(&get_as(
+        &app,
+        &sign(claims("mallory", ALL_SCOPES)),
+        "/product",
+    ));
+    let ed = Ed25519KeyPair::generate()
+        .sign(claims("mallory", ALL_SCOPES))
+        .unwrap();
+    assert_unauthorized(&get_as(&app, &ed, "/product"));
+}
+
+#[test]
+fn the_token_command_refuses_a_secret_the_app_would_refuse() {
+    let err = cli_token(&manifest(), &["--variable", "jwt_secret=short"]).unwrap_err();
+    assert!(err.contains("32 bytes"), "{err}");
+}
+
+#[test]
 fn eddsa_and_rs256_public_keys_verify_their_tokens() {
     let ed = Ed25519KeyPair::generate();
     let app = public_key_app("EdDSA", &ed.public_key().to_pem());
@@ -488,6 +515,12 @@ fn limits_are_per_subject_and_per_address_without_a_valid_token() {
         assert_eq!(get_as(&app, &alice, "/product").status, 200);
     }
     get_as(&app, &alice, "/product").assert_problem(429, "rate-limited");
+    let log = app.access_log(4);
+    assert_eq!(log[3]["status"], 429);
+    assert_eq!(
+        log[3]["sub"], "alice",
+        "a refused request is logged with who sent it"
+    );
     assert_eq!(
         get_as(&app, &bob, "/product").status,
         200,

@@ -108,13 +108,12 @@ fn configured_key() -> Result<Key, AuthError> {
             }
             Ok(Key::Hs256(HS256Key::from_bytes(secret.as_bytes())))
         }
-        ("HS256", false) => {
-            return Err(misconfigured(
-                "`jwt_public_key` is set but `jwt_algorithm` is HS256; set `jwt_algorithm` to \
-                 the key's algorithm (ES256, RS256 or EdDSA)"
-                    .into(),
-            ))
-        }
+        // A public key with `jwt_algorithm` left at its default: the key's own type fixes
+        // the algorithm (API.md: "when set, used instead of the secret").
+        ("HS256", false) => ES256PublicKey::from_pem(public_key)
+            .map(Key::Es256)
+            .or_else(|_| Ed25519PublicKey::from_pem(public_key).map(Key::EdDsa))
+            .or_else(|_| RS256PublicKey::from_pem(public_key).map(Key::Rs256)),
         ("ES256", false) => ES256PublicKey::from_pem(public_key).map(Key::Es256),
         ("RS256", false) => RS256PublicKey::from_pem(public_key).map(Key::Rs256),
         ("EdDSA", false) => Ed25519PublicKey::from_pem(public_key).map(Key::EdDsa),

@@ -32,7 +32,11 @@ pub fn check(client: &str) -> Result<Decision, RateLimitError> {
         // holds about one key per active client. Failing to delete costs only space.
         let _ = bucket.delete(&key(window, start.saturating_sub(window), client));
     }
-    let count = u64::try_from(count).unwrap_or(0);
+    // A count below 1 means someone wrote the counter by other means: refuse, never pass.
+    let count = u64::try_from(count)
+        .ok()
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| RateLimitError::Store(format!("the counter for {client:?} is {count}")))?;
     Ok(Decision {
         allowed: count <= limit,
         limit,

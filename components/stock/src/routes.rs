@@ -53,13 +53,14 @@ struct Idempotent {
 }
 
 impl Idempotent {
-    fn of(call: &Call<'_>) -> Result<Self, ApiError> {
+    /// `path` is the request's path as the handler parsed it, ids in canonical form.
+    fn of(call: &Call<'_>, path: &str) -> Result<Self, ApiError> {
         Ok(Self {
             key: IdempotencyKey::from_request(call.req)?,
             subject: call.ctx.sub.clone().ok_or_else(|| {
                 ApiError::Internal("a stock write reached its handler unauthenticated".into())
             })?,
-            fingerprint: idempotency::fingerprint(call.req),
+            fingerprint: idempotency::fingerprint(call.req, path),
         })
     }
 
@@ -91,7 +92,7 @@ impl Idempotent {
 /// `POST /product/{id}/deduct` `{"quantity", "order_id"}`.
 fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let once = Idempotent::of(call)?;
+    let once = Idempotent::of(call, &format!("/product/{id}/deduct"))?;
     let request = guard::deduct(&call.req.body)?;
     let (quantity, order_id) = (request.quantity.get(), request.order_id.as_str());
     once.run(call, |db, context| {
@@ -120,7 +121,7 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 /// `POST /stock/deduct` `{"order_id", "lines": [{"product_id", "quantity"}]}`: all or none.
 fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let once = Idempotent::of(call)?;
+    let once = Idempotent::of(call, "/stock/deduct")?;
     let request = guard::batch_deduct(&call.req.body)?;
     let order_id = request.order_id.as_str();
     once.run(call, |db, context| {
@@ -156,7 +157,7 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
 /// `POST /product/{id}/restock` `{"quantity", "order_id"?, "reason"?}`.
 fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let once = Idempotent::of(call)?;
+    let once = Idempotent::of(call, &format!("/product/{id}/restock"))?;
     let request = guard::restock(&call.req.body)?;
     let quantity = request.quantity.get();
     let order_id = request.order_id.as_ref().map(|o| o.as_str());

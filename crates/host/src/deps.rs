@@ -293,11 +293,26 @@ impl Target {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        // Taken away before the dependency runs any code, its instantiation included.
+        let grants = (!self.inherit).then(|| store.data_mut().deny_configuration());
+        let result = self.instantiate_and_call(&mut store, params, results).await;
+        if let Some(grants) = grants {
+            store.data_mut().restore_configuration(grants);
+        }
+        result
+    }
+
+    async fn instantiate_and_call(
+        &self,
+        store: &mut StoreContextMut<'_, HostState>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
         let existing = store.data().dependencies.get(self.slot).copied().flatten();
         let instance = match existing {
             Some(instance) => instance,
             None => {
-                let instance = self.pre.instantiate_async(&mut store).await?;
+                let instance = self.pre.instantiate_async(&mut *store).await?;
                 if let Some(slot) = store.data_mut().dependencies.get_mut(self.slot) {
                     *slot = Some(instance);
                 }
@@ -305,15 +320,9 @@ impl Target {
             }
         };
         let func = instance
-            .get_func(&mut store, self.func)
+            .get_func(&mut *store, self.func)
             .ok_or_else(|| wasmtime::format_err!("a dependency lost an export it had at load"))?;
-        if self.inherit {
-            return func.call_async(&mut store, params, results).await;
-        }
-        let grants = store.data_mut().deny_configuration();
-        let result = func.call_async(&mut store, params, results).await;
-        store.data_mut().restore_configuration(grants);
-        result
+        func.call_async(&mut *store, params, results).await
     }
 }
 

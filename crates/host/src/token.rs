@@ -35,12 +35,15 @@ struct AccessClaims {
     scope: String,
 }
 
-/// Signs a token the app accepts, with its configured issuer, audience and key.
+/// The guard's floor for an HS256 secret.
+const MIN_SECRET_BYTES: usize = 32;
+
+/// Signs a token the app accepts, with its configured issuer, audience and key. Values are
+/// used exactly as the guard reads them: only the algorithm and the public key are trimmed.
 pub fn sign(args: &TokenArgs, variables: &AppVariables) -> Result<String> {
     let var = |name: &str| {
         variables
             .get(name)
-            .map(str::trim)
             .with_context(|| format!("the manifest declares no variable `{name}`"))
     };
     let claims = Claims::with_custom_claims(
@@ -52,27 +55,41 @@ pub fn sign(args: &TokenArgs, variables: &AppVariables) -> Result<String> {
     .with_issuer(var("jwt_issuer")?)
     .with_audience(var("jwt_audience")?)
     .with_subject(&args.sub);
-    let algorithm = var("jwt_algorithm")?;
-    let pem = || -> Result<String> {
-        let Some(path) = &args.private_key else {
-            bail!(
-                "the app verifies {algorithm} tokens with `jwt_public_key`: pass the matching \
-                 private key with --private-key FILE"
-            );
-        };
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the private key {}", path.display()))
-    };
-    let signed = match algorithm {
-        "HS256" => {
-            if !var("jwt_public_key")?.is_empty() {
-                bail!("`jwt_public_key` is set but `jwt_algorithm` is HS256: the app cannot verify any token");
-            }
-            HS256Key::from_bytes(var("jwt_secret")?.as_bytes()).authenticate(claims)
+    let algorithm = var("jwt_algorithm")?.trim();
+    if var("jwt_public_key")?.trim().is_empty() {
+        if algorithm != "HS256" {
+            bail!("`jwt_algorithm` is {algorithm:?} but `jwt_public_key` is empty");
         }
-        "ES256" => ES256KeyPair::from_pem(&pem()?)?.sign(claims),
-        "RS256" => RS256KeyPair::from_pem(&pem()?)?.sign(claims),
-        "EdDSA" => Ed25519KeyPair::from_pem(&pem()?)?.sign(claims),
+        let secret = var("jwt_secret")?;
+        if secret.len() < MIN_SECRET_BYTES {
+            bail!("`jwt_secret` must be at least {MIN_SECRET_BYTES} bytes, or the app refuses every token");
+        }
+        return HS256Key::from_bytes(secret.as_bytes())
+            .authenticate(claims)
+            .map_err(|err| anyhow::anyhow!("cannot sign the token: {err}"));
+    }
+    let Some(path) = &args.private_key else {
+        bail!(
+            "the app verifies tokens with `jwt_public_key`: pass the matching private key with \
+             --private-key FILE"
+        );
+    };
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the private key {}", path.display()))?;
+    // As in the guard, the key's type decides when `jwt_algorithm` is left at HS256.
+    let signed = match algorithm {
+        "ES256" => ES256KeyPair::from_pem(&pem)?.sign(claims),
+        "RS256" => RS256KeyPair::from_pem(&pem)?.sign(claims),
+        "EdDSA" => Ed25519KeyPair::from_pem(&pem)?.sign(claims),
+        "HS256" => {
+            if let Ok(key) = ES256KeyPair::from_pem(&pem) {
+                key.sign(claims)
+            } else if let Ok(key) = Ed25519KeyPair::from_pem(&pem) {
+                key.sign(claims)
+            } else {
+                RS256KeyPair::from_pem(&pem)?.sign(claims)
+            }
+        }
         other => bail!("`jwt_algorithm` must be HS256, ES256, RS256 or EdDSA, not {other:?}"),
     };
     signed.map_err(|err| anyhow::anyhow!("cannot sign the token: {err}"))

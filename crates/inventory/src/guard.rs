@@ -28,8 +28,24 @@ pub fn verify(token: &str) -> Result<Principal, ApiError> {
         AuthError::Misconfigured(cause) => {
             ApiError::Internal(format!("the JWT configuration is unusable: {cause}"))
         }
-        refused => ApiError::Unauthorized(format!("token refused: {refused:?}")),
+        refused => ApiError::Unauthorized(format!("token refused: {}", reason(&refused))),
     })
+}
+
+/// Why a token was refused, for the log: the kind only, never text that could quote a claim.
+fn reason(err: &AuthError) -> String {
+    match err {
+        AuthError::TooLarge => "too large".into(),
+        AuthError::Malformed(_) => "malformed".into(),
+        AuthError::BadSignature(_) => "bad signature or algorithm".into(),
+        AuthError::Expired => "expired".into(),
+        AuthError::NotYetValid => "not yet valid".into(),
+        AuthError::MissingClaim(claim) => format!("missing claim {claim}"),
+        AuthError::WrongIssuer => "wrong issuer".into(),
+        AuthError::WrongAudience => "wrong audience".into(),
+        AuthError::WrongType(_) => "not an access token (typ)".into(),
+        AuthError::Misconfigured(_) => "misconfigured".into(),
+    }
 }
 
 /// Counts one request for `client`. A store that does not answer refuses the request.

@@ -47,16 +47,17 @@ impl IdempotencyKey {
     }
 }
 
-/// What identifies "the same request": method, path and the body as canonical JSON (members
+/// What identifies "the same request": method, the path as the handler understood it
+/// (`/product/7/deduct` for `/product/07/deduct`), and the body as canonical JSON (members
 /// sorted, whitespace dropped), hashed.
-pub fn fingerprint(req: &Req) -> String {
+pub fn fingerprint(req: &Req, path: &str) -> String {
     let body = serde_json::from_slice::<Value>(&req.body)
         .map(|v| canonical(&v).to_string())
         .unwrap_or_else(|_| String::from_utf8_lossy(&req.body).into_owned());
     let mut hash = Sha256::new();
     hash.update(req.method.as_str());
     hash.update(b" ");
-    hash.update(req.path.as_bytes());
+    hash.update(path.as_bytes());
     hash.update(b"\n");
     hash.update(body.as_bytes());
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()

@@ -174,10 +174,14 @@ async fn run(
         // The token is verified before counting, so a valid token is counted per subject
         // wherever the client connects from.
         principal = bearer_token(req).map(guard::verify);
+        if let Some(Ok(valid)) = &principal {
+            // Known before the limit is checked, so a 429 is logged with who it refused.
+            ctx.sub = Some(valid.subject.clone());
+        }
         let client = match &principal {
             Some(Ok(principal)) => format!("sub:{}", principal.subject),
             _ => match ctx.client_ip() {
-                Some(ip) => format!("ip:{ip}"),
+                Some(ip) => client_network(ip),
                 // Failing open here would let a client without an address go unlimited.
                 None => {
                     return Err(ApiError::Internal(
@@ -197,7 +201,6 @@ async fn run(
     if let Access::AnyOf(scopes) = route.access {
         let principal =
             principal.unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
-        ctx.sub = Some(principal.subject.clone());
         authorize(&principal, scopes)?;
     }
     let ctx: &Ctx = ctx;
@@ -214,6 +217,22 @@ async fn run(
             .collect(),
     };
     (route.handler)(&call)
+}
+
+/// Whom an anonymous request is counted against: an IPv4 address, or an IPv6 /64 (one
+/// subscriber's network; counting single IPv6 addresses would let a client rotate through
+/// its 2^64 addresses to escape the limit).
+fn client_network(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("ip:{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+        _ => format!("ip:{ip}"),
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
@@ -403,6 +422,18 @@ mod tests {
         assert!(!is_json(Some("text/plain")));
         assert!(!is_json(Some("application/jsonx")));
         assert!(!is_json(None));
+    }
+
+    #[test]
+    fn anonymous_clients_are_counted_by_ipv4_address_or_ipv6_64() {
+        assert_eq!(client_network("203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(
+            client_network("2001:db8:1:2:aaaa::1"),
+            client_network("2001:db8:1:2:ffff::9")
+        );
+        assert_eq!(client_network("2001:db8:1:2::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(client_network("::ffff:203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(client_network("not-an-ip"), "ip:not-an-ip");
     }
 
     #[test]
