@@ -1,9 +1,9 @@
 //! The products routes and their handlers.
 
 use inventory::http::{header, Method};
-use inventory::paging::{bad_param, int_param, page_links, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE};
+use inventory::paging::{bad_param, int_param, PageQuery};
 use inventory::products::{self, ListFilter, WriteOutcome};
-use inventory::{db::Db, guard, query, Access, ApiError, Call, Resp, Route};
+use inventory::{db::Db, guard, Access, ApiError, Call, Resp, Route};
 
 use crate::dto::{HealthView, ProductPageView, ProductView};
 
@@ -153,45 +153,34 @@ fn etag_list_matches(header: &str, version: i64) -> bool {
 
 /// `GET /product?page&limit&category_id&q&in_stock`.
 fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let pairs = query::parse(&call.req.query).ok_or_else(|| {
-        ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
-    })?;
-    let mut page = 1;
-    let mut limit = DEFAULT_LIMIT;
     let mut filter = ListFilter::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in &pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(bad_param(key, "may be given only once"));
-        }
-        seen.push(key);
-        match key.as_str() {
-            "page" => page = int_param(key, value, 1, MAX_PAGE)?,
-            "limit" => limit = int_param(key, value, 1, MAX_LIMIT)?,
-            "category_id" => filter.category_id = Some(int_param(key, value, 1, i64::MAX)?),
-            "q" => {
-                if value.chars().count() > MAX_QUERY_CHARS {
-                    return Err(bad_param(key, "must be at most 200 characters"));
+    let query = PageQuery::parse(
+        &call.req.query,
+        "page, limit, category_id, q, in_stock",
+        |key, value| {
+            match key {
+                "category_id" => filter.category_id = Some(int_param(key, value, 1, i64::MAX)?),
+                "q" => {
+                    if value.chars().count() > MAX_QUERY_CHARS {
+                        return Err(bad_param(key, "must be at most 200 characters"));
+                    }
+                    filter.name_contains = Some(value.to_owned());
                 }
-                filter.name_contains = Some(value.clone());
+                "in_stock" => {
+                    filter.in_stock = Some(match value {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad_param(key, "must be true or false")),
+                    })
+                }
+                _ => return Ok(false),
             }
-            "in_stock" => {
-                filter.in_stock = Some(match value.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad_param(key, "must be true or false")),
-                })
-            }
-            _ => {
-                return Err(bad_param(
-                    key,
-                    "is not a known parameter (page, limit, category_id, q, in_stock)",
-                ))
-            }
-        }
-    }
+            Ok(true)
+        },
+    )?;
+    let (page, limit) = (query.page, query.limit);
     let (items, total) = products::list(&Db::open()?, &filter, page, limit)?;
-    let links = page_links("/product", &pairs, page, limit, total);
+    let links = query.links("/product", total);
     let view = ProductPageView {
         items: items.into_iter().map(ProductView::from).collect(),
         page,

@@ -3,9 +3,9 @@
 use inventory::domain::MAX_STOCK;
 use inventory::http::{header, Method};
 use inventory::idempotency::{self, IdempotencyKey};
-use inventory::paging::{bad_param, int_param, page_links, DEFAULT_LIMIT, MAX_LIMIT, MAX_PAGE};
+use inventory::paging::PageQuery;
 use inventory::stock::{self, BatchOutcome, Context, StockOutcome};
-use inventory::{db::Db, guard, products, query, Access, ApiError, Call, Resp, Route};
+use inventory::{db::Db, guard, products, Access, ApiError, Call, Resp, Route};
 
 use crate::dto::{
     BatchDeductedView, DeductedLineView, DeductedView, MovementPageView, MovementView,
@@ -64,9 +64,11 @@ impl Idempotent {
         })
     }
 
+    /// Runs `operation` once for this key; its ledger rows name `order_id` and the key.
     fn run(
         &self,
         call: &Call<'_>,
+        order_id: Option<&str>,
         operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
     ) -> Result<Resp, ApiError> {
         let db = Db::open()?;
@@ -80,7 +82,7 @@ impl Idempotent {
                 operation(
                     db,
                     &Context {
-                        order_id: None,
+                        order_id,
                         idempotency_key: Some(self.key.as_str()),
                     },
                 )
@@ -95,12 +97,8 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::of(call, &format!("/product/{id}/deduct"))?;
     let request = guard::deduct(&call.req.body)?;
     let (quantity, order_id) = (request.quantity.get(), request.order_id.as_str());
-    once.run(call, |db, context| {
-        let context = Context {
-            order_id: Some(order_id),
-            ..*context
-        };
-        match stock::deduct(db, id, quantity, &context)? {
+    once.run(call, Some(order_id), |db, context| {
+        match stock::deduct(db, id, quantity, context)? {
             StockOutcome::Done { stock } => Ok(Resp::json(
                 200,
                 &DeductedView {
@@ -124,12 +122,10 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::of(call, "/stock/deduct")?;
     let request = guard::batch_deduct(&call.req.body)?;
     let order_id = request.order_id.as_str();
-    once.run(call, |db, context| {
-        let context = Context {
-            order_id: Some(order_id),
-            ..*context
-        };
-        match stock::deduct_batch(db, &request.lines, &context)? {
+    once.run(
+        call,
+        Some(order_id),
+        |db, context| match stock::deduct_batch(db, &request.lines, context)? {
             BatchOutcome::Done(done) => {
                 let lines = done
                     .into_iter()
@@ -150,8 +146,8 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
                     .join(", ")
             ))),
             BatchOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
-        }
-    })
+        },
+    )
 }
 
 /// `POST /product/{id}/restock` `{"quantity", "order_id"?, "reason"?}`.
@@ -162,12 +158,8 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let quantity = request.quantity.get();
     let order_id = request.order_id.as_ref().map(|o| o.as_str());
     let reason = request.reason.as_str();
-    once.run(call, |db, context| {
-        let context = Context {
-            order_id,
-            ..*context
-        };
-        match stock::restock(db, id, quantity, reason, &context)? {
+    once.run(call, order_id, |db, context| {
+        match stock::restock(db, id, quantity, reason, context)? {
             StockOutcome::Done { stock } => Ok(Resp::json(
                 200,
                 &RestockedView {
@@ -189,41 +181,19 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 /// `GET /product/{id}/movements?page&limit`: the ledger, newest first.
 fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let pairs = query::parse(&call.req.query).ok_or_else(|| {
-        ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
-    })?;
-    let mut page = 1;
-    let mut limit = DEFAULT_LIMIT;
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in &pairs {
-        if seen.contains(&key.as_str()) {
-            return Err(bad_param(key, "may be given only once"));
-        }
-        seen.push(key);
-        match key.as_str() {
-            "page" => page = int_param(key, value, 1, MAX_PAGE)?,
-            "limit" => limit = int_param(key, value, 1, MAX_LIMIT)?,
-            _ => return Err(bad_param(key, "is not a known parameter (page, limit)")),
-        }
-    }
+    let query = PageQuery::parse(&call.req.query, "page, limit", |_, _| Ok(false))?;
     let db = Db::open()?;
     if products::get(&db, id)?.is_none() {
         return Err(not_found(id));
     }
-    let (entries, total) = stock::movements(&db, id, page, limit)?;
+    let (entries, total) = stock::movements(&db, id, query.page, query.limit)?;
     let view = MovementPageView {
         items: entries.into_iter().map(MovementView::from).collect(),
-        page,
-        limit,
+        page: query.page,
+        limit: query.limit,
         total,
     };
-    let links = page_links(
-        &format!("/product/{id}/movements"),
-        &pairs,
-        page,
-        limit,
-        total,
-    );
+    let links = query.links(&format!("/product/{id}/movements"), total);
     Ok(Resp::json(200, &view).with_header(header::LINK, &links))
 }
 

@@ -8,6 +8,55 @@ pub const MAX_LIMIT: i64 = 100;
 /// Far past any real collection; keeps `(page - 1) * limit` well inside `i64`.
 pub const MAX_PAGE: i64 = 10_000_000;
 
+/// The query of a paged collection: `page`, `limit` and the collection's own parameters,
+/// each given at most once.
+pub struct PageQuery {
+    pub page: i64,
+    pub limit: i64,
+    /// Every parameter as decoded, for the `Link` header to keep the filters.
+    pub pairs: Vec<(String, String)>,
+}
+
+impl PageQuery {
+    /// Parses `query`. `other` takes each parameter that is not `page` or `limit` and answers
+    /// whether it knows it; an unknown one is a 400 listing `known`.
+    pub fn parse(
+        query: &str,
+        known: &str,
+        mut other: impl FnMut(&str, &str) -> Result<bool, ApiError>,
+    ) -> Result<Self, ApiError> {
+        let pairs = query::parse(query).ok_or_else(|| {
+            ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
+        })?;
+        let mut page = 1;
+        let mut limit = DEFAULT_LIMIT;
+        let mut seen: Vec<&str> = Vec::new();
+        for (key, value) in &pairs {
+            if seen.contains(&key.as_str()) {
+                return Err(bad_param(key, "may be given only once"));
+            }
+            seen.push(key);
+            match key.as_str() {
+                "page" => page = int_param(key, value, 1, MAX_PAGE)?,
+                "limit" => limit = int_param(key, value, 1, MAX_LIMIT)?,
+                _ if other(key, value)? => {}
+                _ => {
+                    return Err(bad_param(
+                        key,
+                        &format!("is not a known parameter ({known})"),
+                    ))
+                }
+            }
+        }
+        Ok(Self { page, limit, pairs })
+    }
+
+    /// The `Link` header for the collection at `path` holding `total` items.
+    pub fn links(&self, path: &str, total: i64) -> String {
+        page_links(path, &self.pairs, self.page, self.limit, total)
+    }
+}
+
 /// A 400 naming the query parameter.
 pub fn bad_param(key: &str, message: &str) -> ApiError {
     ApiError::InvalidRequest(format!("query parameter `{key}` {message}"))
