@@ -209,6 +209,20 @@ impl TestResponse {
     }
 }
 
+impl TestResponse {
+    /// Asserts a 422 `validation` problem and returns the fields its `errors` name, in order.
+    #[track_caller]
+    pub fn validation_fields(&self) -> Vec<String> {
+        let body = self.assert_problem(422, "validation");
+        body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no errors in {body}"))
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

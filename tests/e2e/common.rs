@@ -135,16 +135,13 @@ fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps() {
         "/product",
         &json!({"name": "Mug", "price": 1, "stock": 1, "id": 99, "version": 7, "created_at": "x"}),
     );
-    let body = response.assert_problem(422, "validation");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields.len(), 3, "{body}");
+    let fields = response.validation_fields();
+    assert_eq!(fields.len(), 3, "{fields:?}");
     for field in ["id", "version", "created_at"] {
-        assert!(fields.contains(&field), "{field} not in {fields:?}");
+        assert!(
+            fields.iter().any(|f| f == field),
+            "{field} not in {fields:?}"
+        );
     }
     assert_eq!(app.get("/product").json()["total"], 0);
 }
