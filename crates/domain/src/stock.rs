@@ -1,10 +1,11 @@
 //! Stock requests from the order service: deduct, batch deduct, restock.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::{integer, FieldError, Fields};
+use crate::fields::{error_texts, integer, FieldError, Fields};
 
 pub const MAX_QUANTITY: i64 = 1_000_000;
 pub const MAX_ORDER_ID_CHARS: usize = 128;
@@ -38,6 +39,8 @@ error_texts!(ProductIdError {
 error_texts!(LinesError {
     NotAList => "must be a list of {\"product_id\", \"quantity\"} objects",
     BadLength => "must have 1 to 100 lines",
+    NotAnObject => "must be an object with product_id and quantity",
+    Repeated => "appears in more than one line",
 });
 
 /// How many units to deduct or restock: 1 to 1,000,000.
@@ -45,11 +48,20 @@ error_texts!(LinesError {
 pub struct Quantity(i64);
 
 impl Quantity {
-    pub fn parse(value: &Value) -> Result<Self, QuantityError> {
-        match integer(value).ok_or(QuantityError::NotAnInteger)? {
-            Some(n) if (1..=MAX_QUANTITY).contains(&n) => Ok(Self(n)),
-            _ => Err(QuantityError::OutOfRange),
+    pub fn new(n: i64) -> Result<Self, QuantityError> {
+        if (1..=MAX_QUANTITY).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(QuantityError::OutOfRange)
         }
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, QuantityError> {
+        Self::new(
+            integer(value)
+                .ok_or(QuantityError::NotAnInteger)?
+                .ok_or(QuantityError::OutOfRange)?,
+        )
     }
 
     pub fn get(self) -> i64 {
@@ -62,15 +74,18 @@ impl Quantity {
 pub struct OrderId(String);
 
 impl OrderId {
-    pub fn parse(value: &Value) -> Result<Self, OrderIdError> {
-        let text = value.as_str().ok_or(OrderIdError::NotAString)?;
+    pub fn new(text: String) -> Result<Self, OrderIdError> {
         if !(1..=MAX_ORDER_ID_CHARS).contains(&text.chars().count()) {
             return Err(OrderIdError::BadLength);
         }
         if text.chars().any(char::is_control) {
             return Err(OrderIdError::BadCharacter);
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text))
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, OrderIdError> {
+        Self::new(value.as_str().ok_or(OrderIdError::NotAString)?.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -83,8 +98,7 @@ impl OrderId {
 pub struct RestockReason(String);
 
 impl RestockReason {
-    pub fn parse(value: &Value) -> Result<Self, ReasonError> {
-        let text = value.as_str().ok_or(ReasonError::NotAString)?;
+    pub fn new(text: String) -> Result<Self, ReasonError> {
         if !(1..=MAX_REASON_CHARS).contains(&text.len()) {
             return Err(ReasonError::BadLength);
         }
@@ -94,7 +108,11 @@ impl RestockReason {
         {
             return Err(ReasonError::BadCharacter);
         }
-        Ok(Self(text.to_owned()))
+        Ok(Self(text))
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, ReasonError> {
+        Self::new(value.as_str().ok_or(ReasonError::NotAString)?.to_owned())
     }
 
     pub fn as_str(&self) -> &str {
@@ -113,11 +131,20 @@ impl Default for RestockReason {
 pub struct ProductId(i64);
 
 impl ProductId {
-    pub fn parse(value: &Value) -> Result<Self, ProductIdError> {
-        match integer(value).ok_or(ProductIdError::NotAnInteger)? {
-            Some(n) if n >= 1 => Ok(Self(n)),
-            _ => Err(ProductIdError::OutOfRange),
+    pub fn new(n: i64) -> Result<Self, ProductIdError> {
+        if n >= 1 {
+            Ok(Self(n))
+        } else {
+            Err(ProductIdError::OutOfRange)
         }
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, ProductIdError> {
+        Self::new(
+            integer(value)
+                .ok_or(ProductIdError::NotAnInteger)?
+                .ok_or(ProductIdError::OutOfRange)?,
+        )
     }
 
     pub fn get(self) -> i64 {
@@ -186,7 +213,36 @@ pub struct BatchDeduct {
     pub lines: Vec<DeductLine>,
 }
 
+/// A line's field name in errors: `lines[2].quantity`.
+fn line_field(index: usize, field: &str) -> String {
+    format!("lines[{index}].{field}")
+}
+
+/// The indexes of lines naming a product that an earlier line named.
+fn repeated_lines(ids: impl IntoIterator<Item = Option<ProductId>>) -> Vec<usize> {
+    let mut seen = BTreeSet::new();
+    ids.into_iter()
+        .enumerate()
+        .filter_map(|(index, id)| id.filter(|id| !seen.insert(*id)).map(|_| index))
+        .collect()
+}
+
 impl BatchDeduct {
+    /// Checks the batch rules: 1 to 100 lines, each product once.
+    pub fn new(order_id: OrderId, lines: Vec<DeductLine>) -> Result<Self, FieldError> {
+        if !(1..=MAX_BATCH_LINES).contains(&lines.len()) {
+            return Err(FieldError::new("lines", LinesError::BadLength));
+        }
+        if let Some(index) = repeated_lines(lines.iter().map(|l| Some(l.product_id))).first() {
+            return Err(FieldError::new(
+                line_field(*index, "product_id"),
+                LinesError::Repeated,
+            ));
+        }
+        Ok(Self { order_id, lines })
+    }
+
+    /// Every broken field at once; a broken line is named `lines[<index>].<field>`.
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
         let mut fields = Fields::new(body, &["order_id", "lines"]);
         let order_id = fields.required("order_id", OrderId::parse);
@@ -197,33 +253,33 @@ impl BatchDeduct {
             }
             Some(lines) => Ok(lines.clone()),
         });
-        let mut lines = Vec::new();
-        let mut seen = std::collections::BTreeSet::new();
+        // Each line's errors, then its product id, so repeats are reported in line order.
+        let mut parsed = Vec::new();
         for (index, raw) in raw_lines.iter().flatten().enumerate() {
-            let name = |field: &str| format!("lines[{index}].{field}");
             let Some(line) = raw.as_object() else {
-                fields.errors.push(FieldError::new(
-                    format!("lines[{index}]"),
-                    "must be an object with product_id and quantity",
-                ));
+                let error = FieldError::new(format!("lines[{index}]"), LinesError::NotAnObject);
+                parsed.push((vec![error], None, None));
                 continue;
             };
             let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
             let product_id = line_fields.required("product_id", ProductId::parse);
             let quantity = line_fields.required("quantity", Quantity::parse);
-            fields.errors.extend(
-                line_fields
-                    .errors
-                    .into_iter()
-                    .map(|e| FieldError::new(name(&e.field), e.message)),
-            );
-            if let Some(id) = product_id {
-                if !seen.insert(id) {
-                    fields.errors.push(FieldError::new(
-                        name("product_id"),
-                        "appears in more than one line",
-                    ));
-                }
+            let errors = line_fields
+                .errors
+                .into_iter()
+                .map(|e| FieldError::new(line_field(index, &e.field), e.message))
+                .collect();
+            parsed.push((errors, product_id, quantity));
+        }
+        let repeated = repeated_lines(parsed.iter().map(|(_, id, _)| *id));
+        let mut lines = Vec::new();
+        for (index, (errors, product_id, quantity)) in parsed.into_iter().enumerate() {
+            fields.errors.extend(errors);
+            if repeated.contains(&index) {
+                fields.errors.push(FieldError::new(
+                    line_field(index, "product_id"),
+                    LinesError::Repeated,
+                ));
             }
             if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
                 lines.push(DeductLine {
@@ -243,6 +299,14 @@ impl fmt::Display for DeductLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} x{}", self.product_id.get(), self.quantity.get())
     }
+}
+
+/// One line of a batch that cannot be served: what was asked, what there is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    pub product_id: i64,
+    pub requested: i64,
+    pub available: i64,
 }
 
 #[cfg(test)]
@@ -303,6 +367,19 @@ mod tests {
                 "lines[3]"
             ]
         );
+    }
+
+    #[test]
+    fn a_batch_built_from_lines_checks_the_same_rules() {
+        let order = OrderId::new("o".into()).unwrap();
+        let line = |id| DeductLine {
+            product_id: ProductId::new(id).unwrap(),
+            quantity: Quantity::new(1).unwrap(),
+        };
+        assert!(BatchDeduct::new(order.clone(), vec![line(1), line(2)]).is_ok());
+        let repeated = BatchDeduct::new(order.clone(), vec![line(1), line(2), line(1)]);
+        assert_eq!(repeated.unwrap_err().field, "lines[2].product_id");
+        assert_eq!(BatchDeduct::new(order, vec![]).unwrap_err().field, "lines");
     }
 
     #[test]

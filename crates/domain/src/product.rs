@@ -1,0 +1,353 @@
+//! A product's fields. Each type has one checked constructor (`new`); `parse` reads the JSON
+//! value and calls it, so a value built from a JSON body and one rebuilt from the guard's
+//! record obey the same rules, written once.
+
+use serde_json::{Map, Value};
+
+use crate::fields::{error_texts, integer, FieldError, Fields};
+use crate::price::Price;
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 2000;
+pub const MAX_STOCK: i64 = 1_000_000_000;
+pub const MAX_SKU_CHARS: usize = 64;
+
+error_texts!(NameError {
+    NotAString => "must be a string",
+    Empty => "must not be empty",
+    TooLong => "must be at most 200 characters",
+});
+
+error_texts!(DescriptionError {
+    NotAString => "must be a string",
+    TooLong => "must be at most 2000 characters",
+});
+
+error_texts!(StockError {
+    NotAnInteger => "must be an integer",
+    OutOfRange => "must be between 0 and 1000000000",
+});
+
+error_texts!(CategoryIdError {
+    NotAnInteger => "must be an integer or null",
+    OutOfRange => "must be at least 1",
+});
+
+error_texts!(SkuError {
+    NotAString => "must be a string or null",
+    BadLength => "must be 1 to 64 characters",
+    BadCharacter => "may contain only A-Z a-z 0-9 - _ .",
+});
+
+/// A product name: trimmed, 1 to 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn new(text: &str) -> Result<Self, NameError> {
+        let text = text.trim();
+        match text.chars().count() {
+            0 => Err(NameError::Empty),
+            n if n > MAX_NAME_CHARS => Err(NameError::TooLong),
+            _ => Ok(Self(text.to_owned())),
+        }
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, NameError> {
+        Self::new(value.as_str().ok_or(NameError::NotAString)?)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A description of at most 2000 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Description(String);
+
+impl Description {
+    pub fn new(text: String) -> Result<Self, DescriptionError> {
+        if text.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(DescriptionError::TooLong);
+        }
+        Ok(Self(text))
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, DescriptionError> {
+        Self::new(
+            value
+                .as_str()
+                .ok_or(DescriptionError::NotAString)?
+                .to_owned(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stock level: 0 to 1,000,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stock(i64);
+
+impl Stock {
+    pub fn new(n: i64) -> Result<Self, StockError> {
+        if (0..=MAX_STOCK).contains(&n) {
+            Ok(Self(n))
+        } else {
+            Err(StockError::OutOfRange)
+        }
+    }
+
+    pub fn parse(value: &Value) -> Result<Self, StockError> {
+        Self::new(
+            integer(value)
+                .ok_or(StockError::NotAnInteger)?
+                .ok_or(StockError::OutOfRange)?,
+        )
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A category id: an integer of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CategoryId(i64);
+
+impl CategoryId {
+    pub fn new(n: i64) -> Result<Self, CategoryIdError> {
+        if n >= 1 {
+            Ok(Self(n))
+        } else {
+            Err(CategoryIdError::OutOfRange)
+        }
+    }
+
+    /// `null` is no category.
+    pub fn parse(value: &Value) -> Result<Option<Self>, CategoryIdError> {
+        if value.is_null() {
+            return Ok(None);
+        }
+        let n = integer(value)
+            .ok_or(CategoryIdError::NotAnInteger)?
+            .ok_or(CategoryIdError::OutOfRange)?;
+        Self::new(n).map(Some)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+/// A stock-keeping unit: 1 to 64 of `A-Z a-z 0-9 - _ .`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn new(text: String) -> Result<Self, SkuError> {
+        if text.is_empty() || text.chars().count() > MAX_SKU_CHARS {
+            return Err(SkuError::BadLength);
+        }
+        if !text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(SkuError::BadCharacter);
+        }
+        Ok(Self(text))
+    }
+
+    /// `null` is no sku.
+    pub fn parse(value: &Value) -> Result<Option<Self>, SkuError> {
+        match value {
+            Value::Null => Ok(None),
+            Value::String(text) => Self::new(text.clone()).map(Some),
+            _ => Err(SkuError::NotAString),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+const PRODUCT_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "price",
+    "stock",
+    "category_id",
+    "sku",
+];
+
+/// A product to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub description: Description,
+    pub price: Price,
+    pub stock: Stock,
+    pub category_id: Option<CategoryId>,
+    pub sku: Option<Sku>,
+}
+
+impl NewProduct {
+    /// Every broken field at once, unknown members included.
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, PRODUCT_FIELDS);
+        let name = fields.required("name", ProductName::parse);
+        let description = fields.optional("description", Description::parse);
+        let price = fields.required("price", Price::parse);
+        let stock = fields.required("stock", Stock::parse);
+        let category_id = fields.optional("category_id", CategoryId::parse);
+        let sku = fields.optional("sku", Sku::parse);
+        match (name, price, stock) {
+            (Some(name), Some(price), Some(stock)) if fields.errors.is_empty() => Ok(Self {
+                name,
+                description: description.unwrap_or_default(),
+                price,
+                stock,
+                category_id: category_id.flatten(),
+                sku: sku.flatten(),
+            }),
+            _ => Err(fields.errors),
+        }
+    }
+}
+
+/// The fields of a product to change; `None` leaves a field as it is, and for the nullable
+/// ones `Some(None)` clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProductPatch {
+    pub name: Option<ProductName>,
+    pub description: Option<Description>,
+    pub price: Option<Price>,
+    pub stock: Option<Stock>,
+    pub category_id: Option<Option<CategoryId>>,
+    pub sku: Option<Option<Sku>>,
+}
+
+/// The message of a patch that changes nothing.
+pub const EMPTY_PATCH: &str = "at least one field is required";
+
+impl ProductPatch {
+    /// At least one field; every broken field at once.
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, PRODUCT_FIELDS);
+        let patch = Self {
+            name: fields.optional("name", ProductName::parse),
+            description: fields.optional("description", Description::parse),
+            price: fields.optional("price", Price::parse),
+            stock: fields.optional("stock", Stock::parse),
+            category_id: fields.optional("category_id", CategoryId::parse),
+            sku: fields.optional("sku", Sku::parse),
+        };
+        if body.is_empty() {
+            fields.errors.push(FieldError::new("", EMPTY_PATCH));
+        }
+        if fields.errors.is_empty() {
+            Ok(patch)
+        } else {
+            Err(fields.errors)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        value.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn a_valid_product_parses_with_defaults() {
+        let p = NewProduct::parse(&object(
+            json!({"name": "  Mug ", "price": 12.5, "stock": 40}),
+        ))
+        .unwrap();
+        assert_eq!(p.name.as_str(), "Mug");
+        assert_eq!(p.description.as_str(), "");
+        assert_eq!(p.category_id, None);
+        assert_eq!(p.sku, None);
+    }
+
+    #[test]
+    fn every_broken_field_is_reported_at_once() {
+        let errors = NewProduct::parse(&object(json!({
+            "name": " ", "price": 1.001, "stock": -1, "category_id": 0, "sku": "a b", "id": 3
+        })))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        for field in ["id", "name", "price", "stock", "category_id", "sku"] {
+            assert!(fields.contains(&field), "{field} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn missing_required_fields_are_each_named() {
+        let errors = NewProduct::parse(&Map::new()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["name", "price", "stock"]);
+    }
+
+    #[test]
+    fn stock_must_be_an_integer_literal_in_range() {
+        assert_eq!(Stock::parse(&json!(0)).map(Stock::get), Ok(0));
+        assert_eq!(
+            Stock::parse(&json!(1_000_000_000)).map(Stock::get),
+            Ok(1_000_000_000)
+        );
+        assert_eq!(
+            Stock::parse(&json!(1_000_000_001)),
+            Err(StockError::OutOfRange)
+        );
+        assert_eq!(Stock::parse(&json!(2.5)), Err(StockError::NotAnInteger));
+        assert_eq!(
+            Stock::parse(&serde_json::from_str("1e3").unwrap()),
+            Err(StockError::NotAnInteger)
+        );
+        assert_eq!(Stock::parse(&json!("5")), Err(StockError::NotAnInteger));
+        assert_eq!(Stock::new(-1), Err(StockError::OutOfRange));
+    }
+
+    #[test]
+    fn sku_rules() {
+        assert!(Sku::parse(&json!("MUG-BLUE_350.v2")).unwrap().is_some());
+        assert_eq!(Sku::parse(&json!(null)), Ok(None));
+        assert_eq!(Sku::parse(&json!("")), Err(SkuError::BadLength));
+        assert_eq!(Sku::parse(&json!("x".repeat(65))), Err(SkuError::BadLength));
+        assert_eq!(Sku::parse(&json!("mug/1")), Err(SkuError::BadCharacter));
+        assert_eq!(Sku::parse(&json!("müg")), Err(SkuError::BadCharacter));
+    }
+
+    #[test]
+    fn names_count_characters_not_bytes() {
+        assert!(ProductName::parse(&json!("é".repeat(200))).is_ok());
+        assert_eq!(
+            ProductName::parse(&json!("é".repeat(201))),
+            Err(NameError::TooLong)
+        );
+    }
+
+    #[test]
+    fn a_patch_needs_at_least_one_field_and_may_clear_nullable_ones() {
+        assert!(ProductPatch::parse(&Map::new()).is_err());
+        let patch =
+            ProductPatch::parse(&object(json!({"category_id": null, "sku": null}))).unwrap();
+        assert_eq!(patch.category_id, Some(None));
+        assert_eq!(patch.sku, Some(None));
+        let patch = ProductPatch::parse(&object(json!({"stock": 25}))).unwrap();
+        assert_eq!(patch.stock.map(Stock::get), Some(25));
+    }
+}
