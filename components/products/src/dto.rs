@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde_json::Number;
 
-use inventory::products::Product;
+use inventory::store::products::Product;
 
 /// A product as clients see it.
 #[derive(Serialize)]

@@ -1,9 +1,11 @@
 //! The products routes and their handlers.
 
-use inventory::http::{header, Method};
-use inventory::paging::{bad_param, int_param, PageQuery};
-use inventory::products::{self, ListFilter, WriteOutcome};
-use inventory::{db::Db, guard, Access, ApiError, Call, Resp, Route};
+use inventory::store;
+use inventory::store::products::{self, ListFilter, WriteOutcome};
+use inventory::web::guard;
+use inventory::web::http::{header, Method};
+use inventory::web::paging::{bad_param, int_param, PageQuery};
+use inventory::{Access, ApiError, Call, Resp, Route};
 
 use crate::dto::{HealthView, ProductPageView, ProductView};
 
@@ -58,7 +60,7 @@ pub const ROUTES: &[Route] = &[
 const MAX_QUERY_CHARS: usize = 200;
 
 fn get_health(_call: &Call<'_>) -> Result<Resp, ApiError> {
-    let db = Db::open().map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
+    let db = store::open().map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
     db.query("SELECT 1", &[])
         .map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
     Ok(Resp::json(200, &HealthView { status: "ok" }))
@@ -79,14 +81,14 @@ fn not_found(id: i64) -> ApiError {
 
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let new = guard::new_product(&call.req.body)?;
-    let product = products::create(&Db::open()?, &new)?;
+    let product = products::create(&store::open()?, &new)?;
     let location = format!("/product/{}", product.id);
     Ok(product_response(201, product).with_header(header::LOCATION, &location))
 }
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let product = products::get(&Db::open()?, id)?.ok_or_else(|| not_found(id))?;
+    let product = products::get(&store::open()?, id)?.ok_or_else(|| not_found(id))?;
     if let Some(tags) = call.req.header(header::IF_NONE_MATCH) {
         if etag_list_matches(tags, product.version) {
             return Ok(Resp::new(304).with_header(header::ETAG, &etag(product.version)));
@@ -99,7 +101,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let patch = guard::product_patch(&call.req.body)?;
     let expected = if_match_versions(call)?;
-    match products::update(&Db::open()?, id, &patch, expected.as_deref())? {
+    match products::update(&store::open()?, id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => Ok(product_response(200, product)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
@@ -109,7 +111,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let expected = if_match_versions(call)?;
-    match products::delete(&Db::open()?, id, expected.as_deref())? {
+    match products::delete(&store::open()?, id, expected.as_deref())? {
         WriteOutcome::Done(()) => Ok(Resp::new(204)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
@@ -179,7 +181,7 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
         },
     )?;
     let (page, limit) = (query.page, query.limit);
-    let (items, total) = products::list(&Db::open()?, &filter, page, limit)?;
+    let (items, total) = products::list(&store::open()?, &filter, page, limit)?;
     let links = query.links("/product", total);
     let view = ProductPageView {
         items: items.into_iter().map(ProductView::from).collect(),

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use inventory::stock::LedgerEntry;
+use inventory::store::ledger::LedgerEntry;
 
 /// `POST /product/{id}/deduct`.
 #[derive(Serialize)]

@@ -1,11 +1,13 @@
 //! The stock routes and their handlers.
 
 use inventory::domain::MAX_STOCK;
-use inventory::http::{header, Method};
-use inventory::idempotency::{self, IdempotencyKey};
-use inventory::paging::PageQuery;
-use inventory::stock::{self, BatchOutcome, Context, StockOutcome};
-use inventory::{db::Db, guard, products, Access, ApiError, Call, Resp, Route};
+use inventory::store::stock::{self, BatchOutcome, Context, StockOutcome};
+use inventory::store::{self, ledger, products, Db};
+use inventory::web::guard;
+use inventory::web::http::{header, Method};
+use inventory::web::idempotency::{self, IdempotencyKey};
+use inventory::web::paging::PageQuery;
+use inventory::{Access, ApiError, Call, Resp, Route};
 
 use crate::dto::{
     BatchDeductedView, DeductedLineView, DeductedView, MovementPageView, MovementView,
@@ -71,7 +73,7 @@ impl Idempotent {
         order_id: Option<&str>,
         operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
     ) -> Result<Resp, ApiError> {
-        let db = Db::open()?;
+        let db = store::open()?;
         idempotency::run_once(
             &db,
             &self.subject,
@@ -182,11 +184,11 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let query = PageQuery::parse(&call.req.query, "page, limit", |_, _| Ok(false))?;
-    let db = Db::open()?;
+    let db = store::open()?;
     if products::get(&db, id)?.is_none() {
         return Err(not_found(id));
     }
-    let (entries, total) = stock::movements(&db, id, query.page, query.limit)?;
+    let (entries, total) = ledger::page(&db, id, query.page, query.limit)?;
     let view = MovementPageView {
         items: entries.into_iter().map(MovementView::from).collect(),
         page: query.page,

@@ -1,9 +1,6 @@
-//! The database: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, served by every Spin from 2.x on),
-//! with SQLite failures mapped once into [`StoreError`].
+//! A connection to Spin SQLite, with SQLite failures mapped once into [`StoreError`].
 
 use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
-
-use crate::migrations;
 
 /// Storage failures, as the layers above need to tell them apart.
 #[derive(Debug)]
@@ -39,18 +36,17 @@ fn classify(text: String) -> StoreError {
     StoreError::Query(text)
 }
 
-/// An open connection to the app's default database, schema up to date.
+/// An open connection to the app's default database (see [`crate::store::open`], which
+/// also brings its schema up to date).
 pub struct Db {
     conn: Connection,
 }
 
 impl Db {
-    /// Opens the default database and applies any migration not yet applied.
-    pub fn open() -> Result<Self, StoreError> {
-        let conn = Connection::open_default()?;
-        let db = Self { conn };
-        migrations::migrate(&db)?;
-        Ok(db)
+    pub(crate) fn connect() -> Result<Self, StoreError> {
+        Ok(Self {
+            conn: Connection::open_default()?,
+        })
     }
 
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
@@ -79,6 +75,32 @@ impl Db {
                 Err(err)
             }
         }
+    }
+}
+
+/// The current time as SQLite writes it into `*_at` columns.
+pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+/// An optional text parameter: `NULL` when absent.
+pub fn opt_text(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, |v| Value::Text(v.to_owned()))
+}
+
+/// An optional integer parameter: `NULL` when absent.
+pub fn opt_int(value: Option<i64>) -> Value {
+    value.map_or(Value::Null, Value::Integer)
+}
+
+impl Db {
+    /// The database's clock, in Unix seconds (the same clock `NOW` writes with).
+    pub fn unix_now(&self) -> Result<i64, StoreError> {
+        let result = self.query("SELECT CAST(strftime('%s', 'now') AS INTEGER)", &[])?;
+        let now = rows(&result)
+            .next()
+            .map(|row| row.int(0))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt("the clock query returned no row".into()))?;
+        Ok(now)
     }
 }
 

@@ -6,19 +6,19 @@
 
 use spin_sdk::sqlite::Value;
 
-use crate::db::{Db, StoreError};
+use crate::store::db::{rows, Db, StoreError};
 
 /// (number, name, SQL), in order. A new migration is a new file and a new line here.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (
         1,
         "0001_products",
-        include_str!("../../../migrations/0001_products.sql"),
+        include_str!("../../../../migrations/0001_products.sql"),
     ),
     (
         2,
         "0002_idempotency",
-        include_str!("../../../migrations/0002_idempotency.sql"),
+        include_str!("../../../../migrations/0002_idempotency.sql"),
     ),
 ];
 
@@ -28,9 +28,7 @@ pub fn latest() -> i64 {
 
 fn user_version(db: &Db) -> Result<i64, StoreError> {
     let result = db.query("PRAGMA user_version", &[])?;
-    let version = crate::db::rows(&result)
-        .next()
-        .map_or(Ok(0), |row| row.int(0));
+    let version = rows(&result).next().map_or(Ok(0), |row| row.int(0));
     version
 }
 

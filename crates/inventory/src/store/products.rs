@@ -1,10 +1,11 @@
-//! The product repository over Spin SQLite. Every write is one transaction that also writes
-//! the stock ledger, so a product's movements always sum to its stock.
+//! The product catalogue. Every write is one transaction; one that changes stock also
+//! writes the ledger.
 
 use spin_sdk::sqlite::Value;
 
-use crate::db::{rows, Db, Row, StoreError};
 use crate::domain::{NewProduct, Price, ProductPatch};
+use crate::store::db::{opt_int, opt_text, rows, Db, Row, StoreError, NOW};
+use crate::store::ledger::{self, reason, Movement};
 
 /// A stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,6 @@ pub struct Product {
 
 const COLUMNS: &str =
     "id, sku, name, description, price_cents, stock, category_id, version, created_at, updated_at";
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
 
 impl Product {
     fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
@@ -32,7 +32,7 @@ impl Product {
             sku: row.opt_text(1)?,
             name: row.text(2)?,
             description: row.text(3)?,
-            price: Price::from_cents(row.int(4)?),
+            price: Price::from_stored_cents(row.int(4)?),
             stock: row.int(5)?,
             category_id: row.opt_int(6)?,
             version: row.int(7)?,
@@ -51,14 +51,6 @@ fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreErr
     product
 }
 
-fn opt_text(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, |v| Value::Text(v.to_owned()))
-}
-
-fn opt_int(value: Option<i64>) -> Value {
-    value.map_or(Value::Null, Value::Integer)
-}
-
 /// Why a conditional write did not happen.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteOutcome<T> {
@@ -68,33 +60,6 @@ pub enum WriteOutcome<T> {
     VersionMismatch {
         current: i64,
     },
-}
-
-/// A stock change for the ledger.
-pub struct Movement<'a> {
-    pub product_id: i64,
-    pub delta: i64,
-    pub stock_after: i64,
-    pub reason: &'a str,
-    pub order_id: Option<&'a str>,
-    pub idempotency_key: Option<&'a str>,
-}
-
-pub fn record_movement(db: &Db, movement: &Movement<'_>) -> Result<(), StoreError> {
-    db.exec(
-        &format!(
-            "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, idempotency_key, at) \
-             VALUES (?, ?, ?, ?, ?, ?, {NOW})"
-        ),
-        &[
-            Value::Integer(movement.product_id),
-            Value::Integer(movement.delta),
-            Value::Integer(movement.stock_after),
-            Value::Text(movement.reason.to_owned()),
-            opt_text(movement.order_id),
-            opt_text(movement.idempotency_key),
-        ],
-    )
 }
 
 pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
@@ -115,13 +80,13 @@ pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
             ],
         )?
         .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
-        record_movement(
+        ledger::record(
             db,
             &Movement {
                 product_id: product.id,
                 delta: product.stock,
                 stock_after: product.stock,
-                reason: "created",
+                reason: reason::CREATED,
                 order_id: None,
                 idempotency_key: None,
             },
@@ -186,13 +151,13 @@ pub fn update(
         );
         let after = one(db, &sql, &params)?.ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
         if after.stock != before.stock {
-            record_movement(
+            ledger::record(
                 db,
                 &Movement {
                     product_id: id,
                     delta: after.stock - before.stock,
                     stock_after: after.stock,
-                    reason: "set",
+                    reason: reason::SET,
                     order_id: None,
                     idempotency_key: None,
                 },

@@ -1,21 +1,16 @@
-//! Stock changes for the order service: deduct, batch deduct, restock, and the ledger.
+//! Stock changes for the order service: deduct, batch deduct, restock.
 //!
 //! Every function here runs inside the caller's write transaction (`BEGIN IMMEDIATE`, see
-//! `idempotency::run_once`) and changes stock only with a conditional `UPDATE` (`... WHERE
-//! stock >= ?`), so no interleaving of instances can sell what is not there; each change
+//! `web::idempotency::run_once`) and changes stock only with a conditional `UPDATE` (`...
+//! WHERE stock >= ?`), so no interleaving of instances can sell what is not there; each change
 //! writes its ledger row in the same transaction.
 
 use spin_sdk::sqlite::Value;
 
-use crate::db::{rows, Db, StoreError};
-use crate::domain::stock::DeductLine;
+use crate::domain::stock::{DeductLine, Shortfall};
 use crate::domain::MAX_STOCK;
-use crate::problem::Shortfall;
-use crate::products::{record_movement, Movement};
-
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
-/// The reason deducts are recorded with in the ledger.
-pub const DEDUCT_REASON: &str = "deducted";
+use crate::store::db::{rows, Db, StoreError, NOW};
+use crate::store::ledger::{self, reason, Movement};
 
 /// How a single-product change ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,7 +45,7 @@ pub fn deduct(
         -quantity,
         "stock >= ?",
         quantity,
-        DEDUCT_REASON,
+        reason::DEDUCTED,
         context,
     )
 }
@@ -101,7 +96,7 @@ fn change(
             None => StockOutcome::NotFound,
         });
     };
-    record_movement(
+    ledger::record(
         db,
         &Movement {
             product_id,
@@ -175,51 +170,4 @@ pub fn deduct_batch(
         }
     }
     Ok(BatchOutcome::Done(done))
-}
-
-/// One row of a product's ledger.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LedgerEntry {
-    pub id: i64,
-    pub delta: i64,
-    pub stock_after: i64,
-    pub reason: String,
-    pub order_id: Option<String>,
-    pub at: String,
-}
-
-/// A page of a product's ledger, newest first, and the number of entries.
-pub fn movements(
-    db: &Db,
-    product_id: i64,
-    page: i64,
-    limit: i64,
-) -> Result<(Vec<LedgerEntry>, i64), StoreError> {
-    let total_result = db.query(
-        "SELECT count(*) FROM stock_movements WHERE product_id = ?",
-        &[Value::Integer(product_id)],
-    )?;
-    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
-    let result = db.query(
-        "SELECT id, delta, stock_after, reason, order_id, at FROM stock_movements \
-         WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-        &[
-            Value::Integer(product_id),
-            Value::Integer(limit),
-            Value::Integer((page - 1).saturating_mul(limit)),
-        ],
-    )?;
-    let entries = rows(&result)
-        .map(|row| {
-            Ok(LedgerEntry {
-                id: row.int(0)?,
-                delta: row.int(1)?,
-                stock_after: row.int(2)?,
-                reason: row.text(3)?,
-                order_id: row.opt_text(4)?,
-                at: row.text(5)?,
-            })
-        })
-        .collect::<Result<_, StoreError>>()?;
-    Ok((entries, total))
 }

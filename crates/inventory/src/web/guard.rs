@@ -1,12 +1,21 @@
-//! The HTTP components' side of the guard (`wit/guard.wit`): its imports, and the mapping of
-//! its answers to pipeline types. The guard itself is a separate component, composed in by
-//! the host (`[component.<id>.dependencies]`).
+//! The HTTP components' side of the guard (`wit/guard.wit`): its imports, and the one place
+//! its answers become pipeline and domain types. The guard itself is a separate component,
+//! composed in by Spin (or this project's host) from `[component.<id>.dependencies]`.
+//!
+//! A request body is parsed once, by the guard. Its typed record is turned into domain values
+//! here with the domain's own constructors: no JSON is rebuilt, and since those constructors
+//! check their invariants, a guard built from other rules cannot hand a handler a value the
+//! domain would refuse (that is a deployment fault: 500, logged).
 
-use serde_json::{Map, Value};
+use std::fmt::Display;
 
-use crate::domain::stock::{BatchDeduct, Deduct, Restock};
-use crate::domain::{NewProduct, Price, ProductPatch};
-use crate::problem::{ApiError, FieldError};
+use crate::domain::stock::{
+    BatchDeduct, Deduct, DeductLine, OrderId, ProductId, Quantity, Restock, RestockReason,
+};
+use crate::domain::{
+    CategoryId, Description, NewProduct, Price, ProductName, ProductPatch, Sku, Stock,
+};
+use crate::web::problem::{ApiError, FieldError};
 
 mod bindings {
     wit_bindgen::generate!({
@@ -60,77 +69,87 @@ pub fn check_rate(client: &str) -> Result<Decision, ApiError> {
     })
 }
 
-/// `POST /product`: the body checked by the guard, then typed by the domain.
+/// `POST /product`.
 pub fn new_product(body: &[u8]) -> Result<NewProduct, ApiError> {
     let p = validation::validate_new_product(body).map_err(rejected)?;
-    let mut fields = Map::new();
-    fields.insert("name".into(), p.name.into());
-    fields.insert("description".into(), p.description.into());
-    fields.insert(
-        "price".into(),
-        Price::from_cents(p.price_cents).to_json().into(),
-    );
-    fields.insert("stock".into(), p.stock.into());
-    fields.insert("category_id".into(), p.category_id.into());
-    fields.insert("sku".into(), p.sku.into());
-    NewProduct::parse(&fields).map_err(disagreement)
+    Ok(NewProduct {
+        name: checked("name", ProductName::new(&p.name))?,
+        description: checked("description", Description::new(p.description))?,
+        price: checked("price", Price::try_from_cents(p.price_cents))?,
+        stock: checked("stock", Stock::new(p.stock))?,
+        category_id: checked(
+            "category_id",
+            p.category_id.map(CategoryId::new).transpose(),
+        )?,
+        sku: checked("sku", p.sku.map(Sku::new).transpose())?,
+    })
 }
 
-/// `PUT`/`PATCH /product/{id}`: the fields present, checked by the guard.
+/// `PUT`/`PATCH /product/{id}`: the fields present, at least one.
 pub fn product_patch(body: &[u8]) -> Result<ProductPatch, ApiError> {
     let p = validation::validate_product_patch(body).map_err(rejected)?;
-    let mut fields = Map::new();
-    let mut put = |name: &str, value: Option<Value>| {
-        if let Some(value) = value {
-            fields.insert(name.into(), value);
-        }
+    let patch = ProductPatch {
+        name: checked("name", p.name.map(|n| ProductName::new(&n)).transpose())?,
+        description: checked(
+            "description",
+            p.description.map(Description::new).transpose(),
+        )?,
+        price: checked(
+            "price",
+            p.price_cents.map(Price::try_from_cents).transpose(),
+        )?,
+        stock: checked("stock", p.stock.map(Stock::new).transpose())?,
+        category_id: checked(
+            "category_id",
+            p.category_id
+                .map(|c| c.map(CategoryId::new).transpose())
+                .transpose(),
+        )?,
+        sku: checked(
+            "sku",
+            p.sku.map(|s| s.map(Sku::new).transpose()).transpose(),
+        )?,
     };
-    put("name", p.name.map(Value::from));
-    put("description", p.description.map(Value::from));
-    put(
-        "price",
-        p.price_cents
-            .map(|c| Value::Number(Price::from_cents(c).to_json())),
-    );
-    put("stock", p.stock.map(Value::from));
-    put("category_id", p.category_id.map(Value::from));
-    put("sku", p.sku.map(Value::from));
-    ProductPatch::parse(&fields).map_err(disagreement)
+    if patch.is_empty() {
+        return checked("", Err(crate::domain::EMPTY_PATCH));
+    }
+    Ok(patch)
 }
 
 /// `POST /product/{id}/deduct`.
 pub fn deduct(body: &[u8]) -> Result<Deduct, ApiError> {
     let d = validation::validate_deduct(body).map_err(rejected)?;
-    let mut fields = Map::new();
-    fields.insert("quantity".into(), d.quantity.into());
-    fields.insert("order_id".into(), d.order_id.into());
-    Deduct::parse(&fields).map_err(disagreement)
+    Ok(Deduct {
+        quantity: checked("quantity", Quantity::new(d.quantity))?,
+        order_id: checked("order_id", OrderId::new(d.order_id))?,
+    })
 }
 
 /// `POST /product/{id}/restock`.
 pub fn restock(body: &[u8]) -> Result<Restock, ApiError> {
     let r = validation::validate_restock(body).map_err(rejected)?;
-    let mut fields = Map::new();
-    fields.insert("quantity".into(), r.quantity.into());
-    if let Some(order_id) = r.order_id {
-        fields.insert("order_id".into(), order_id.into());
-    }
-    fields.insert("reason".into(), r.reason.into());
-    Restock::parse(&fields).map_err(disagreement)
+    Ok(Restock {
+        quantity: checked("quantity", Quantity::new(r.quantity))?,
+        order_id: checked("order_id", r.order_id.map(OrderId::new).transpose())?,
+        reason: checked("reason", RestockReason::new(r.reason))?,
+    })
 }
 
 /// `POST /stock/deduct`.
 pub fn batch_deduct(body: &[u8]) -> Result<BatchDeduct, ApiError> {
     let b = validation::validate_batch_deduct(body).map_err(rejected)?;
-    let lines: Vec<Value> = b
+    let lines = b
         .lines
         .into_iter()
-        .map(|l| serde_json::json!({"product_id": l.product_id, "quantity": l.quantity}))
-        .collect();
-    let mut fields = Map::new();
-    fields.insert("order_id".into(), b.order_id.into());
-    fields.insert("lines".into(), lines.into());
-    BatchDeduct::parse(&fields).map_err(disagreement)
+        .map(|line| {
+            Ok(DeductLine {
+                product_id: checked("lines.product_id", ProductId::new(line.product_id))?,
+                quantity: checked("lines.quantity", Quantity::new(line.quantity))?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let order_id = checked("order_id", OrderId::new(b.order_id))?;
+    BatchDeduct::new(order_id, lines).map_err(|e| disagreement(&e.field, e.message))
 }
 
 fn rejected(err: ValidationError) -> ApiError {
@@ -145,10 +164,15 @@ fn rejected(err: ValidationError) -> ApiError {
     }
 }
 
-/// The domain re-types what the guard accepted; if they ever disagree, the guard and this
-/// component were built from different rules, which is a deployment fault.
-fn disagreement(errors: Vec<FieldError>) -> ApiError {
+/// A value the guard accepted, as the domain types it.
+fn checked<T, E: Display>(field: &str, result: Result<T, E>) -> Result<T, ApiError> {
+    result.map_err(|err| disagreement(field, err))
+}
+
+/// The guard and this component were built from different rules: a deployment fault.
+fn disagreement(field: &str, err: impl Display) -> ApiError {
     ApiError::Internal(format!(
-        "the guard accepted a body the domain refuses: {errors:?}"
+        "the guard accepted `{field}` but the domain refuses it ({err}): the guard and this \
+         component were built from different versions"
     ))
 }

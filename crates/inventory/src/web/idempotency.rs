@@ -1,4 +1,4 @@
-//! Idempotency keys for stock writes (`Idempotency-Key`, API.md "Stock").
+//! Idempotent stock writes (`Idempotency-Key`; README "Stock for the order service").
 //!
 //! A key belongs to the client that sent it (the token's subject). The first request with a
 //! key runs and its response (status and body) is stored in the same transaction as its
@@ -8,19 +8,15 @@
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use spin_sdk::sqlite::Value as Sql;
 
-use crate::db::{rows, Db, StoreError};
-use crate::http::{header, Req, Resp};
-use crate::problem::ApiError;
+use crate::store::db::Db;
+use crate::store::idempotency::{self as records, StoredResponse};
+use crate::web::http::{header, Req, Resp};
+use crate::web::problem::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
 /// Marks a response that is a replay of a stored one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-/// Keys are kept at least this long.
-pub const RETENTION_SECONDS: i64 = 24 * 60 * 60;
-/// Expired keys deleted per write, so clean-up never makes one request slow.
-const SWEEP_BATCH: i64 = 32;
 const MAX_KEY_CHARS: usize = 255;
 
 /// A client's key for one request: 1 to 255 visible ASCII characters.
@@ -93,57 +89,27 @@ pub fn run_once(
     operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
 ) -> Result<Resp, ApiError> {
     db.transaction(|db| {
-        let now = unix_now(db)?;
-        sweep(db, now)?;
-        if let Some((stored_fingerprint, status, body)) = lookup(db, subject, key)? {
-            if stored_fingerprint != fingerprint {
+        let now = db.unix_now()?;
+        records::sweep(db, now)?;
+        if let Some(stored) = records::lookup(db, subject, key.as_str())? {
+            if stored.fingerprint != fingerprint {
                 return Err(ApiError::IdempotencyConflict);
             }
-            return Ok(replay(status, body));
+            return Ok(replay(stored.status, stored.body));
         }
         let resp = match operation(db) {
             Ok(resp) => resp,
             Err(err) if err.status() < 500 => err.into_response(request_id),
             Err(err) => return Err(err),
         };
-        let body = String::from_utf8_lossy(&resp.body).into_owned();
-        db.exec(
-            "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-            &[
-                Sql::Text(subject.to_owned()),
-                Sql::Text(key.as_str().to_owned()),
-                Sql::Text(fingerprint.to_owned()),
-                Sql::Integer(i64::from(resp.status)),
-                Sql::Text(body),
-                Sql::Integer(now),
-            ],
-        )?;
+        let stored = StoredResponse {
+            fingerprint: fingerprint.to_owned(),
+            status: resp.status,
+            body: String::from_utf8_lossy(&resp.body).into_owned(),
+        };
+        records::record(db, subject, key.as_str(), &stored, now)?;
         Ok(resp)
     })
-}
-
-fn lookup(
-    db: &Db,
-    subject: &str,
-    key: &IdempotencyKey,
-) -> Result<Option<(String, u16, String)>, StoreError> {
-    let result = db.query(
-        "SELECT fingerprint, status, body FROM idempotency_keys WHERE subject = ? AND key = ?",
-        &[
-            Sql::Text(subject.to_owned()),
-            Sql::Text(key.as_str().to_owned()),
-        ],
-    )?;
-    let found = rows(&result)
-        .next()
-        .map(|row| -> Result<_, StoreError> {
-            let status = u16::try_from(row.int(1)?)
-                .map_err(|_| StoreError::Corrupt("a stored status is out of range".into()))?;
-            Ok((row.text(0)?, status, row.text(2)?))
-        })
-        .transpose();
-    found
 }
 
 fn replay(status: u16, body: String) -> Resp {
@@ -157,26 +123,4 @@ fn replay(status: u16, body: String) -> Resp {
     resp.set_header(header::CONTENT_TYPE, content_type);
     resp.set_header(REPLAYED_HEADER, "true");
     resp
-}
-
-/// Deletes a few keys past their retention; every stock write calls it.
-fn sweep(db: &Db, now: i64) -> Result<(), StoreError> {
-    db.exec(
-        "DELETE FROM idempotency_keys WHERE rowid IN \
-         (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
-        &[
-            Sql::Integer(now - RETENTION_SECONDS),
-            Sql::Integer(SWEEP_BATCH),
-        ],
-    )
-}
-
-fn unix_now(db: &Db) -> Result<i64, StoreError> {
-    let result = db.query("SELECT CAST(strftime('%s', 'now') AS INTEGER)", &[])?;
-    let now = rows(&result)
-        .next()
-        .map(|row| row.int(0))
-        .transpose()?
-        .ok_or_else(|| StoreError::Corrupt("the clock query returned no row".into()))?;
-    Ok(now)
 }

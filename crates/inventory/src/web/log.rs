@@ -2,7 +2,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::pipeline::Ctx;
+use crate::web::context::Ctx;
 
 pub struct AccessEntry<'a> {
     pub ctx: &'a Ctx,

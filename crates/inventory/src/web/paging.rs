@@ -1,7 +1,7 @@
 //! Paged collections: `page` and `limit` query parameters and RFC 8288 `Link` headers.
 
-use crate::problem::ApiError;
-use crate::query;
+use crate::web::problem::ApiError;
+use crate::web::query;
 
 pub const DEFAULT_LIMIT: i64 = 10;
 pub const MAX_LIMIT: i64 = 100;

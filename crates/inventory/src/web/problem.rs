@@ -2,18 +2,11 @@
 
 use serde_json::json;
 
-use crate::db::StoreError;
-use crate::http::{header, Resp};
+use crate::domain::stock::Shortfall;
+use crate::store::StoreError;
+use crate::web::http::{header, Resp};
 
-pub use inventory_domain::FieldError;
-
-/// One short line of a batch deduct.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shortfall {
-    pub product_id: i64,
-    pub requested: i64,
-    pub available: i64,
-}
+pub use crate::domain::FieldError;
 
 /// Everything a request can fail with. Only this type renders error responses.
 #[derive(Debug)]

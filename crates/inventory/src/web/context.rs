@@ -1,0 +1,72 @@
+//! Who and what a request is, for every stage of the pipeline and for the access log.
+
+use std::time::Instant;
+
+use crate::web::guard::Decision;
+use crate::web::http::{header, Req};
+
+#[derive(Debug)]
+pub struct Ctx {
+    pub request_id: String,
+    pub started: Instant,
+    pub client_addr: Option<String>,
+    pub component: &'static str,
+    /// The authenticated subject, once known.
+    pub sub: Option<String>,
+    /// The rate limiter's decision, once made; reported in the `RateLimit` headers.
+    pub rate: Option<Decision>,
+}
+
+impl Ctx {
+    pub fn new(req: &Req, component: &'static str) -> Self {
+        let request_id = req
+            .header(header::REQUEST_ID)
+            .filter(|id| is_sane_request_id(id))
+            .map_or_else(new_request_id, str::to_owned);
+        Self {
+            request_id,
+            started: Instant::now(),
+            client_addr: req.last_header(header::SPIN_CLIENT_ADDR).map(str::to_owned),
+            component,
+            sub: None,
+            rate: None,
+        }
+    }
+
+    /// The client's IP address, without the port.
+    pub fn client_ip(&self) -> Option<&str> {
+        let addr = self.client_addr.as_deref()?;
+        Some(match addr.rsplit_once(':') {
+            Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+                ip.trim_start_matches('[').trim_end_matches(']')
+            }
+            _ => addr,
+        })
+    }
+}
+
+/// A client's request id is echoed only if it is short and plain.
+fn is_sane_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_request_id() -> String {
+    let bytes = wasi::random::random::get_random_bytes(16);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_must_be_plain() {
+        assert!(is_sane_request_id("abc-123_x.y:z"));
+        assert!(!is_sane_request_id(""));
+        assert!(!is_sane_request_id("a b"));
+        assert!(!is_sane_request_id(&"a".repeat(129)));
+    }
+}
