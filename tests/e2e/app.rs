@@ -20,6 +20,11 @@ pub fn manifest() -> PathBuf {
     repo_root().join("spin.toml")
 }
 
+/// The compiled-component cache of test runs: under `target/`, never the user's own.
+pub fn cache_dir() -> PathBuf {
+    repo_root().join("target/test-compile-cache")
+}
+
 /// Builds the wasm components once for the whole test run.
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -85,7 +90,8 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
         .arg("up")
         .arg("-f")
         .arg(manifest)
-        .args(["--listen", "127.0.0.1:0"]);
+        .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache_dir());
     // A test may name its own state directory, to restart an app on the same state.
     if !extra_args.contains(&"--state-dir") {
         command.arg("--state-dir").arg(state_dir.path());

@@ -1,4 +1,5 @@
-//! API.md "Common" and "Health": media types, limits, errors, request ids, the access log.
+//! What every route shares (`api/openapi.json`, README "Quickstart"): media types, limits,
+//! errors, request ids, `/health`, the access log.
 
 use serde_json::json;
 

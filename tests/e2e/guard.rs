@@ -373,7 +373,7 @@ fn a_broken_key_configuration_is_a_500_not_a_401() {
     );
 }
 
-/// Every route of API.md and the scope it needs.
+/// Every route of `api/openapi.json` and the scope it needs.
 const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/product", "inventory:read"),
     ("GET", "/product/1", "inventory:read"),

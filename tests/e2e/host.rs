@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::app::{build_components, manifest, repo_root, spawn_app, spawn_app_with, HOST};
+use crate::app::{
+    build_components, cache_dir, manifest, repo_root, spawn_app, spawn_app_with, HOST,
+};
 
 /// Writes a manifest beside the real one's build output, with `edit` applied to its text.
 pub fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
@@ -29,6 +31,8 @@ fn up_fails_with(manifest: &Path, args: &[&str]) -> String {
         .arg(manifest)
         .args(["--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
+        .arg("--cache-dir")
+        .arg(cache_dir())
         .args(args)
         .output()
         .unwrap();
@@ -79,6 +83,8 @@ fn an_invalid_manifest_is_an_error_naming_the_key() {
 
 #[test]
 fn an_undefined_store_or_variable_is_an_error_before_binding() {
+    // Whichever check comes first, the app around it must be buildable.
+    build_components();
     let dir = tempfile::tempdir().unwrap();
     let store = edited_manifest(dir.path(), |t| {
         t.replace(

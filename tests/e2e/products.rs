@@ -1,4 +1,5 @@
-//! API.md "Products": create, read, update, delete and list, bad inputs included.
+//! The products API (`api/openapi.json`, `/product` paths): create, read, update, delete and
+//! list, bad inputs included.
 
 use serde_json::{json, Value};
 

@@ -1,18 +1,18 @@
 //! Loading an app: manifest, variables, stores and compiled components, every check done
 //! before the server binds, so a broken app fails at start in words a user can act on.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::deps::{Dependency, DependencySource};
-use crate::kv::{KeyValueFile, KeyValueStores};
-use crate::manifest::{LoadedManifest, RouteDecl};
-use crate::routes::{Route, Router};
+use crate::key_value::{KeyValueStores, SqliteKeyValue};
+use crate::manifest::{self, DependencySource, LoadedManifest, RouteDecl};
+use crate::routes::{Duplicate, Route, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{Database, Databases};
 use crate::state::HostState;
@@ -28,6 +28,8 @@ pub struct AppOptions {
     pub variables: Vec<(String, String)>,
     pub max_instances: u32,
     pub max_memory_bytes: usize,
+    /// Where compiled components are cached (default: Wasmtime's user cache).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// A component ready to instantiate.
@@ -38,7 +40,7 @@ pub struct LoadedComponent {
     pub sqlite_databases: Arc<[String]>,
     pub key_value_stores: Arc<[String]>,
     pub environment: Vec<(String, String)>,
-    /// How many dependency instances a request may create (see `deps`).
+    /// How many dependency instances a request may create (see `link`).
     pub dependency_count: usize,
 }
 
@@ -72,113 +74,32 @@ impl App {
         run_start_statements(&databases, &options.sqlite_statements)?;
         let key_value = Arc::new(open_key_value_stores(&loaded, &runtime_config, &state_dir)?);
 
-        let engine = new_engine(options.max_instances, options.max_memory_bytes)?;
-        let linker = new_linker(&engine)?;
-
+        let engine = crate::engine::new_engine(
+            options.max_instances,
+            options.max_memory_bytes,
+            options.cache_dir.as_deref(),
+        )?;
+        let mut loader = Loader {
+            loaded: &loaded,
+            engine: &engine,
+            linker: crate::engine::new_linker(&engine)?,
+            compiled: HashMap::new(),
+        };
         let mut components = Vec::new();
         let mut routes = Vec::new();
         for (id, component) in &manifest.component {
-            let index = components.len();
             for trigger in manifest.trigger.http.iter().filter(|t| &t.component == id) {
                 if let RouteDecl::Path(raw) = &trigger.route {
-                    routes.push(
-                        Route::parse(raw, index).with_context(|| format!("component `{id}`"))?,
-                    );
+                    let route = Route::parse(raw, components.len());
+                    routes.push(route.with_context(|| format!("component `{id}`"))?);
                 }
             }
-            let source = loaded.source_path(component);
-            let wasm = read_wasm(
-                &format!("component `{id}`"),
-                &source,
-                component.build.as_ref().map(|b| b.command.as_str()),
-            )?;
-            let compiled = Component::new(&engine, &wasm)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!(
-                        "component `{id}`: {} is not a valid component",
-                        source.display()
-                    )
-                })?;
-            let mut dependencies = Vec::new();
-            for (key, decl) in &component.dependencies {
-                let dep =
-                    Dependency::parse(key, decl, component.dependencies_inherit_configuration)
-                        .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
-                let path = match &dep.source {
-                    DependencySource::Path(path) => loaded.dir.join(path),
-                    DependencySource::Component(other) => {
-                        let other = manifest.component.get(other).with_context(|| {
-                            format!("dependency '{key}' of component '{id}': dependency ID '{other}' does not exist")
-                        })?;
-                        loaded.source_path(other)
-                    }
-                };
-                let what = format!("dependency '{key}' of component `{id}`");
-                let wasm = read_wasm(
-                    &what,
-                    &path,
-                    component.build.as_ref().map(|b| b.command.as_str()),
-                )?;
-                let dep_component = Component::new(&engine, &wasm)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!("{what}: {} is not a valid component", path.display())
-                    })?;
-                dependencies.push((dep, dep_component));
-            }
-            let mut component_linker;
-            let linker_for_component = if dependencies.is_empty() {
-                &linker
-            } else {
-                component_linker = linker.clone();
-                component_linker.allow_shadowing(true);
-                crate::deps::link(
-                    &engine,
-                    id,
-                    &compiled,
-                    &dependencies,
-                    &linker,
-                    &mut component_linker,
-                )?;
-                &component_linker
-            };
-            let pre = linker_for_component
-                .instantiate_pre(&compiled)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("component `{id}` imports something this host does not provide")
-                })?;
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| format!("component `{id}` is not an HTTP component (it exports no `wasi:http/incoming-handler`)"))?;
-            components.push(LoadedComponent {
-                id: id.clone(),
-                pre,
-                variables: variables.render_component(id, &component.variables)?,
-                sqlite_databases: component.sqlite_databases.clone().into(),
-                key_value_stores: component.key_value_stores.clone().into(),
-                environment: component.environment.clone().into_iter().collect(),
-                dependency_count: dependencies.len(),
-            });
+            // Cheap checks first: a bad template fails before anything is compiled.
+            let component_variables = variables.render_component(id, &component.variables)?;
+            components.push(loader.load(id, component, component_variables)?);
         }
         let (router, duplicates) = Router::new(routes);
-        if !duplicates.is_empty() {
-            eprintln!("The following component routes are duplicates and will never be used:");
-            for dup in &duplicates {
-                let id = |index: usize| {
-                    components
-                        .get(index)
-                        .map_or("?", |c: &LoadedComponent| c.id.as_str())
-                };
-                eprintln!(
-                    "  {}: {} (duplicate of {})",
-                    id(dup.unused),
-                    dup.route,
-                    id(dup.used)
-                );
-            }
-        }
+        report_duplicate_routes(&duplicates, &components);
         Ok(Self {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
@@ -188,6 +109,111 @@ impl App {
             databases,
             key_value,
         })
+    }
+}
+
+/// Compiles and links components, each wasm file once however many components use it.
+struct Loader<'a> {
+    loaded: &'a LoadedManifest,
+    engine: &'a Engine,
+    linker: Linker<HostState>,
+    compiled: HashMap<PathBuf, Component>,
+}
+
+impl Loader<'_> {
+    /// Compiles one component and its dependencies and links them, ready to instantiate.
+    fn load(
+        &mut self,
+        id: &str,
+        component: &manifest::Component,
+        variables: ComponentVariables,
+    ) -> Result<LoadedComponent> {
+        let build = component.build.as_ref().map(|b| b.command.as_str());
+        let source = self.loaded.source_path(component);
+        let compiled = self.compile(&format!("component `{id}`"), &source, build)?;
+        let mut dependencies = Vec::new();
+        for dep in &component.dependencies {
+            let path = match &dep.source {
+                DependencySource::Path(path) => self.loaded.dir.join(path),
+                DependencySource::Component(other) => {
+                    let other = self.loaded.manifest.component.get(other).with_context(|| {
+                        format!(
+                            "dependency '{}' of component '{id}': dependency ID '{other}' does not exist",
+                            dep.key
+                        )
+                    })?;
+                    self.loaded.source_path(other)
+                }
+            };
+            let what = format!("dependency '{}' of component `{id}`", dep.key);
+            dependencies.push((dep.clone(), self.compile(&what, &path, build)?));
+        }
+        // Dependencies shadow the imports they satisfy in a linker of this component's own.
+        let with_dependencies;
+        let linker = if dependencies.is_empty() {
+            &self.linker
+        } else {
+            let mut linker = self.linker.clone();
+            linker.allow_shadowing(true);
+            crate::link::link(
+                self.engine,
+                id,
+                &compiled,
+                &dependencies,
+                &self.linker,
+                &mut linker,
+            )?;
+            with_dependencies = linker;
+            &with_dependencies
+        };
+        let pre = linker
+            .instantiate_pre(&compiled)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!("component `{id}` imports something this host does not provide")
+            })?;
+        let pre = ProxyPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component `{id}` is not an HTTP component (it exports no `wasi:http/incoming-handler`)"))?;
+        Ok(LoadedComponent {
+            id: id.to_owned(),
+            pre,
+            variables,
+            sqlite_databases: component.sqlite_databases.clone().into(),
+            key_value_stores: component.key_value_stores.clone().into(),
+            environment: component.environment.clone().into_iter().collect(),
+            dependency_count: dependencies.len(),
+        })
+    }
+
+    /// The compiled component at `path`; `what` names it in errors.
+    fn compile(&mut self, what: &str, path: &Path, build: Option<&str>) -> Result<Component> {
+        if let Some(compiled) = self.compiled.get(path) {
+            return Ok(compiled.clone());
+        }
+        let wasm = read_wasm(what, path, build)?;
+        let compiled = Component::new(self.engine, &wasm)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{what}: {} is not a valid component", path.display()))?;
+        self.compiled.insert(path.to_path_buf(), compiled.clone());
+        Ok(compiled)
+    }
+}
+
+/// Warns, as Spin does, about routes that a more specific or earlier one always wins over.
+fn report_duplicate_routes(duplicates: &[Duplicate], components: &[LoadedComponent]) {
+    if duplicates.is_empty() {
+        return;
+    }
+    eprintln!("The following component routes are duplicates and will never be used:");
+    let id = |index: usize| components.get(index).map_or("?", |c| c.id.as_str());
+    for dup in duplicates {
+        eprintln!(
+            "  {}: {} (duplicate of {})",
+            id(dup.unused),
+            dup.route,
+            id(dup.used)
+        );
     }
 }
 
@@ -236,7 +262,7 @@ fn open_key_value_stores(
     state_dir: &Path,
 ) -> Result<KeyValueStores> {
     let mut stores = KeyValueStores::default();
-    let mut files: Vec<(PathBuf, Arc<KeyValueFile>)> = Vec::new();
+    let mut files: Vec<(PathBuf, Arc<SqliteKeyValue>)> = Vec::new();
     let mut labels: Vec<&String> = loaded
         .manifest
         .component
@@ -260,12 +286,12 @@ fn open_key_value_stores(
                 if label == "default" {
                     eprintln!("Storing default key-value data to {shown:?}.");
                 }
-                let file = KeyValueFile::open(&path)?;
+                let file = SqliteKeyValue::open(&path)?;
                 files.push((shown, Arc::clone(&file)));
                 file
             }
         };
-        stores.insert(label.clone(), file);
+        stores.insert(label.clone(), file.store(label));
     }
     Ok(stores)
 }
@@ -312,56 +338,4 @@ fn read_wasm(what: &str, source: &Path, build_command: Option<&str>) -> Result<V
         }
         Err(err) => Err(err).with_context(|| format!("{what}: cannot read {}", source.display())),
     }
-}
-
-/// Per slot, the most memory reset in place rather than returned to the kernel.
-const KEEP_RESIDENT_BYTES: usize = 16 << 20;
-/// Slots whose memory is returned to the kernel together.
-const DECOMMIT_BATCH: usize = 32;
-
-fn new_engine(max_instances: u32, max_memory_bytes: usize) -> Result<Engine> {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    // Epochs bound how long a request may run inside wasm.
-    config.epoch_interruption(true);
-    // Compiled components are cached on disk, so a restart does not recompile.
-    match wasmtime::Cache::from_file(None) {
-        Ok(cache) => {
-            config.cache(Some(cache));
-        }
-        Err(err) => eprintln!("warning: compilation cache disabled: {err:#}"),
-    }
-    let mut pool = PoolingAllocationConfig::default();
-    // Each request's instance takes one slot; an app with several components per request
-    // (dependencies, chaining) takes a few.
-    let slots = max_instances.saturating_mul(4);
-    pool.total_component_instances(slots)
-        .total_core_instances(slots.saturating_mul(4))
-        .total_memories(slots)
-        .total_tables(slots)
-        .total_stacks(slots)
-        .max_memory_size(max_memory_bytes)
-        // Resetting a slot with madvise flushes TLBs on every core (measured: a quarter of
-        // the host's CPU under load). Where the kernel can report which pages an instance
-        // touched (PAGEMAP_SCAN, Linux 6.7+), reset just those with memset and keep them
-        // resident; elsewhere batch the decommits.
-        .pagemap_scan(wasmtime::Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_BYTES)
-        .decommit_batch_size(DECOMMIT_BATCH);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    Engine::new(&config)
-        .map_err(anyhow::Error::from)
-        .context("cannot configure the WebAssembly engine")
-}
-
-fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::bindings::SpinSubset::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-        &mut linker,
-        |state| state,
-    )?;
-    Ok(linker)
 }

@@ -7,8 +7,8 @@ wasmtime::component::bindgen!({
     with: {
         "fermyon:spin/sqlite.connection": crate::sqlite::Connection,
         "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
-        "fermyon:spin/key-value.store": crate::kv::Store,
-        "wasi:keyvalue/store.bucket": crate::kv::Store,
-        "wasi:keyvalue/atomics.cas": crate::kv::Cas,
+        "fermyon:spin/key-value.store": crate::key_value::Store,
+        "wasi:keyvalue/store.bucket": crate::key_value::Store,
+        "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
     },
 });

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use crate::app::{App, LoadedComponent};
-use crate::kv::KeyValueAccess;
+use crate::key_value::KeyValueAccess;
 use crate::outbound::OutboundHttp;
 use crate::routes::RouteMatch;
 use crate::sqlite::SqliteAccess;

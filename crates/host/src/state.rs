@@ -5,7 +5,7 @@ use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::kv::KeyValueAccess;
+use crate::key_value::KeyValueAccess;
 use crate::outbound::OutboundHttp;
 use crate::sqlite::SqliteAccess;
 use crate::variables::ComponentVariables;

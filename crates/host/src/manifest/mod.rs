@@ -5,12 +5,19 @@
 //!
 //! The structs carry every key of Spin's schema that this host accepts, read or not, so that
 //! a valid Spin manifest is valid here; `dead_code` is allowed on them for that reason.
+//!
+//! This module owns every declaration: what needs more than deserializing (dependencies) is
+//! parsed here, once, when the manifest is loaded.
+
+mod dependency;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
+
+pub use dependency::{Dependency, DependencySource};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,8 +113,12 @@ pub struct Component {
     pub build: Option<BuildConfig>,
     #[serde(default)]
     pub dependencies_inherit_configuration: bool,
-    #[serde(default)]
-    pub dependencies: BTreeMap<String, DependencyDecl>,
+    /// `[component.<id>.dependencies]` as written; parsed into `dependencies` at load.
+    #[serde(default, rename = "dependencies")]
+    dependency_decls: BTreeMap<String, DependencyDecl>,
+    /// The component's dependencies, in key order.
+    #[serde(skip)]
+    pub dependencies: Vec<Dependency>,
 }
 
 /// A value of `[component.<id>.dependencies]`: where the component satisfying an import
@@ -183,8 +194,18 @@ impl LoadedManifest {
 }
 
 pub fn parse(text: &str) -> Result<Manifest> {
-    let manifest: Manifest = toml::from_str(text)?;
+    let mut manifest: Manifest = toml::from_str(text)?;
     validate(&manifest)?;
+    for (id, component) in &mut manifest.component {
+        component.dependencies = component
+            .dependency_decls
+            .iter()
+            .map(|(key, decl)| {
+                Dependency::parse(key, decl, component.dependencies_inherit_configuration)
+                    .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))
+            })
+            .collect::<Result<_>>()?;
+    }
     Ok(manifest)
 }
 
@@ -211,10 +232,6 @@ fn validate(manifest: &Manifest) -> Result<()> {
         }
         if !component.files.is_empty() {
             bail!("`component.{id}.files`: mounting files is not supported by this host");
-        }
-        for (key, decl) in &component.dependencies {
-            crate::deps::Dependency::parse(key, decl, component.dependencies_inherit_configuration)
-                .with_context(|| format!("`component.{id}.dependencies.\"{key}\"`"))?;
         }
         if component.source.trim().is_empty() {
             bail!("`component.{id}.source` is empty");

@@ -1,0 +1,124 @@
+//! The command line, in one place: `build`, `up` and `token`, mirroring the spin CLI.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(version, about = "Run a Spin app from its spin.toml on Wasmtime")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Build every component with its `[component.<id>.build] command`, like `spin build`.
+    Build(BuildArgs),
+    /// Serve the app over HTTP, like `spin up`.
+    Up(UpArgs),
+    /// Print an access token the app accepts, signed with its JWT variables (for local use).
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// The manifest, or a directory holding `spin.toml`.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// The manifest, or a directory holding `spin.toml`.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// Build the components before serving.
+    #[arg(long)]
+    pub build: bool,
+    /// The address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// A SQL statement, or `@FILE` of statements, to run on the default database before serving.
+    #[arg(long = "sqlite", value_name = "@FILE|STATEMENT")]
+    pub sqlite: Vec<String>,
+    /// Where each store label lives (`[sqlite_database.<label>]`, `[key_value_store.<label>]`).
+    #[arg(long = "runtime-config-file", value_name = "FILE")]
+    pub runtime_config: Option<PathBuf>,
+    /// Set an application variable, overriding `SPIN_VARIABLE_<NAME>` and the default.
+    #[arg(long = "variable", value_name = "KEY=VALUE", value_parser = parse_variable)]
+    pub variables: Vec<(String, String)>,
+    /// The directory for the app's state (default: `.spin` beside the manifest).
+    #[arg(long = "state-dir", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where compiled components are cached across restarts (default: Wasmtime's user cache).
+    #[arg(long = "cache-dir", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may run at once; further requests wait for a free one.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_instances: u32,
+    /// How long one request may run, in seconds.
+    #[arg(long = "request-timeout", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+    /// The most linear memory one instance may use, in MiB.
+    #[arg(long = "max-memory-mib", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_memory_mib: u64,
+}
+
+#[derive(clap::Args)]
+pub struct TokenArgs {
+    /// The manifest, or a directory holding `spin.toml`.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The subject (`sub`): who the token speaks for.
+    #[arg(long, default_value = "dev")]
+    pub sub: String,
+    /// Space-separated scopes.
+    #[arg(long, default_value = "inventory:read inventory:write stock:deduct")]
+    pub scope: String,
+    /// Seconds until the token expires.
+    #[arg(long = "ttl", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub ttl_secs: u64,
+    /// Set an application variable, as `up --variable` does.
+    #[arg(long = "variable", value_name = "KEY=VALUE", value_parser = parse_variable)]
+    pub variables: Vec<(String, String)>,
+    /// The PEM private key to sign with, when the app verifies with `jwt_public_key`.
+    #[arg(long = "private-key", value_name = "PEM_FILE")]
+    pub private_key: Option<PathBuf>,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String)> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow!("expected KEY=VALUE, found `{text}`"))?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// `-f` names the manifest, or a directory holding `spin.toml`.
+fn manifest_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("spin.toml")
+    } else {
+        path.to_path_buf()
+    }
+}
+
+impl BuildArgs {
+    pub fn manifest(&self) -> PathBuf {
+        manifest_path(&self.manifest)
+    }
+}
+
+impl UpArgs {
+    pub fn manifest(&self) -> PathBuf {
+        manifest_path(&self.manifest)
+    }
+}
+
+impl TokenArgs {
+    pub fn manifest(&self) -> PathBuf {
+        manifest_path(&self.manifest)
+    }
+}

@@ -1,0 +1,79 @@
+//! The WebAssembly engine and the linker of the host's interfaces, configured once at start.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::state::HostState;
+
+/// Per slot, the most memory reset in place rather than returned to the kernel.
+const KEEP_RESIDENT_BYTES: usize = 16 << 20;
+/// Slots whose memory is returned to the kernel together.
+const DECOMMIT_BATCH: usize = 32;
+
+/// An engine for at most `max_instances` concurrent requests of at most `max_memory_bytes`
+/// each. Compiled components are cached on disk, so a restart does not recompile: in
+/// `cache_dir` if given, else where Wasmtime's user configuration says.
+pub fn new_engine(
+    max_instances: u32,
+    max_memory_bytes: usize,
+    cache_dir: Option<&Path>,
+) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    // Epochs bound how long a request may run inside wasm.
+    config.epoch_interruption(true);
+    match compile_cache(cache_dir) {
+        Ok(cache) => {
+            config.cache(Some(cache));
+        }
+        Err(err) => eprintln!("warning: compilation cache disabled: {err:#}"),
+    }
+    let mut pool = PoolingAllocationConfig::default();
+    // Each request's instance takes one slot; an app with several components per request
+    // (dependencies, chaining) takes a few.
+    let slots = max_instances.saturating_mul(4);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots.saturating_mul(4))
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_stacks(slots)
+        .max_memory_size(max_memory_bytes)
+        // Resetting a slot with madvise flushes TLBs on every core (measured: a quarter of
+        // the host's CPU under load). Where the kernel can report which pages an instance
+        // touched (PAGEMAP_SCAN, Linux 6.7+), reset just those with memset and keep them
+        // resident; elsewhere batch the decommits.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES)
+        .decommit_batch_size(DECOMMIT_BATCH);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
+        .map_err(anyhow::Error::from)
+        .context("cannot configure the WebAssembly engine")
+}
+
+fn compile_cache(dir: Option<&Path>) -> Result<wasmtime::Cache> {
+    let Some(dir) = dir else {
+        return Ok(wasmtime::Cache::from_file(None)?);
+    };
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("the cache directory {}", dir.display()))?;
+    let mut config = wasmtime::CacheConfig::new();
+    config.with_directory(dir);
+    Ok(wasmtime::Cache::new(config)?)
+}
+
+/// The host's interfaces: WASI 0.2, `wasi:http`, and the Spin interfaces of `wit/`.
+pub fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::bindings::SpinSubset::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
+    Ok(linker)
+}

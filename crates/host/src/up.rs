@@ -1,0 +1,96 @@
+//! `up`: load the app, bind, print the routes, serve until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::app::{App, AppOptions};
+use crate::cli::UpArgs;
+use crate::manifest::LoadedManifest;
+use crate::server::{self, ServeOptions};
+
+pub fn run(args: &UpArgs) -> Result<()> {
+    let manifest = args.manifest();
+    if args.build {
+        crate::builder::build_all(&LoadedManifest::load(&manifest)?)?;
+    }
+    let options = AppOptions {
+        manifest,
+        state_dir: args.state_dir.clone(),
+        runtime_config: args.runtime_config.clone(),
+        sqlite_statements: args.sqlite.clone(),
+        variables: args.variables.clone(),
+        max_instances: args.max_instances,
+        max_memory_bytes: usize::try_from(args.max_memory_mib * 1024 * 1024)?,
+        cache_dir: args.cache_dir.clone(),
+    };
+    // Every check happens here, before the listener exists.
+    let app = App::load(&options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let listen = args.listen;
+    let serve = ServeOptions {
+        max_instances: args.max_instances,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+    };
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        print_routes(&app, addr);
+        server::serve(app, listener, serve, shutdown_signal()).await
+    })
+}
+
+/// The routes, as `spin up` prints them.
+fn print_routes(app: &App, addr: SocketAddr) {
+    use std::io::Write;
+    let mut out = String::new();
+    out.push_str(&format!("Serving http://{addr}\nAvailable Routes:\n"));
+    for route in app.router.routes() {
+        let Some(component) = app.components.get(route.component) else {
+            continue;
+        };
+        let wildcard = if route.raw().ends_with("...") {
+            " (wildcard)"
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "  {}: http://{addr}{}{wildcard}\n",
+            component.id,
+            route.without_wildcard()
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    // Tests and scripts wait for these lines: flush them now.
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
