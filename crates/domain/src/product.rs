@@ -259,6 +259,15 @@ impl ProductPatch {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// Whether it sets any field besides the stock.
+    pub fn changes_more_than_stock(&self) -> bool {
+        !Self {
+            stock: None,
+            ..self.clone()
+        }
+        .is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -19,4 +19,4 @@ pub mod web;
 pub use web::http::{Req, Resp};
 pub use web::pipeline::serve;
 pub use web::problem::{ApiError, FieldError};
-pub use web::routing::{Access, Call, Route};
+pub use web::routing::{Access, Call, Handler, Route};

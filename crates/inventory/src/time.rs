@@ -10,6 +10,22 @@ pub fn now_rfc3339() -> String {
     format_unix(since.as_secs(), since.subsec_millis())
 }
 
+/// Now, in Unix milliseconds.
+pub fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Unix milliseconds as `2026-11-21T10:05:00Z` (whole seconds, as the `*_at` columns).
+pub fn rfc3339_seconds(millis: i64) -> String {
+    let secs = u64::try_from(millis.max(0) / 1000).unwrap_or(0);
+    let full = format_unix(secs, 0);
+    full.replace(".000Z", "Z")
+}
+
 fn format_unix(secs: u64, millis: u32) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
@@ -46,5 +62,6 @@ mod tests {
         assert_eq!(format_unix(0, 0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_unix(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(format_unix(1_795_256_700, 123), "2026-11-21T10:25:00.123Z");
+        assert_eq!(rfc3339_seconds(1_795_256_700_999), "2026-11-21T10:25:00Z");
     }
 }

@@ -1,6 +1,10 @@
 //! A connection to Spin SQLite, with SQLite failures mapped once into [`StoreError`].
 
+use std::cell::{Cell, OnceCell};
+
 use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
+
+use crate::store::outbox::OutboxConfig;
 
 /// Storage failures, as the layers above need to tell them apart.
 #[derive(Debug)]
@@ -13,6 +17,8 @@ pub enum StoreError {
     Corrupt(String),
     /// Any other SQLite failure.
     Query(String),
+    /// The app's configuration (a variable the store reads) is unusable.
+    Misconfigured(String),
 }
 
 impl From<SqliteError> for StoreError {
@@ -40,13 +46,37 @@ fn classify(text: String) -> StoreError {
 /// also brings its schema up to date).
 pub struct Db {
     conn: Connection,
+    /// Read on the first write that produces events.
+    outbox: OnceCell<OutboxConfig>,
+    /// Outbox rows written through this connection (committed or not).
+    events_written: Cell<usize>,
 }
 
 impl Db {
     pub(crate) fn connect() -> Result<Self, StoreError> {
         Ok(Self {
             conn: Connection::open_default()?,
+            outbox: OnceCell::new(),
+            events_written: Cell::new(0),
         })
+    }
+
+    /// Where this component's changes send events.
+    pub fn outbox_config(&self) -> Result<&OutboxConfig, StoreError> {
+        if let Some(config) = self.outbox.get() {
+            return Ok(config);
+        }
+        let config = OutboxConfig::from_variables()?;
+        Ok(self.outbox.get_or_init(|| config))
+    }
+
+    pub(crate) fn note_event_written(&self) {
+        self.events_written.set(self.events_written.get() + 1);
+    }
+
+    /// Whether a change through this connection wrote events for the notifier to deliver.
+    pub fn wrote_events(&self) -> bool {
+        self.events_written.get() > 0
     }
 
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {

@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "0002_idempotency",
         include_str!("../../../../migrations/0002_idempotency.sql"),
     ),
+    (
+        3,
+        "0003_outbox",
+        include_str!("../../../../migrations/0003_outbox.sql"),
+    ),
 ];
 
 pub fn latest() -> i64 {

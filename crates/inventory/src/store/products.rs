@@ -1,11 +1,13 @@
-//! The product catalogue. Every write is one transaction; one that changes stock also
-//! writes the ledger.
+//! The product catalogue. Every write is one transaction with its events (the outbox); one
+//! that changes stock also writes the ledger.
 
 use spin_sdk::sqlite::Value;
 
 use crate::domain::{NewProduct, Price, ProductPatch};
 use crate::store::db::{opt_int, opt_text, rows, Db, Row, StoreError, NOW};
+use crate::store::events::{Event, EventType, StockCause, StockChange};
 use crate::store::ledger::{self, reason, Movement};
+use crate::store::outbox;
 
 /// A stored product.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +93,7 @@ pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
                 idempotency_key: None,
             },
         )?;
+        outbox::write(db, &[Event::product(EventType::ProductCreated, &product)])?;
         Ok(product)
     })
 }
@@ -150,6 +153,10 @@ pub fn update(
             sets.join(", ")
         );
         let after = one(db, &sql, &params)?.ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
+        let mut events = Vec::new();
+        if patch.changes_more_than_stock() {
+            events.push(Event::product(EventType::ProductUpdated, &after));
+        }
         if after.stock != before.stock {
             ledger::record(
                 db,
@@ -162,7 +169,17 @@ pub fn update(
                     idempotency_key: None,
                 },
             )?;
+            let change = StockChange {
+                product_id: id,
+                sku: after.sku.as_deref(),
+                before: before.stock,
+                after: after.stock,
+                version: after.version,
+            };
+            let threshold = db.outbox_config()?.low_stock_threshold;
+            events.extend(change.events(StockCause::Set, threshold));
         }
+        outbox::write(db, &events)?;
         Ok(WriteOutcome::Done(after))
     })
 }
@@ -180,6 +197,7 @@ pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome
             });
         }
         db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
+        outbox::write(db, &[Event::product_deleted(&product)])?;
         Ok(WriteOutcome::Done(()))
     })
 }

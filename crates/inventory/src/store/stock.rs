@@ -3,14 +3,16 @@
 //! Every function here runs inside the caller's write transaction (`BEGIN IMMEDIATE`, see
 //! `web::idempotency::run_once`) and changes stock only with a conditional `UPDATE` (`...
 //! WHERE stock >= ?`), so no interleaving of instances can sell what is not there; each change
-//! writes its ledger row in the same transaction.
+//! writes its ledger row and its events in the same transaction.
 
 use spin_sdk::sqlite::Value;
 
 use crate::domain::stock::{DeductLine, Shortfall};
 use crate::domain::MAX_STOCK;
 use crate::store::db::{rows, Db, StoreError, NOW};
+use crate::store::events::{StockCause, StockChange};
 use crate::store::ledger::{self, reason, Movement};
+use crate::store::outbox;
 
 /// How a single-product change ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,6 +49,9 @@ pub fn deduct(
         quantity,
         reason::DEDUCTED,
         context,
+        StockCause::Deducted {
+            order_id: context.order_id,
+        },
     )
 }
 
@@ -66,10 +71,16 @@ pub fn restock(
         MAX_STOCK - quantity,
         reason,
         context,
+        StockCause::Restocked {
+            order_id: context.order_id,
+            reason,
+        },
     )
 }
 
-/// Adds `delta` to the stock where `guard` (with `bound`) holds, and records the movement.
+/// Adds `delta` to the stock where `guard` (with `bound`) holds, and records the movement
+/// and the change's events.
+#[allow(clippy::too_many_arguments)]
 fn change(
     db: &Db,
     product_id: i64,
@@ -78,11 +89,12 @@ fn change(
     bound: i64,
     reason: &str,
     context: &Context<'_>,
+    cause: StockCause<'_>,
 ) -> Result<StockOutcome, StoreError> {
     let result = db.query(
         &format!(
             "UPDATE products SET stock = stock + ?, version = version + 1, updated_at = {NOW} \
-             WHERE id = ? AND {guard} RETURNING stock"
+             WHERE id = ? AND {guard} RETURNING stock, version, sku"
         ),
         &[
             Value::Integer(delta),
@@ -90,7 +102,11 @@ fn change(
             Value::Integer(bound),
         ],
     )?;
-    let Some(stock) = rows(&result).next().map(|row| row.int(0)).transpose()? else {
+    let changed = rows(&result)
+        .next()
+        .map(|row| Ok::<_, StoreError>((row.int(0)?, row.int(1)?, row.opt_text(2)?)))
+        .transpose()?;
+    let Some((stock, version, sku)) = changed else {
         return Ok(match current_stock(db, product_id)? {
             Some(current) => StockOutcome::Refused { current },
             None => StockOutcome::NotFound,
@@ -107,6 +123,15 @@ fn change(
             idempotency_key: context.idempotency_key,
         },
     )?;
+    let change = StockChange {
+        product_id,
+        sku: sku.as_deref(),
+        before: stock - delta,
+        after: stock,
+        version,
+    };
+    let threshold = db.outbox_config()?.low_stock_threshold;
+    outbox::write(db, &change.events(cause, threshold))?;
     Ok(StockOutcome::Done { stock })
 }
 

@@ -19,6 +19,7 @@ pub mod header {
     pub const REQUEST_ID: &str = "x-request-id";
     pub const RETRY_AFTER: &str = "retry-after";
     pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
+    pub const TRANSFER_ENCODING: &str = "transfer-encoding";
     pub const WWW_AUTHENTICATE: &str = "www-authenticate";
 }
 
@@ -108,6 +109,9 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The change behind it wrote events: once the response is sent, the pipeline asks the
+    /// notifier to deliver them.
+    pub notify: bool,
 }
 
 impl Resp {
@@ -116,7 +120,14 @@ impl Resp {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            notify: false,
         }
+    }
+
+    /// Asks for the notifier after the response if `wrote_events`.
+    pub fn notifying(mut self, wrote_events: bool) -> Self {
+        self.notify = wrote_events;
+        self
     }
 
     /// A JSON response. Serializing our own view types cannot fail; if it ever did, the

@@ -5,6 +5,7 @@ pub mod guard;
 pub mod http;
 pub mod idempotency;
 pub mod log;
+pub mod notify;
 pub mod paging;
 pub mod pipeline;
 pub mod problem;

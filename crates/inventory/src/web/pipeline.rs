@@ -10,18 +10,23 @@
 //! 7. authorization: one of the route's scopes; 403;
 //! 8. body: size limit, media type, read (the handler has the guard validate it);
 //! 9. the handler;
-//! 10. the response, errors rendered as problem+json, with the `RateLimit` headers, then one
-//!     access-log line.
+//! 10. the response, errors rendered as problem+json, with the `RateLimit` headers, sent
+//!     whole; then one access-log line;
+//! 11. if the change wrote events, a chained request to the notifier, after the client has
+//!     its response (`notify.rs`).
 
 use futures::StreamExt;
-use spin_sdk::http::{IncomingRequest, Method as SdkMethod, Response};
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method as SdkMethod, OutgoingResponse, ResponseOutparam,
+};
 
 use crate::web::context::Ctx;
 use crate::web::guard::{self, Principal};
 use crate::web::http::{header, Method, Req, Resp};
 use crate::web::log;
+use crate::web::notify;
 use crate::web::problem::ApiError;
-use crate::web::routing::{match_route, Access, Call, Route};
+use crate::web::routing::{match_route, Access, Call, Handler, Route};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,9 +34,10 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Runs one request through the pipeline. A component's entry point is one call to this.
 pub async fn serve(
     incoming: IncomingRequest,
+    out: ResponseOutparam,
     component: &'static str,
     routes: &[Route],
-) -> Response {
+) {
     let method = method_of(&incoming.method());
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
     let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
@@ -55,14 +61,18 @@ pub async fn serve(
             &format!("\"default\";r={};t={}", rate.remaining, rate.reset),
         );
     }
+    let (status, notify) = (resp.status, resp.notify);
+    send(resp, out, &ctx.request_id).await;
     log::access(&log::AccessEntry {
         ctx: &ctx,
         method: method.as_str(),
         path: &req.path,
-        status: resp.status,
+        status,
         error: error.as_deref(),
     });
-    into_sdk(resp)
+    if notify {
+        notify::notifier(&ctx.request_id).await;
+    }
 }
 
 async fn run(
@@ -120,7 +130,10 @@ async fn run(
             .map(|(name, (start, end))| (name, req.path.get(start..end).unwrap_or("")))
             .collect(),
     };
-    (route.handler)(&call)
+    match route.handler {
+        Handler::Sync(handler) => handler(&call),
+        Handler::Async(handler) => handler(&call).await,
+    }
 }
 
 /// Whom an anonymous request is counted against: an IPv4 address, or an IPv6 /64 (one
@@ -172,7 +185,13 @@ async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiE
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
-    if !is_json(req.header(header::CONTENT_TYPE)) {
+    // A body must be JSON; a request without one (`POST /events/deliver`) needs no type.
+    let json = is_json(req.header(header::CONTENT_TYPE));
+    let no_body = match declared {
+        Some(len) => len == 0,
+        None => req.header(header::TRANSFER_ENCODING).is_none(),
+    };
+    if !json && !no_body {
         return Err(ApiError::UnsupportedMediaType);
     }
     let mut body = Vec::new();
@@ -186,6 +205,9 @@ async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiE
         }
         body.extend_from_slice(&chunk);
     }
+    if !json && !body.is_empty() {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     Ok(body)
 }
 
@@ -196,7 +218,7 @@ fn is_json(content_type: Option<&str>) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn method_of(method: &SdkMethod) -> Method {
+pub fn method_of(method: &SdkMethod) -> Method {
     match method {
         SdkMethod::Get => Method::Get,
         SdkMethod::Head => Method::Head,
@@ -209,13 +231,28 @@ fn method_of(method: &SdkMethod) -> Method {
     }
 }
 
-fn into_sdk(resp: Resp) -> Response {
-    let mut builder = Response::builder();
-    builder.status(resp.status);
-    for (name, value) in resp.headers {
-        builder.header(name, value);
+/// Sends the whole response: the body stream is finished when this returns, so the client
+/// has its answer while the component goes on (with the notifier).
+pub async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) {
+    let headers: Vec<(String, Vec<u8>)> = resp
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    let (response, status, body) = match Fields::from_list(&headers) {
+        Ok(fields) => (OutgoingResponse::new(fields), resp.status, resp.body),
+        Err(err) => {
+            eprintln!("{request_id}: a response header was refused ({err:?}); answering 500");
+            (OutgoingResponse::new(Fields::new()), 500, Vec::new())
+        }
+    };
+    if response.set_status_code(status).is_err() {
+        eprintln!("{request_id}: the status {status} was refused");
     }
-    builder.body(resp.body).build()
+    if let Err(err) = out.set_with_body(response, body).await {
+        // The client went away; nothing else to tell it.
+        eprintln!("{request_id}: the response body could not be sent: {err:?}");
+    }
 }
 
 #[cfg(test)]

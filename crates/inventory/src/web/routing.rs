@@ -1,11 +1,19 @@
 //! A component's routes: method, path pattern, who may call it, and the handler; and the
 //! match of a request against them (404, or 405 with the methods the path allows).
 
+use futures::future::LocalBoxFuture;
+
 use crate::web::context::Ctx;
 use crate::web::http::{Method, Req, Resp};
 use crate::web::problem::ApiError;
 
-pub type Handler = fn(&Call<'_>) -> Result<Resp, ApiError>;
+/// What answers a route: most handlers answer at once; one that waits on another component
+/// (a chained request) returns its future.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    Sync(fn(&Call<'_>) -> Result<Resp, ApiError>),
+    Async(for<'c> fn(&'c Call<'c>) -> LocalBoxFuture<'c, Result<Resp, ApiError>>),
+}
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +39,18 @@ pub struct Call<'a> {
     pub(crate) params: Vec<(&'static str, &'a str)>,
 }
 
-impl Call<'_> {
-    /// A path parameter as a positive integer id; anything else is 400.
-    pub fn id(&self, name: &str) -> Result<i64, ApiError> {
-        let raw = self
-            .params
+impl<'a> Call<'a> {
+    /// A path parameter as it is in the path.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| *v)
-            .unwrap_or("");
+    }
+
+    /// A path parameter as a positive integer id; anything else is 400.
+    pub fn id(&self, name: &str) -> Result<i64, ApiError> {
+        let raw = self.param(name).unwrap_or("");
         match raw.parse::<i64>() {
             Ok(id) if id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
             _ => Err(ApiError::InvalidRequest(format!(
@@ -106,19 +117,19 @@ mod tests {
             method: Method::Get,
             path: "/product/{id}",
             access: Access::Open,
-            handler: ok,
+            handler: Handler::Sync(ok),
         },
         Route {
             method: Method::Delete,
             path: "/product/{id}",
             access: Access::Open,
-            handler: ok,
+            handler: Handler::Sync(ok),
         },
         Route {
             method: Method::Get,
             path: "/product",
             access: Access::Open,
-            handler: ok,
+            handler: Handler::Sync(ok),
         },
     ];
 

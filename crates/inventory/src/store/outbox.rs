@@ -1,0 +1,371 @@
+//! The outbox (`migrations/0003_outbox.sql`): events written in the transaction of the change
+//! that caused them, one row per receiver, then claimed, delivered and recorded by the
+//! notifier component. Delivery is at least once; per receiver and product, rows go out in
+//! commit order.
+
+use spin_sdk::sqlite::Value;
+
+use crate::store::db::{rows, Db, Row, StoreError};
+use crate::store::events::Event;
+use crate::time;
+
+/// A failing row is given up as `dead` this long after it was written (or redelivered).
+pub const RETENTION_MILLIS: i64 = 72 * 60 * 60 * 1000;
+
+/// Where events go and when stock counts as low: the `order_events_urls` and
+/// `low_stock_threshold` variables of the writing component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    pub receivers: Vec<String>,
+    pub low_stock_threshold: i64,
+}
+
+impl OutboxConfig {
+    pub fn from_variables() -> Result<Self, StoreError> {
+        let get = |name: &str| {
+            spin_sdk::variables::get(name).map_err(|err| {
+                StoreError::Misconfigured(format!(
+                    "the variable `{name}` is not available to this component ({err}); declare \
+                     it in `[component.<id>.variables]`"
+                ))
+            })
+        };
+        let threshold = get("low_stock_threshold")?;
+        Ok(Self {
+            receivers: parse_receivers(&get("order_events_urls")?),
+            low_stock_threshold: threshold.trim().parse().map_err(|_| {
+                StoreError::Misconfigured(format!(
+                    "the variable `low_stock_threshold` must be an integer, not {threshold:?}"
+                ))
+            })?,
+        })
+    }
+}
+
+/// `order_events_urls`: comma-separated, blanks ignored.
+pub fn parse_receivers(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `events` for every configured receiver; call it inside the change's transaction.
+pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
+    let receivers = &db.outbox_config()?.receivers;
+    if receivers.is_empty() || events.is_empty() {
+        return Ok(());
+    }
+    let now = time::now_millis();
+    let timestamp = time::rfc3339_seconds(now);
+    for event in events {
+        let event_id = new_event_id();
+        let body = serde_json::json!({
+            "type": event.kind.as_str(),
+            "timestamp": timestamp,
+            "data": event.data,
+        })
+        .to_string();
+        for receiver in receivers {
+            db.exec(
+                "INSERT INTO outbox (event_id, receiver, type, product_id, body, next_attempt_at, \
+                 expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                &[
+                    Value::Text(event_id.clone()),
+                    Value::Text(receiver.clone()),
+                    Value::Text(event.kind.as_str().to_owned()),
+                    Value::Integer(event.product_id),
+                    Value::Text(body.clone()),
+                    Value::Integer(now),
+                    Value::Integer(now + RETENTION_MILLIS),
+                    Value::Text(timestamp.clone()),
+                ],
+            )?;
+            db.note_event_written();
+        }
+    }
+    Ok(())
+}
+
+/// `evt_` and 26 characters: the time in milliseconds, then 80 random bits, as lower-case
+/// hex, so ids sort roughly by creation and never collide.
+fn new_event_id() -> String {
+    let random = wasi::random::random::get_random_bytes(10);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("evt_{:012x}{hex}", time::now_millis())
+}
+
+/// A row to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub receiver: String,
+    pub product_id: i64,
+    pub body: String,
+    /// Attempts before this one.
+    pub attempts: i64,
+    pub expires_at: i64,
+}
+
+/// Leases up to `limit` due rows until `lease_until`. Of each receiver's line of a product it
+/// takes a run from the head (rows behind one that is leased or not yet due wait), so lines
+/// go out in commit order and two notifiers never hold one row. Returned in id order.
+pub fn claim(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    let result = db.query(
+        "UPDATE outbox SET lease_until = ?1 WHERE id IN ( \
+           SELECT o.id FROM outbox o \
+           WHERE o.status = 'pending' AND o.next_attempt_at <= ?2 AND o.lease_until <= ?2 \
+             AND NOT EXISTS (SELECT 1 FROM outbox e \
+               WHERE e.receiver = o.receiver AND e.product_id = o.product_id \
+                 AND e.status = 'pending' AND e.id < o.id \
+                 AND (e.next_attempt_at > ?2 OR e.lease_until > ?2)) \
+           ORDER BY o.id LIMIT ?3) \
+         RETURNING id, event_id, receiver, product_id, body, attempts, expires_at",
+        &[
+            Value::Integer(lease_until),
+            Value::Integer(now),
+            Value::Integer(limit),
+        ],
+    )?;
+    let mut claimed = rows(&result)
+        .map(|row| {
+            Ok(Delivery {
+                id: row.int(0)?,
+                event_id: row.text(1)?,
+                receiver: row.text(2)?,
+                product_id: row.int(3)?,
+                body: row.text(4)?,
+                attempts: row.int(5)?,
+                expires_at: row.int(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    claimed.sort_by_key(|d| d.id);
+    Ok(claimed)
+}
+
+/// What became of a claimed row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Failed; tried again at `retry_at` (Unix ms), or `dead` if that is past its expiry.
+    Failed {
+        error: String,
+        retry_at: i64,
+    },
+    /// Not attempted (a row ahead of it in its line failed): back to the queue as it was.
+    Released,
+}
+
+/// Records the outcomes of one pass, in one transaction, and ends their leases.
+pub fn record(db: &Db, outcomes: &[(Delivery, Outcome)], now: i64) -> Result<(), StoreError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let delivered_at = time::rfc3339_seconds(now);
+    db.transaction(|db| {
+        for (delivery, outcome) in outcomes {
+            let id = Value::Integer(delivery.id);
+            match outcome {
+                Outcome::Delivered => db.exec(
+                    "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, \
+                     lease_until = 0, last_error = NULL, delivered_at = ? WHERE id = ?",
+                    &[Value::Text(delivered_at.clone()), id],
+                )?,
+                Outcome::Failed { error, retry_at } => {
+                    let status = if *retry_at > delivery.expires_at {
+                        "dead"
+                    } else {
+                        "pending"
+                    };
+                    db.exec(
+                        "UPDATE outbox SET status = ?, attempts = attempts + 1, lease_until = 0, \
+                         next_attempt_at = ?, last_error = ? WHERE id = ?",
+                        &[
+                            Value::Text(status.to_owned()),
+                            Value::Integer(*retry_at),
+                            Value::Text(error.clone()),
+                            id,
+                        ],
+                    )?
+                }
+                Outcome::Released => {
+                    db.exec("UPDATE outbox SET lease_until = 0 WHERE id = ?", &[id])?
+                }
+            }
+        }
+        Ok::<_, StoreError>(())
+    })
+}
+
+/// When the next row can be claimed (Unix ms), if any row is pending. Only the head of each
+/// line counts: the rows behind it wait for it, however due they are themselves.
+pub fn next_due(db: &Db) -> Result<Option<i64>, StoreError> {
+    let result = db.query(
+        "SELECT min(max(o.next_attempt_at, o.lease_until)) FROM outbox o \
+         WHERE o.status = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox e \
+           WHERE e.receiver = o.receiver AND e.product_id = o.product_id \
+             AND e.status = 'pending' AND e.id < o.id)",
+        &[],
+    )?;
+    let next = rows(&result).next().map(|row| row.opt_int(0)).transpose()?;
+    Ok(next.flatten())
+}
+
+/// Makes this notifier the one that waits between retries until `until`, unless another
+/// one is (its time has not run out). Renewing one's own claim works the same way.
+pub fn try_become_retrier(db: &Db, now: i64, until: i64, renew: bool) -> Result<bool, StoreError> {
+    // A renewal takes the role whatever it holds; a first claim only a role run out.
+    let free_by = if renew { i64::MAX } else { now };
+    let result = db.query(
+        "UPDATE notifier_state SET active_until = ?1 WHERE name = 'delivery' \
+         AND active_until <= ?2 RETURNING name",
+        &[Value::Integer(until), Value::Integer(free_by)],
+    )?;
+    Ok(!result.rows.is_empty())
+}
+
+/// Gives up the retrier's role.
+pub fn stop_retrying(db: &Db) -> Result<(), StoreError> {
+    db.exec(
+        "UPDATE notifier_state SET active_until = 0 WHERE name = 'delivery'",
+        &[],
+    )
+}
+
+/// Undelivered rows, for operators: one per event and receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undelivered {
+    pub event_id: String,
+    pub kind: String,
+    pub product_id: i64,
+    pub receiver: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub created_at: String,
+}
+
+/// Which undelivered rows to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Dead,
+}
+
+/// A page of undelivered rows (`status`, or both kinds), oldest first, and their number.
+pub fn undelivered(
+    db: &Db,
+    status: Option<Status>,
+    page: i64,
+    limit: i64,
+) -> Result<(Vec<Undelivered>, i64), StoreError> {
+    let filter = match status {
+        Some(Status::Pending) => "status = 'pending'",
+        Some(Status::Dead) => "status = 'dead'",
+        None => "status IN ('pending', 'dead')",
+    };
+    let total_result = db.query(&format!("SELECT count(*) FROM outbox WHERE {filter}"), &[])?;
+    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
+    let result = db.query(
+        &format!(
+            "SELECT event_id, type, product_id, receiver, status, attempts, next_attempt_at, \
+             last_error, created_at FROM outbox WHERE {filter} ORDER BY id LIMIT ? OFFSET ?"
+        ),
+        &[
+            Value::Integer(limit),
+            Value::Integer((page - 1).saturating_mul(limit)),
+        ],
+    )?;
+    let items = rows(&result)
+        .map(|row| undelivered_from_row(&row))
+        .collect::<Result<_, _>>()?;
+    Ok((items, total))
+}
+
+fn undelivered_from_row(row: &Row<'_>) -> Result<Undelivered, StoreError> {
+    Ok(Undelivered {
+        event_id: row.text(0)?,
+        kind: row.text(1)?,
+        product_id: row.int(2)?,
+        receiver: row.text(3)?,
+        status: row.text(4)?,
+        attempts: row.int(5)?,
+        next_attempt_at: row.int(6)?,
+        last_error: row.opt_text(7)?,
+        created_at: row.text(8)?,
+    })
+}
+
+/// How a redelivery request ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Redelivery {
+    /// The event's undelivered rows, now pending and due.
+    Due(Vec<Undelivered>),
+    /// Every receiver has the event already.
+    AlreadyDelivered,
+    NotFound,
+}
+
+/// Makes an event's dead or pending rows due now, with a fresh retention period.
+pub fn redeliver(db: &Db, event_id: &str, now: i64) -> Result<Redelivery, StoreError> {
+    db.transaction(|db| {
+        let result = db.query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, expires_at = ?2 \
+             WHERE event_id = ?3 AND status IN ('pending', 'dead') \
+             RETURNING event_id, type, product_id, receiver, status, attempts, next_attempt_at, \
+             last_error, created_at",
+            &[
+                Value::Integer(now),
+                Value::Integer(now + RETENTION_MILLIS),
+                Value::Text(event_id.to_owned()),
+            ],
+        )?;
+        let rows_due = rows(&result)
+            .map(|row| undelivered_from_row(&row))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !rows_due.is_empty() {
+            return Ok(Redelivery::Due(rows_due));
+        }
+        let known = db.query(
+            "SELECT 1 FROM outbox WHERE event_id = ? LIMIT 1",
+            &[Value::Text(event_id.to_owned())],
+        )?;
+        Ok(if rows(&known).next().is_some() {
+            Redelivery::AlreadyDelivered
+        } else {
+            Redelivery::NotFound
+        })
+    })
+}
+
+/// How many rows are pending and dead.
+pub fn counts(db: &Db) -> Result<(i64, i64), StoreError> {
+    let result = db.query(
+        "SELECT coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'dead'), 0) \
+         FROM outbox",
+        &[],
+    )?;
+    let counts = rows(&result)
+        .next()
+        .map(|row| Ok::<_, StoreError>((row.int(0)?, row.int(1)?)))
+        .transpose()?;
+    Ok(counts.unwrap_or((0, 0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receivers_are_comma_separated_and_blanks_are_ignored() {
+        assert_eq!(
+            parse_receivers(" http://a/x , ,http://b/y,"),
+            vec!["http://a/x".to_owned(), "http://b/y".to_owned()]
+        );
+        assert!(parse_receivers("").is_empty());
+    }
+}

@@ -1,0 +1,40 @@
+-- Events to order services (README "Events to order services"): a transactional outbox.
+-- Every change writes its events here in its own transaction, one row per event and
+-- receiver (`order_events_urls` at the time of the change), so a receiver that fails never
+-- holds up another. The notifier component claims due rows under a lease, delivers them
+-- signed (Standard Webhooks), and records the outcome. Per receiver and product, rows are
+-- delivered in id (commit) order.
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- `evt_...`: the webhook-id, the same for every receiver and every retry of the event.
+    event_id        TEXT    NOT NULL,
+    receiver        TEXT    NOT NULL,
+    type            TEXT    NOT NULL,
+    product_id      INTEGER NOT NULL,
+    -- The exact JSON body sent and signed.
+    body            TEXT    NOT NULL,
+    status          TEXT    NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'delivered', 'dead')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    -- Unix milliseconds.
+    next_attempt_at INTEGER NOT NULL,
+    lease_until     INTEGER NOT NULL DEFAULT 0,
+    -- Unix milliseconds after which a failing row is given up as dead (72 hours).
+    expires_at      INTEGER NOT NULL,
+    last_error      TEXT,
+    created_at      TEXT    NOT NULL,
+    delivered_at    TEXT,
+    UNIQUE (event_id, receiver)
+);
+
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_line ON outbox (receiver, product_id, status, id);
+
+-- Which notifier, if any, is running its retry loop (so at most one sleeps between retries).
+CREATE TABLE IF NOT EXISTS notifier_state (
+    name         TEXT    PRIMARY KEY,
+    active_until INTEGER NOT NULL
+);
+
+INSERT OR IGNORE INTO notifier_state (name, active_until) VALUES ('delivery', 0);
