@@ -1,0 +1,261 @@
+//! One delivery: the event's body, POSTed to a receiver with the three Standard Webhooks 1.0
+//! headers, signed with the `standardwebhooks` crate (the reference implementation's), within
+//! a time limit. A 2xx answer is success; anything else is a failure with a reason.
+
+use std::time::Duration;
+
+use futures::future::{self, Either};
+use spin_sdk::http::{
+    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
+};
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{FutureIncomingResponse, RequestOptions};
+use standardwebhooks::Webhook;
+
+use crate::clock;
+
+/// No answer within this is a failure.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A `whsec_` secret decodes to this many bytes.
+const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+
+/// The signing keys of `events_secret`: one, or two during a rotation (space-separated);
+/// every delivery carries a signature by each.
+pub struct Signer {
+    keys: Vec<Webhook>,
+}
+
+impl Signer {
+    pub fn from_variable(value: &str) -> Result<Self, String> {
+        let keys = value
+            .split_whitespace()
+            .map(|secret| {
+                let encoded = secret.strip_prefix("whsec_").ok_or_else(|| {
+                    "each secret in `events_secret` must start with `whsec_`".to_owned()
+                })?;
+                let bytes = decoded_len(encoded).ok_or_else(|| {
+                    "a secret in `events_secret` is not base64 after `whsec_`".to_owned()
+                })?;
+                if !SECRET_BYTES.contains(&bytes) {
+                    return Err(format!(
+                        "a secret in `events_secret` is {bytes} bytes; it must be 24 to 64"
+                    ));
+                }
+                Webhook::new(secret).map_err(|err| format!("`events_secret`: {err}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() || keys.len() > 2 {
+            return Err("`events_secret` must hold one secret, or two during a rotation".into());
+        }
+        Ok(Self { keys })
+    }
+
+    /// `v1,<base64>` by each key, space-separated.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> Result<String, String> {
+        let signatures = self
+            .keys
+            .iter()
+            .map(|key| key.sign(id, timestamp, body.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("cannot sign: {err}"))?;
+        Ok(signatures.join(" "))
+    }
+}
+
+/// The length of standard base64 text once decoded, if it is well-formed.
+fn decoded_len(text: &str) -> Option<usize> {
+    let body = text.trim_end_matches('=');
+    let padding = text.len() - body.len();
+    let alphabet = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    (text.len().is_multiple_of(4) && padding <= 2 && body.bytes().all(alphabet))
+        .then(|| text.len() / 4 * 3 - padding)
+}
+
+/// Sends `body` to `url` as event `id`. `Err` says why it failed, for `last_error`.
+pub async fn deliver(signer: &Signer, url: &str, id: &str, body: &str) -> Result<(), String> {
+    let timestamp = inventory::time::now_millis() / 1000;
+    let signature = signer.sign(id, timestamp, body)?;
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("content-length", body.len().to_string()),
+        ("user-agent", "inventory-notifier".to_owned()),
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ];
+    let send = Box::pin(post(url, &headers, body.as_bytes()));
+    let outcome = match future::select(send, Box::pin(clock::sleep(ATTEMPT_TIMEOUT))).await {
+        Either::Left((result, _)) => result,
+        Either::Right(((), _)) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+    };
+    outcome
+}
+
+/// One POST over `wasi:http/outgoing-handler`, with the host enforcing the time limits. The
+/// body is written before the answer is awaited; if the request was refused (a denied host),
+/// writing fails and the answer says why, so the answer is what counts.
+async fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(), String> {
+    let target = Target::parse(url)?;
+    let fields: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
+        .collect();
+    let fields = Fields::from_list(&fields).map_err(|err| format!("a header: {err:?}"))?;
+    let request = OutgoingRequest::new(fields);
+    let set = request
+        .set_method(&Method::Post)
+        .and(request.set_scheme(Some(&target.scheme)))
+        .and(request.set_authority(Some(&target.authority)))
+        .and(request.set_path_with_query(Some(&target.path)));
+    set.map_err(|()| format!("{url:?} is not a usable URL"))?;
+    let outgoing_body = request
+        .body()
+        .map_err(|()| "the request body is not writable".to_owned())?;
+    let options = RequestOptions::new();
+    let limit = u64::try_from(ATTEMPT_TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
+    // Each is an option the host may not support; the overall timeout still holds.
+    let _ = options.set_connect_timeout(Some(limit));
+    let _ = options.set_first_byte_timeout(Some(limit));
+    let _ = options.set_between_bytes_timeout(Some(limit));
+    let pending = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
+    if let Ok(stream) = outgoing_body.write() {
+        for chunk in body.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                break;
+            }
+        }
+    }
+    let _ = OutgoingBody::finish(outgoing_body, None);
+    let response = answer(&pending).await?;
+    match response.status() {
+        200..=299 => Ok(()),
+        status => Err(format!("the receiver answered {status}")),
+    }
+}
+
+/// Waits for the answer to a request, letting the executor run other deliveries meanwhile.
+async fn answer(pending: &FutureIncomingResponse) -> Result<IncomingResponse, String> {
+    let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+    let result = std::future::poll_fn(|cx| match pending.get() {
+        Some(result) => std::task::Poll::Ready(result),
+        None => {
+            registration = Some(
+                spin_executor::push_waker_and_get_token(pending.subscribe(), cx.waker().clone())
+                    .into(),
+            );
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    drop(registration);
+    match result {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(code)) => Err(describe(code)),
+        Err(()) => Err("the answer was already taken".to_owned()),
+    }
+}
+
+/// A receiver URL, as wasi:http wants it.
+struct Target {
+    scheme: Scheme,
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Self, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| format!("{url:?} is not an absolute URL"))?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            other => {
+                return Err(format!(
+                    "{url:?}: the scheme {other:?} is not http or https"
+                ))
+            }
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(at) => rest.split_at(at),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(format!("{url:?} names no host"));
+        }
+        let path = match path {
+            "" => "/".to_owned(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_owned(),
+        };
+        Ok(Self {
+            scheme,
+            authority: authority.to_owned(),
+            path,
+        })
+    }
+}
+
+fn describe(code: ErrorCode) -> String {
+    match code {
+        ErrorCode::HttpRequestDenied => "denied: the receiver's origin is not in the notifier's \
+             allowed_outbound_hosts (order_events_allowed_host)"
+            .to_owned(),
+        ErrorCode::ConnectionRefused => "the connection was refused".to_owned(),
+        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => {
+            format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())
+        }
+        other => format!("the request failed: {other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_match_the_standard_webhooks_test_vector() {
+        // The example of the Standard Webhooks specification (and of its Python package).
+        let signer = Signer::from_variable("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signature = signer
+            .sign(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                r#"{"test": 2432232314}"#,
+            )
+            .unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn receiver_urls_split_into_what_wasi_http_wants() {
+        let t = Target::parse("https://orders.example.com:8443/hooks/inventory?x=1").unwrap();
+        assert!(matches!(t.scheme, Scheme::Https));
+        assert_eq!(t.authority, "orders.example.com:8443");
+        assert_eq!(t.path, "/hooks/inventory?x=1");
+        assert_eq!(Target::parse("http://127.0.0.1:9000").unwrap().path, "/");
+        for bad in ["orders.example.com/x", "ftp://x/y", "http:///path"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn two_secrets_sign_twice_and_bad_secrets_are_refused() {
+        let signer = Signer::from_variable(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
+        .unwrap();
+        let signature = signer.sign("evt_1", 1, "{}").unwrap();
+        assert_eq!(signature.split(' ').count(), 2, "{signature}");
+        assert!(signature.split(' ').all(|s| s.starts_with("v1,")));
+        for bad in [
+            "",
+            "plain",
+            "whsec_c2hvcnQ=",
+            "whsec_!!!!",
+            "whsec_a whsec_b whsec_c",
+        ] {
+            assert!(Signer::from_variable(bad).is_err(), "{bad}");
+        }
+    }
+}
