@@ -12,6 +12,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::key_value::{KeyValueStores, SqliteKeyValue};
 use crate::manifest::{self, DependencySource, LoadedManifest, RouteDecl};
+use crate::outbound::AllowedHosts;
 use crate::routes::{Duplicate, Route, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::sqlite::{Database, Databases};
@@ -40,6 +41,8 @@ pub struct LoadedComponent {
     pub sqlite_databases: Arc<[String]>,
     pub key_value_stores: Arc<[String]>,
     pub environment: Vec<(String, String)>,
+    /// `allowed_outbound_hosts`, templates rendered.
+    pub allowed_hosts: Arc<AllowedHosts>,
     /// How many dependency instances a request may create (see `link`).
     pub dependency_count: usize,
 }
@@ -95,8 +98,11 @@ impl App {
                 }
             }
             // Cheap checks first: a bad template fails before anything is compiled.
-            let component_variables = variables.render_component(id, &component.variables)?;
-            components.push(loader.load(id, component, component_variables)?);
+            let configured = Configured {
+                variables: variables.render_component(id, &component.variables)?,
+                allowed_hosts: allowed_hosts(&variables, id, component)?,
+            };
+            components.push(loader.load(id, component, configured)?);
         }
         let (router, duplicates) = Router::new(routes);
         report_duplicate_routes(&duplicates, &components);
@@ -110,6 +116,29 @@ impl App {
             key_value,
         })
     }
+}
+
+/// A component's configuration, resolved with the app's variables.
+struct Configured {
+    variables: ComponentVariables,
+    allowed_hosts: AllowedHosts,
+}
+
+/// `allowed_outbound_hosts`, each entry's templates rendered now: the host knows every
+/// variable's value at start (Spin resolves them on first use; the outcome is the same).
+fn allowed_hosts(
+    variables: &AppVariables,
+    id: &str,
+    component: &manifest::Component,
+) -> Result<AllowedHosts> {
+    let what = || format!("`component.{id}.allowed_outbound_hosts` is malformed");
+    let entries = component
+        .allowed_outbound_hosts
+        .iter()
+        .map(|entry| variables.render(entry))
+        .collect::<Result<Vec<_>>>()
+        .with_context(what)?;
+    AllowedHosts::parse(&entries).with_context(what)
 }
 
 /// Compiles and links components, each wasm file once however many components use it.
@@ -126,7 +155,7 @@ impl Loader<'_> {
         &mut self,
         id: &str,
         component: &manifest::Component,
-        variables: ComponentVariables,
+        configured: Configured,
     ) -> Result<LoadedComponent> {
         let build = component.build.as_ref().map(|b| b.command.as_str());
         let source = self.loaded.source_path(component);
@@ -178,7 +207,8 @@ impl Loader<'_> {
         Ok(LoadedComponent {
             id: id.to_owned(),
             pre,
-            variables,
+            variables: configured.variables,
+            allowed_hosts: Arc::new(configured.allowed_hosts),
             sqlite_databases: component.sqlite_databases.clone().into(),
             key_value_stores: component.key_value_stores.clone().into(),
             environment: component.environment.clone().into_iter().collect(),

@@ -75,8 +75,11 @@ pub struct TokenArgs {
     /// The subject (`sub`): who the token speaks for.
     #[arg(long, default_value = "dev")]
     pub sub: String,
-    /// Space-separated scopes.
-    #[arg(long, default_value = "inventory:read inventory:write stock:deduct")]
+    /// Space-separated scopes (default: every scope).
+    #[arg(
+        long,
+        default_value = "inventory:read inventory:write stock:deduct events:admin"
+    )]
     pub scope: String,
     /// Seconds until the token expires.
     #[arg(long = "ttl", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,19 +11,19 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::app::{App, LoadedComponent};
 use crate::key_value::KeyValueAccess;
-use crate::outbound::OutboundHttp;
+use crate::outbound::{Chain, ChainFuture, OutboundHttp};
 use crate::routes::RouteMatch;
 use crate::sqlite::SqliteAccess;
 use crate::state::HostState;
@@ -38,10 +38,13 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
 }
 
+/// The app being served, and what every request shares.
 struct Trigger {
     app: App,
     permits: Arc<Semaphore>,
     request_timeout: Duration,
+    /// Itself, for the outbound hooks of the instances it makes (service chaining).
+    me: Weak<Trigger>,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -52,10 +55,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     spawn_epoch_ticker(app.engine.clone());
-    let trigger = Arc::new(Trigger {
+    let trigger = Arc::new_cyclic(|me| Trigger {
         app,
         permits: Arc::new(Semaphore::new(options.max_instances as usize)),
         request_timeout: options.request_timeout,
+        me: me.clone(),
     });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -110,6 +114,8 @@ fn spawn_epoch_ticker(engine: wasmtime::Engine) {
 
 /// Paths Spin answers itself, before routing.
 const WELL_KNOWN: &str = "/.well-known/spin/";
+/// The client address a chained request carries, as on Spin.
+const CHAINED_CLIENT_ADDR: &str = "0.0.0.0:0";
 
 impl Trigger {
     fn well_known(&self, path: &str) -> Response<HyperOutgoingBody> {
@@ -129,6 +135,7 @@ impl Trigger {
         }
     }
 
+    /// A request from a client: route it, then run the component in a fresh instance.
     async fn handle(
         self: Arc<Self>,
         mut req: Request<Incoming>,
@@ -143,15 +150,34 @@ impl Trigger {
         };
         let component_index = matched.route.component;
         set_spin_headers(&mut req, &matched, client);
+        // Waiting here queues the request until an instance slot is free.
+        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+            return host_response(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        self.run_or_500(component_index, req, Some(permit)).await
+    }
+
+    /// Runs a component; a failure is logged with the request id and answered with a 500.
+    async fn run_or_500<B>(
+        &self,
+        component_index: usize,
+        req: Request<B>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Response<HyperOutgoingBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ChainError>,
+    {
         let Some(component) = self.app.components.get(component_index) else {
             return host_response(StatusCode::INTERNAL_SERVER_ERROR);
         };
+        let path = req.uri().path().to_owned();
         let request_id = req
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match self.run(component, req).await {
+        match self.run(component, req, permit).await {
             Ok(response) => response,
             Err(err) => {
                 eprintln!(
@@ -164,13 +190,16 @@ impl Trigger {
         }
     }
 
-    async fn run(
+    async fn run<B>(
         &self,
         component: &LoadedComponent,
-        req: Request<Incoming>,
-    ) -> Result<Response<HyperOutgoingBody>> {
-        // Waiting here queues the request until an instance slot is free.
-        let permit = Arc::clone(&self.permits).acquire_owned().await?;
+        req: Request<B>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Response<HyperOutgoingBody>>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<ChainError>,
+    {
         let mut store = self.new_store(component);
         let (sender, receiver) = oneshot::channel();
         let req = store
@@ -181,7 +210,8 @@ impl Trigger {
         let pre = component.pre.clone();
         let timeout = self.request_timeout;
         let task = tokio::spawn(async move {
-            // The slot is held until the task ends, body streaming included.
+            // The slot is held until the task ends: body streaming, and whatever the
+            // component does after its response (the notifier delivers then), included.
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -217,6 +247,10 @@ impl Trigger {
             .inherit_stderr()
             .envs(&component.environment)
             .build();
+        let chain: Arc<dyn Chain> = match self.me.upgrade() {
+            Some(me) => me,
+            None => Arc::new(NoChain),
+        };
         let state = HostState {
             wasi,
             http: WasiHttpCtx::new(),
@@ -230,7 +264,11 @@ impl Trigger {
                 Arc::clone(&component.key_value_stores),
             ),
             variables: component.variables.clone(),
-            outbound: OutboundHttp,
+            outbound: OutboundHttp::new(
+                Arc::from(component.id.as_str()),
+                Arc::clone(&component.allowed_hosts),
+                chain,
+            ),
             limits: StoreLimitsBuilder::new().instances(64).build(),
             dependencies: vec![None; component.dependency_count],
         };
@@ -240,6 +278,42 @@ impl Trigger {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
+    }
+}
+
+/// Service chaining: `http://<component>.spin.internal/<path>` runs that component, in this
+/// process, whatever its route (private ones too), as Spin does. It takes no instance slot of
+/// its own (its caller holds one), so a full host cannot deadlock on its own chains.
+impl Chain for Trigger {
+    fn chain(&self, target: &str, mut request: Request<WasiBody>) -> ChainFuture {
+        let me = self.me.upgrade();
+        let target = target.to_owned();
+        Box::pin(async move {
+            let Some(me) = me else {
+                return Err(ChainError::InternalError(Some(
+                    "the host is stopping".into(),
+                )));
+            };
+            let Some(index) = me.app.components.iter().position(|c| c.id == target) else {
+                eprintln!("service chaining: the app has no component `{target}`");
+                return Err(ChainError::DestinationNotFound);
+            };
+            set_chained_headers(&mut request);
+            Ok(me.run_or_500(index, request, None).await)
+        })
+    }
+}
+
+/// The outbound hooks of an instance made while the host stops: nothing to chain to.
+struct NoChain;
+
+impl Chain for NoChain {
+    fn chain(&self, _target: &str, _request: Request<WasiBody>) -> ChainFuture {
+        Box::pin(async {
+            Err(ChainError::InternalError(Some(
+                "the host is stopping".into(),
+            )))
+        })
     }
 }
 
@@ -284,6 +358,26 @@ fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, clien
             value,
         );
     }
+}
+
+/// The `spin-*` headers of a chained request, as Spin sets them for its synthetic route
+/// match: the whole path is the path info, and the client is `0.0.0.0:0`.
+fn set_chained_headers(req: &mut Request<WasiBody>) {
+    let full_url = req.uri().to_string();
+    let path = req.uri().path().to_owned();
+    let headers = req.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.append(HeaderName::from_static(name), value);
+        }
+    };
+    set("spin-full-url", &full_url);
+    set("spin-path-info", &path);
+    set("spin-matched-route", "/...");
+    set("spin-component-route", "");
+    set("spin-raw-component-route", "/...");
+    set("spin-base-path", "/");
+    set("spin-client-addr", CHAINED_CLIENT_ADDR);
 }
 
 /// A response the host makes itself (no route, or the component failed): an empty body

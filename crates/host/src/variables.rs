@@ -71,6 +71,11 @@ impl AppVariables {
         })
     }
 
+    /// Renders a template against the application's variables.
+    pub fn render(&self, template: &str) -> Result<String> {
+        render(template, |var| self.values.get(var).map(String::as_str))
+    }
+
     /// An application variable's resolved value.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
