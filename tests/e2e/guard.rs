@@ -373,7 +373,8 @@ fn a_broken_key_configuration_is_a_500_not_a_401() {
     );
 }
 
-/// Every route of `api/openapi.json` and the scope it needs.
+/// Every products route and the scope it needs (stock and events routes: `stock.rs`,
+/// `events.rs`; all of them: the sweep in `openapi.rs`).
 const ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/product", "inventory:read"),
     ("GET", "/product/1", "inventory:read"),

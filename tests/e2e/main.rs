@@ -11,8 +11,10 @@
 
 mod app;
 mod common;
+mod events;
 mod guard;
 mod host;
 mod openapi;
 mod products;
+mod receiver;
 mod stock;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, repo_root, spawn_app, TestApp, TestResponse};
+use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
@@ -60,9 +60,56 @@ fn scopes(op: &Operation) -> Vec<String> {
         .collect()
 }
 
-/// Sends `op` with its documented example body, for product `id`.
-fn send(app: &TestApp, op: &Operation, id: i64, token: Option<&str>, key: &str) -> TestResponse {
-    let path = op.path.replace("{id}", &id.to_string());
+/// What the path parameters name: a product, and an event.
+struct Ids {
+    product: i64,
+    event: String,
+}
+
+impl Ids {
+    /// Ids that name nothing.
+    fn missing() -> Self {
+        Self {
+            product: 999_999,
+            event: "evt_0000000000000000000000000".into(),
+        }
+    }
+
+    fn path(&self, template: &str) -> String {
+        template
+            .replace("{id}", &self.product.to_string())
+            .replace("{event_id}", &self.event)
+    }
+}
+
+/// The app, sending its events to a closed port: they stay pending, so there is always an
+/// event to list and redeliver.
+fn contract_app() -> TestApp {
+    spawn_app_with(
+        &manifest(),
+        &["--variable", "order_events_urls=http://127.0.0.1:1/closed"],
+    )
+}
+
+/// A product, and the event its creation wrote.
+fn ids(app: &TestApp) -> Ids {
+    let product = app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 100}))["id"]
+        .as_i64()
+        .unwrap();
+    let events = app.get("/events").json();
+    let event = events["items"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{events}"));
+    Ids {
+        product,
+        event: event.to_owned(),
+    }
+}
+
+/// Sends `op` with its documented example body, for the objects `ids` names.
+fn send(app: &TestApp, op: &Operation, ids: &Ids, token: Option<&str>, key: &str) -> TestResponse {
+    let path = ids.path(&op.path);
+    let id = ids.product;
     let example = op
         .spec
         .pointer("/requestBody/content/application~1json/example");
@@ -138,24 +185,18 @@ fn assert_documented(doc: &Value, op: &Operation, response: &TestResponse) {
     }
 }
 
-fn product(app: &TestApp) -> i64 {
-    app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 100}))["id"]
-        .as_i64()
-        .unwrap()
-}
-
 #[test]
 fn every_documented_path_allows_exactly_the_documented_methods() {
     let doc = document();
-    let app = spawn_app();
-    let id = product(&app);
+    let app = contract_app();
+    let ids = ids(&app);
     for (path, item) in doc["paths"].as_object().unwrap() {
         let documented: Vec<String> = METHODS
             .iter()
             .filter(|m| item.get(**m).is_some())
             .map(|m| m.to_uppercase())
             .collect();
-        let concrete = path.replace("{id}", &id.to_string());
+        let concrete = ids.path(path);
         let mut expected = documented.clone();
         expected.sort();
         for undocumented in METHODS
@@ -185,14 +226,14 @@ fn every_documented_path_allows_exactly_the_documented_methods() {
 #[test]
 fn every_documented_operation_answers_as_documented() {
     let doc = document();
-    let app = spawn_app();
-    let id = product(&app);
+    let app = contract_app();
+    let ids = ids(&app);
     let token = app.auth.clone().unwrap();
     let mut ops = operations(&doc);
     // Deleting last keeps the product for the others.
     ops.sort_by_key(|op| op.method == "DELETE");
     for (index, op) in ops.iter().enumerate() {
-        let response = send(&app, op, id, Some(&token), &format!("contract-{index}"));
+        let response = send(&app, op, &ids, Some(&token), &format!("contract-{index}"));
         assert!(
             response.status < 300,
             "{} {}: {}",
@@ -204,7 +245,7 @@ fn every_documented_operation_answers_as_documented() {
         let missing = send(
             &app,
             op,
-            999_999,
+            &Ids::missing(),
             Some(&token),
             &format!("contract-missing-{index}"),
         );
@@ -215,13 +256,13 @@ fn every_documented_operation_answers_as_documented() {
 #[test]
 fn every_operation_asks_for_its_documented_scopes() {
     let doc = document();
-    let app = spawn_app();
-    let id = product(&app);
+    let app = contract_app();
+    let ids = ids(&app);
     let nothing = cli_token(&manifest(), &["--scope", "unrelated:scope"]).unwrap();
     for (index, op) in operations(&doc).iter().enumerate() {
         let scopes = scopes(op);
         if scopes.is_empty() {
-            let response = send(&app, op, id, None, "open");
+            let response = send(&app, op, &ids, None, "open");
             assert_eq!(
                 response.status, 200,
                 "{} {} is documented as open",
@@ -229,10 +270,10 @@ fn every_operation_asks_for_its_documented_scopes() {
             );
             continue;
         }
-        let anonymous = send(&app, op, id, None, &format!("anon-{index}"));
+        let anonymous = send(&app, op, &ids, None, &format!("anon-{index}"));
         anonymous.assert_problem(401, "unauthorized");
         assert_documented(&doc, op, &anonymous);
-        let unscoped = send(&app, op, id, Some(&nothing), &format!("unscoped-{index}"));
+        let unscoped = send(&app, op, &ids, Some(&nothing), &format!("unscoped-{index}"));
         unscoped.assert_problem(403, "forbidden");
         assert_documented(&doc, op, &unscoped);
         for scope in &scopes {
@@ -240,7 +281,7 @@ fn every_operation_asks_for_its_documented_scopes() {
             let response = send(
                 &app,
                 op,
-                id,
+                &ids,
                 Some(&token),
                 &format!("scoped-{index}-{scope}"),
             );

@@ -6,10 +6,10 @@
 mod dto;
 mod routes;
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-async fn handle(req: IncomingRequest) -> Response {
-    inventory::serve(req, "products", routes::ROUTES).await
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    inventory::serve(req, out, "products", routes::ROUTES).await
 }

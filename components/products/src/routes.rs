@@ -5,7 +5,7 @@ use inventory::store::products::{self, ListFilter, WriteOutcome};
 use inventory::web::guard;
 use inventory::web::http::{header, Method};
 use inventory::web::paging::{bad_param, int_param, PageQuery};
-use inventory::{Access, ApiError, Call, Resp, Route};
+use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
 use crate::dto::{HealthView, ProductPageView, ProductView};
 
@@ -17,43 +17,43 @@ pub const ROUTES: &[Route] = &[
         method: Method::Get,
         path: "/health",
         access: Access::Open,
-        handler: get_health,
+        handler: Handler::Sync(get_health),
     },
     Route {
         method: Method::Get,
         path: "/product",
         access: READ,
-        handler: list_products,
+        handler: Handler::Sync(list_products),
     },
     Route {
         method: Method::Post,
         path: "/product",
         access: WRITE,
-        handler: create_product,
+        handler: Handler::Sync(create_product),
     },
     Route {
         method: Method::Get,
         path: "/product/{id}",
         access: READ,
-        handler: get_product,
+        handler: Handler::Sync(get_product),
     },
     Route {
         method: Method::Put,
         path: "/product/{id}",
         access: WRITE,
-        handler: update_product,
+        handler: Handler::Sync(update_product),
     },
     Route {
         method: Method::Patch,
         path: "/product/{id}",
         access: WRITE,
-        handler: update_product,
+        handler: Handler::Sync(update_product),
     },
     Route {
         method: Method::Delete,
         path: "/product/{id}",
         access: WRITE,
-        handler: delete_product,
+        handler: Handler::Sync(delete_product),
     },
 ];
 
@@ -81,9 +81,12 @@ fn not_found(id: i64) -> ApiError {
 
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let new = guard::new_product(&call.req.body)?;
-    let product = products::create(&store::open()?, &new)?;
+    let db = store::open()?;
+    let product = products::create(&db, &new)?;
     let location = format!("/product/{}", product.id);
-    Ok(product_response(201, product).with_header(header::LOCATION, &location))
+    Ok(product_response(201, product)
+        .with_header(header::LOCATION, &location)
+        .notifying(db.wrote_events()))
 }
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
@@ -101,8 +104,11 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let patch = guard::product_patch(&call.req.body)?;
     let expected = if_match_versions(call)?;
-    match products::update(&store::open()?, id, &patch, expected.as_deref())? {
-        WriteOutcome::Done(product) => Ok(product_response(200, product)),
+    let db = store::open()?;
+    match products::update(&db, id, &patch, expected.as_deref())? {
+        WriteOutcome::Done(product) => {
+            Ok(product_response(200, product).notifying(db.wrote_events()))
+        }
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
     }
@@ -111,8 +117,9 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let expected = if_match_versions(call)?;
-    match products::delete(&store::open()?, id, expected.as_deref())? {
-        WriteOutcome::Done(()) => Ok(Resp::new(204)),
+    let db = store::open()?;
+    match products::delete(&db, id, expected.as_deref())? {
+        WriteOutcome::Done(()) => Ok(Resp::new(204).notifying(db.wrote_events())),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
     }

@@ -7,10 +7,10 @@
 mod dto;
 mod routes;
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-async fn handle(req: IncomingRequest) -> Response {
-    inventory::serve(req, "stock", routes::ROUTES).await
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    inventory::serve(req, out, "stock", routes::ROUTES).await
 }

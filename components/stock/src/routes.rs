@@ -7,7 +7,7 @@ use inventory::web::guard;
 use inventory::web::http::{header, Method};
 use inventory::web::idempotency::{self, IdempotencyKey};
 use inventory::web::paging::PageQuery;
-use inventory::{Access, ApiError, Call, Resp, Route};
+use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
 use crate::dto::{
     BatchDeductedView, DeductedLineView, DeductedView, MovementPageView, MovementView,
@@ -25,25 +25,25 @@ pub const ROUTES: &[Route] = &[
         method: Method::Post,
         path: "/product/{id}/deduct",
         access: DEDUCT,
-        handler: deduct_stock,
+        handler: Handler::Sync(deduct_stock),
     },
     Route {
         method: Method::Post,
         path: "/stock/deduct",
         access: DEDUCT,
-        handler: deduct_stock_batch,
+        handler: Handler::Sync(deduct_stock_batch),
     },
     Route {
         method: Method::Post,
         path: "/product/{id}/restock",
         access: RESTOCK,
-        handler: restock_product,
+        handler: Handler::Sync(restock_product),
     },
     Route {
         method: Method::Get,
         path: "/product/{id}/movements",
         access: READ,
-        handler: list_movements,
+        handler: Handler::Sync(list_movements),
     },
 ];
 
@@ -74,7 +74,7 @@ impl Idempotent {
         operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
     ) -> Result<Resp, ApiError> {
         let db = store::open()?;
-        idempotency::run_once(
+        let resp = idempotency::run_once(
             &db,
             &self.subject,
             &self.key,
@@ -89,7 +89,9 @@ impl Idempotent {
                     },
                 )
             },
-        )
+        )?;
+        // A replay wrote nothing; a first run's events are delivered after the response.
+        Ok(resp.notifying(db.wrote_events()))
     }
 }
 

@@ -1,0 +1,444 @@
+//! Events to order services, end to end: the real app writes its outbox, the private notifier
+//! delivers over real HTTP to a receiving server on loopback, and every signature is checked
+//! with the `standardwebhooks` crate.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::app::{cli_token, manifest, spawn_app_with, TestApp, TestResponse};
+use crate::receiver::{distinct_ids, Delivery, Receiver};
+
+const SECRET: &str = "whsec_ZTJlLXRlc3QtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
+const NEXT_SECRET: &str = "whsec_ZTJlLW5leHQtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
+const PATH: &str = "/inventory-events";
+
+fn app_sending_to(urls: &str, extra: &[&str]) -> TestApp {
+    let urls = format!("order_events_urls={urls}");
+    let secret = format!("events_secret={SECRET}");
+    let mut args = vec!["--variable", &urls, "--variable", &secret];
+    args.extend_from_slice(extra);
+    spawn_app_with(&manifest(), &args)
+}
+
+fn app_with(receiver: &Receiver) -> TestApp {
+    app_sending_to(&receiver.url(PATH), &[])
+}
+
+fn admin_token() -> String {
+    cli_token(
+        &manifest(),
+        &["--sub", "operator", "--scope", "events:admin"],
+    )
+    .unwrap()
+}
+
+fn as_admin(app: &TestApp, method: &str, path: &str) -> TestResponse {
+    let auth = format!("Bearer {}", admin_token());
+    app.request(method, path, &[("authorization", &auth)], None)
+}
+
+fn stock_write(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
+    let bytes = serde_json::to_vec(body).unwrap();
+    app.request(
+        "POST",
+        path,
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", key),
+        ],
+        Some(&bytes),
+    )
+}
+
+/// The successful deliveries, one per event (the first success of each id), in arrival order.
+fn events(deliveries: &[Delivery]) -> Vec<Delivery> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for d in deliveries.iter().filter(|d| d.succeeded()) {
+        if !seen.contains(&d.id().to_owned()) {
+            seen.push(d.id().to_owned());
+            out.push(d.clone());
+        }
+    }
+    out
+}
+
+fn types(events: &[Delivery]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.json()["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn outbox_rows(app: &TestApp) -> i64 {
+    let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_db.db")).unwrap();
+    db.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))
+        .unwrap()
+}
+
+#[test]
+fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
+    let receiver = Receiver::start();
+    let app = app_with(&receiver);
+    let product =
+        app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 8, "sku": "MUG-1"}));
+    let id = product["id"].as_i64().unwrap();
+    let path = format!("/product/{id}");
+    assert_eq!(
+        app.send_json("PATCH", &path, &json!({"name": "Blue mug"}))
+            .status,
+        200
+    );
+    let stock = serde_json::to_vec(&json!({"stock": 7})).unwrap();
+    let set = app.request(
+        "PUT",
+        &path,
+        &[("content-type", "application/json"), ("if-match", "\"2\"")],
+        Some(&stock),
+    );
+    assert_eq!(set.status, 200);
+    let deduct = format!("{path}/deduct");
+    assert_eq!(
+        stock_write(
+            &app,
+            &deduct,
+            "k1",
+            &json!({"quantity": 2, "order_id": "ord-1"})
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        stock_write(
+            &app,
+            &deduct,
+            "k2",
+            &json!({"quantity": 5, "order_id": "ord-2"})
+        )
+        .status,
+        200
+    );
+    let restock = json!({"quantity": 3, "order_id": "ord-2", "reason": "order-cancelled"});
+    assert_eq!(
+        stock_write(&app, &format!("{path}/restock"), "k3", &restock).status,
+        200
+    );
+    let batch = json!({"order_id": "ord-3", "lines": [{"product_id": id, "quantity": 1}]});
+    assert_eq!(stock_write(&app, "/stock/deduct", "k4", &batch).status, 200);
+    assert_eq!(app.request("DELETE", &path, &[], None).status, 204);
+
+    let received = receiver.wait_for_events(10, Duration::from_secs(20));
+    let events = events(&received);
+    assert_eq!(
+        types(&events),
+        [
+            "product.created",
+            "product.updated",
+            "stock.set",
+            "stock.deducted",
+            "stock.low",
+            "stock.deducted",
+            "stock.depleted",
+            "stock.restocked",
+            "stock.deducted",
+            "product.deleted"
+        ]
+    );
+    for event in &received {
+        event
+            .verify(SECRET)
+            .unwrap_or_else(|e| panic!("{e}: {event:?}"));
+        assert_eq!(event.path, PATH);
+        assert_eq!(event.header("content-type"), Some("application/json"));
+        assert!(event.id().starts_with("evt_"), "{}", event.id());
+    }
+    assert_eq!(distinct_ids(&received), 10, "one id per event");
+    let versions: Vec<i64> = events
+        .iter()
+        .map(|e| e.json()["data"]["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2, 3, 4, 4, 5, 5, 6, 7, 8]);
+    let body = events[3].json();
+    assert_eq!(
+        body["data"],
+        json!({"product_id": id, "sku": "MUG-1", "stock": 5, "delta": -2, "order_id": "ord-1", "version": 4})
+    );
+    let timestamp = body["timestamp"].as_str().unwrap();
+    assert!(
+        timestamp.ends_with('Z') && timestamp.len() == 20,
+        "{timestamp}"
+    );
+    let raw = String::from_utf8_lossy(&events[3].body);
+    assert!(
+        raw.starts_with("{\"type\":\"stock.deducted\",\"timestamp\":"),
+        "{raw}"
+    );
+    assert_eq!(events[4].json()["data"]["threshold"], 5);
+    assert_eq!(events[0].json()["data"]["price"].to_string(), "12.5");
+    assert_eq!(events[7].json()["data"]["reason"], "order-cancelled");
+    assert_eq!(
+        events[9].json()["data"],
+        json!({"product_id": id, "sku": "MUG-1", "version": 8})
+    );
+}
+
+#[test]
+fn a_receiver_that_fails_three_times_gets_every_event_seconds_after_it_recovers() {
+    let receiver = Receiver::start();
+    receiver.fail_next(3, 500);
+    let app = app_with(&receiver);
+    let product = app.create_product(&json!({"name": "Mug", "price": 1, "stock": 10}));
+    let deduct = format!("/product/{}/deduct", product["id"]);
+    assert_eq!(
+        stock_write(&app, &deduct, "k", &json!({"quantity": 1, "order_id": "o"})).status,
+        200
+    );
+    // No other traffic from here on: the notifier retries on its own.
+    let received = receiver.wait_for_events(2, Duration::from_secs(20));
+    let all = receiver.deliveries();
+    let failed: Vec<&Delivery> = all.iter().filter(|d| !d.succeeded()).collect();
+    assert_eq!(failed.len(), 3, "{all:?}");
+    let first = events(&received);
+    assert_eq!(types(&first), ["product.created", "stock.deducted"]);
+    // Backoff after the third failure is about 4 s: the receiver, healthy again from its
+    // third answer on, has the event seconds later (a generous bound, not a benchmark).
+    let recovered_at = failed[2].at;
+    let caught_up = received.iter().map(|d| d.at).max().unwrap();
+    assert!(
+        caught_up.duration_since(recovered_at) < Duration::from_secs(10),
+        "{:?} after recovering",
+        caught_up.duration_since(recovered_at)
+    );
+    // The retries of an event carry its id: receivers dedupe on it.
+    for failure in &failed {
+        assert_eq!(failure.id(), first[0].id());
+        failure.verify(SECRET).unwrap();
+    }
+    assert!(all.iter().all(|d| d.verify(SECRET).is_ok()));
+}
+
+#[test]
+fn a_failing_receiver_never_holds_up_another() {
+    let (broken, healthy) = (Receiver::start(), Receiver::start());
+    broken.answer_always(503);
+    let urls = format!("{},{}", broken.url(PATH), healthy.url(PATH));
+    let app = app_sending_to(&urls, &[]);
+    for n in 0..3 {
+        app.create_product(&json!({"name": format!("P{n}"), "price": 1, "stock": 1}));
+    }
+    let received = healthy.wait_for_events(3, Duration::from_secs(10));
+    assert_eq!(types(&events(&received)), ["product.created"; 3]);
+    assert!(broken.deliveries().iter().all(|d| !d.succeeded()));
+    // The same event has the same id at every receiver.
+    let broken_ids: Vec<String> = broken
+        .deliveries()
+        .iter()
+        .map(|d| d.id().to_owned())
+        .collect();
+    assert!(received
+        .iter()
+        .any(|d| broken_ids.contains(&d.id().to_owned())));
+}
+
+#[test]
+fn during_a_key_rotation_each_event_is_signed_with_both_secrets() {
+    let receiver = Receiver::start();
+    let both = format!("events_secret={SECRET} {NEXT_SECRET}");
+    let app = app_sending_to(&receiver.url(PATH), &["--variable", &both]);
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    let received = receiver.wait_for_events(1, Duration::from_secs(10));
+    let signature = received[0].header("webhook-signature").unwrap();
+    assert_eq!(signature.split(' ').count(), 2, "{signature}");
+    received[0].verify(SECRET).unwrap();
+    received[0].verify(NEXT_SECRET).unwrap();
+}
+
+#[test]
+fn an_idempotent_replay_writes_no_event() {
+    let receiver = Receiver::start();
+    let app = app_with(&receiver);
+    let product = app.create_product(&json!({"name": "Mug", "price": 1, "stock": 10}));
+    let deduct = format!("/product/{}/deduct", product["id"]);
+    let body = json!({"quantity": 1, "order_id": "o"});
+    assert_eq!(stock_write(&app, &deduct, "same", &body).status, 200);
+    let replay = stock_write(&app, &deduct, "same", &body);
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    receiver.wait_for_events(2, Duration::from_secs(10));
+    assert_eq!(outbox_rows(&app), 2);
+}
+
+#[test]
+fn a_receiver_outside_the_allowed_hosts_is_refused_and_logged() {
+    let receiver = Receiver::start();
+    let app = app_sending_to(
+        &receiver.url(PATH),
+        &["--variable", "order_events_allowed_host=http://127.0.0.1:1"],
+    );
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    let pattern = format!("http://127.0.0.1:{}", receiver.port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !app.stderr().contains("disallowed destination") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = app.stderr();
+    assert!(
+        stderr.contains(&format!("component `notifier` tried to make an outbound network connection to disallowed destination '{pattern}'"))
+            && stderr.contains(&format!("allowed_outbound_hosts = [\"{pattern}\"]")),
+        "{stderr}"
+    );
+    let pending = as_admin(&app, "GET", "/events?status=pending").json();
+    assert_eq!(pending["total"], 1, "{pending}");
+    assert!(
+        pending["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("denied"),
+        "{pending}"
+    );
+    assert_eq!(receiver.arrivals(), 0);
+}
+
+#[test]
+fn the_notifier_is_unreachable_from_outside() {
+    let receiver = Receiver::start();
+    let app = app_with(&receiver);
+    for (method, path) in [
+        ("POST", "/notify"),
+        ("POST", "/deliver"),
+        ("GET", "/notify"),
+    ] {
+        app.request(method, path, &[], None)
+            .assert_problem(404, "not-found");
+        let spoofed = app.request(method, path, &[("host", "notifier.spin.internal")], None);
+        spoofed.assert_problem(404, "not-found");
+    }
+    assert_eq!(receiver.arrivals(), 0);
+}
+
+#[test]
+fn an_event_committed_before_a_crash_is_delivered_after_the_restart() {
+    let receiver = Receiver::start();
+    // The receiver takes the delivery and never answers: the host dies mid-delivery.
+    receiver.set_hang(true);
+    let mut app = app_with(&receiver);
+    let product = app.create_product(&json!({"name": "Kept", "price": 1, "stock": 1}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.arrivals() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(receiver.arrivals(), 1, "the delivery started");
+    let killed = Command::new("kill")
+        .args(["-9", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    app.wait_exit(Duration::from_secs(10));
+    receiver.set_hang(false);
+
+    let state = app.state_dir.path().to_str().unwrap().to_owned();
+    let urls = receiver.url(PATH);
+    let again = app_sending_to(&urls, &["--state-dir", &state]);
+    // Nothing else happens in the app: an operator's (or a CronJob's) delivery call picks it
+    // up once the dead notifier's lease runs out.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while receiver.deliveries().iter().all(|d| !d.succeeded()) && Instant::now() < deadline {
+        assert_eq!(as_admin(&again, "POST", "/events/deliver").status, 200);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let received = receiver.wait_for_events(1, Duration::from_secs(5));
+    let event = received[0].json();
+    assert_eq!(event["type"], "product.created");
+    assert_eq!(event["data"]["product_id"], product["id"]);
+    received[0].verify(SECRET).unwrap();
+    drop(app);
+}
+
+#[test]
+fn operators_list_redeliver_and_deliver_events_with_the_events_admin_scope() {
+    let receiver = Receiver::start();
+    receiver.answer_always(500);
+    let app = app_with(&receiver);
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    // The first attempt fails; its row is pending with the reason.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let listed = as_admin(&app, "GET", "/events").json();
+        if listed["items"][0]["attempts"].as_i64().unwrap_or(0) >= 1 || Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let item = &listed["items"][0];
+    let id = item["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("evt_"), "{listed}");
+    assert_eq!(item["type"], "product.created");
+    assert_eq!(item["receiver"], receiver.url(PATH));
+    assert_eq!(item["status"], "pending");
+    assert_eq!(item["last_error"], "the receiver answered 500");
+    assert!(item["next_attempt_at"].as_str().unwrap().ends_with('Z'));
+
+    // Given up (as after 72 hours of failures): dead, listed as such.
+    let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_db.db")).unwrap();
+    db.execute("UPDATE outbox SET status = 'dead'", []).unwrap();
+    assert_eq!(
+        as_admin(&app, "GET", "/events?status=dead").json()["total"],
+        1
+    );
+    assert_eq!(
+        as_admin(&app, "GET", "/events?status=pending").json()["total"],
+        0
+    );
+    as_admin(&app, "GET", "/events?status=lost").assert_problem(400, "invalid-request");
+
+    // The receiver is fixed; the operator redelivers.
+    receiver.answer_always(204);
+    let redelivered = as_admin(&app, "POST", &format!("/events/{id}/redeliver"));
+    assert_eq!(
+        redelivered.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&redelivered.body)
+    );
+    assert_eq!(redelivered.json()["items"][0]["status"], "pending");
+    let received = receiver.wait_for_events(1, Duration::from_secs(10));
+    assert_eq!(received[0].id(), id);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while as_admin(&app, "GET", "/events").json()["total"] != 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    as_admin(&app, "POST", &format!("/events/{id}/redeliver")).assert_problem(409, "conflict");
+    as_admin(
+        &app,
+        "POST",
+        "/events/evt_0000000000000000000000000/redeliver",
+    )
+    .assert_problem(404, "not-found");
+    as_admin(&app, "POST", "/events/nope/redeliver").assert_problem(400, "invalid-request");
+
+    let counts = as_admin(&app, "POST", "/events/deliver");
+    assert_eq!(counts.status, 200);
+    assert_eq!(
+        counts.json(),
+        json!({"delivered": 0, "failed": 0, "dead": 0, "pending": 0, "dead_total": 0})
+    );
+
+    // Other scopes may not; no token is 401.
+    let others = cli_token(
+        &manifest(),
+        &["--scope", "inventory:read inventory:write stock:deduct"],
+    )
+    .unwrap();
+    let others = format!("Bearer {others}");
+    for (method, path) in [
+        ("GET", "/events"),
+        ("POST", "/events/deliver"),
+        ("POST", &*format!("/events/{id}/redeliver")),
+    ] {
+        app.request(method, path, &[("authorization", &others)], None)
+            .assert_problem(403, "forbidden");
+        app.request(method, path, &[("authorization", "")], None)
+            .assert_problem(401, "unauthorized");
+    }
+}
