@@ -3,7 +3,7 @@
 -- receiver (`order_events_urls` at the time of the change), so a receiver that fails never
 -- holds up another. The notifier component claims due rows under a lease, delivers them
 -- signed (Standard Webhooks), and records the outcome. Per receiver and product, rows are
--- delivered in id (commit) order.
+-- delivered in id (commit) order. Delivered rows are kept a day, then swept.
 
 CREATE TABLE IF NOT EXISTS outbox (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -28,8 +28,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     UNIQUE (event_id, receiver)
 );
 
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_line ON outbox (receiver, product_id, status, id);
+-- A receiver's line of a product, in order: its head is the first pending row.
+CREATE INDEX IF NOT EXISTS outbox_line ON outbox (status, receiver, product_id, id);
+-- Rows by status, oldest first (operators' listing; the sweep of delivered rows).
+CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, id);
 
 -- Which notifier, if any, is running its retry loop (so at most one sleeps between retries).
 CREATE TABLE IF NOT EXISTS notifier_state (

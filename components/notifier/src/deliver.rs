@@ -15,21 +15,28 @@ use crate::clock;
 use crate::webhook::{self, Signer};
 
 /// How long claimed rows stay ours: a pass ends well within it (see `LINE_BUDGET_MS`), and a
-/// notifier that dies mid-pass holds its rows no longer than this.
+/// notifier that dies mid-pass holds its rows no longer than this. The active notifier's role
+/// lasts as long, renewed every pass.
 const LEASE_MS: i64 = 30_000;
 /// A line starts no new attempt after this long into a pass, so the pass (plus one attempt,
 /// `webhook::ATTEMPT_TIMEOUT`) ends inside its lease.
-const LINE_BUDGET_MS: i64 = 15_000;
+const LINE_BUDGET_MS: i64 = 5_000;
 /// Rows claimed per pass.
 const PASS_ROWS: i64 = 200;
 /// Lines delivered at once.
-const CONCURRENT_LINES: usize = 8;
-/// How long one invocation keeps retrying failed deliveries before leaving them due for the
-/// next change or `POST /events/deliver`. Inside the host's request timeout.
-const RETRY_WINDOW_MS: i64 = 20_000;
+const CONCURRENT_LINES: usize = 32;
+/// How long one invocation keeps delivering and retrying. Its last pass then ends within the
+/// host's request timeout (30 s); work still due is handed to a fresh invocation, retries due
+/// later wait for the next change or `POST /events/deliver`.
+const WINDOW_MS: i64 = 12_000;
+/// While waiting for a retry, how often to look for new rows.
+const POLL_MS: i64 = 250;
 /// Backoff after the first failure; it doubles per attempt, up to `MAX_BACKOFF_MS`.
 const FIRST_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1_000;
+
+/// The notifier's own entry, for handing over to a fresh invocation.
+const NOTIFY_URL: &str = "http://notifier.spin.internal/notify";
 
 /// What one or more passes did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,12 @@ pub struct Counts {
 }
 
 impl Counts {
+    fn add(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.dead += other.dead;
+    }
+
     pub fn to_json(self) -> Value {
         json!({
             "delivered": self.delivered,
@@ -104,51 +117,85 @@ pub async fn once() -> Result<Counts, DeliverError> {
     Ok(counts)
 }
 
-/// `POST /notify`: passes until nothing is due; while deliveries fail, waits for their next
-/// attempt and passes again, within `RETRY_WINDOW_MS`. One notifier at a time waits (the
-/// retrier); the others return after their pass, leaving the retries to it.
+/// `POST /notify`: becomes the active notifier, unless one is, and delivers while anything
+/// is due, waiting for retries, for `WINDOW_MS`. Stands down when nothing is due within the
+/// window; hands over to a fresh invocation if time runs out with work due now.
 pub async fn until_idle() -> Result<Counts, DeliverError> {
     let setup = Setup::load()?;
     let db = store::open()?;
     let started = now_millis();
-    let window_end = started + RETRY_WINDOW_MS;
-    let mut retrier = false;
+    if !outbox::try_activate(&db, started, started + LEASE_MS)? {
+        // Another notifier is active: it picks up what this call was about.
+        return Ok(Counts::default());
+    }
+    let window_end = started + WINDOW_MS;
     let mut total = Counts::default();
     let result = loop {
-        let counts = match pass(&db, &setup).await {
-            Ok(counts) => counts,
+        match pass(&db, &setup).await {
+            Ok(counts) => total.add(counts),
             Err(err) => break Err(err),
-        };
-        total.delivered += counts.delivered;
-        total.failed += counts.failed;
-        total.dead += counts.dead;
+        }
         let now = now_millis();
+        if let Err(err) = outbox::keep_active(&db, now + LEASE_MS) {
+            break Err(err.into());
+        }
         let next = match outbox::next_due(&db) {
             Ok(next) => next,
             Err(err) => break Err(err.into()),
         };
         match next {
-            None => break Ok(total),
-            // More came due while we delivered (or a line moved on): pass again.
             Some(due) if due <= now && now < window_end => continue,
-            Some(due) if due > window_end || now >= window_end => break Ok(total),
-            Some(due) => {
-                // Only the retrier sleeps; renewing keeps the role for the whole window.
-                let until = window_end + LEASE_MS;
-                match outbox::try_become_retrier(&db, now, until, retrier) {
-                    Ok(true) => retrier = true,
-                    Ok(false) => break Ok(total),
+            Some(due) if due <= now => break Ok(Some(due)),
+            Some(due) if due <= window_end => {
+                // A retry is coming: wait for it, looking in for new rows meanwhile.
+                let wait = (due - now).clamp(0, POLL_MS);
+                clock::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+            }
+            _ => {
+                // Nothing due within the window: stand down, then look once more, for a
+                // change that saw this notifier active and so called none.
+                if let Err(err) = outbox::deactivate(&db) {
+                    break Err(err.into());
+                }
+                let now = now_millis();
+                match outbox::next_due(&db) {
+                    Ok(Some(due)) if due <= now => {
+                        match outbox::try_activate(&db, now, now + LEASE_MS) {
+                            Ok(true) => continue,
+                            Ok(false) => break Ok(None),
+                            Err(err) => break Err(err.into()),
+                        }
+                    }
+                    Ok(_) => break Ok(None),
                     Err(err) => break Err(err.into()),
                 }
-                let wait = u64::try_from(due - now).unwrap_or(0);
-                clock::sleep(Duration::from_millis(wait)).await;
             }
         }
     };
-    if retrier {
-        outbox::stop_retrying(&db)?;
+    match result {
+        Ok(None) => Ok(total),
+        Ok(Some(_)) => {
+            // Out of time with work due now: a fresh invocation takes it from here.
+            outbox::deactivate(&db)?;
+            hand_over().await;
+            Ok(total)
+        }
+        Err(err) => {
+            let _ = outbox::deactivate(&db);
+            Err(err)
+        }
     }
-    result
+}
+
+/// Calls `POST /notify` on a fresh notifier (service chaining), which answers at once.
+async fn hand_over() {
+    let request = spin_sdk::http::Request::builder()
+        .method(spin_sdk::http::Method::Post)
+        .uri(NOTIFY_URL)
+        .build();
+    if let Err(err) = spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
+        eprintln!("handing delivery over failed ({err}); the events wait for the next change");
+    }
 }
 
 /// One pass: claim, deliver line by line, record.
@@ -226,12 +273,16 @@ async fn deliver_line(
 /// About 1 s, 2 s, 4 s... up to 10 minutes, each within ±20% so receivers that failed
 /// together are not retried in lockstep. `attempts` is the number before the failed one.
 fn backoff_ms(attempts: i64) -> i64 {
+    backoff_with_jitter(attempts, wasi::random::random::get_random_u64())
+}
+
+/// The backoff for `attempts`, with `random` choosing where in ±20% it falls.
+fn backoff_with_jitter(attempts: i64, random: u64) -> i64 {
     let exponent = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
     let base = FIRST_BACKOFF_MS
         .saturating_mul(1_i64 << exponent)
         .min(MAX_BACKOFF_MS);
-    let random = wasi::random::random::get_random_u64() % 401;
-    let permille = 800 + i64::try_from(random).unwrap_or(200);
+    let permille = 800 + i64::try_from(random % 401).unwrap_or(200);
     base * permille / 1000
 }
 
@@ -240,14 +291,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_from_about_a_second_to_ten_minutes() {
-        let within = |attempts, low, high| {
-            let ms = backoff_ms(attempts);
-            assert!((low..=high).contains(&ms), "{attempts}: {ms}");
+    fn backoff_doubles_from_about_a_second_to_ten_minutes_within_20_percent() {
+        let range = |attempts| {
+            (
+                backoff_with_jitter(attempts, 0),
+                backoff_with_jitter(attempts, 400),
+            )
         };
-        within(0, 800, 1_200);
-        within(1, 1_600, 2_400);
-        within(3, 6_400, 9_600);
-        within(40, 480_000, 720_000);
+        assert_eq!(range(0), (800, 1_200));
+        assert_eq!(range(1), (1_600, 2_400));
+        assert_eq!(range(3), (6_400, 9_600));
+        assert_eq!(range(40), (480_000, 720_000));
+        assert_eq!(backoff_with_jitter(0, 200), 1_000);
     }
 }

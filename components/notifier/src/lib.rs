@@ -3,9 +3,9 @@
 //! events to every URL of `order_events_urls`, signed as Standard Webhooks 1.0 with
 //! `events_secret`.
 //!
-//! - `POST /notify`: answers 202 at once, then delivers what is due; while a receiver fails
-//!   it retries with backoff inside this invocation for a bounded time (one notifier at a
-//!   time does so), then leaves the rows due for the next change or `POST /events/deliver`.
+//! - `POST /notify`: answers 202 at once, then, as the one active notifier, delivers what is
+//!   due; while a receiver fails it retries with backoff inside this invocation for a bounded
+//!   time, then leaves the rows due for the next change or `POST /events/deliver`.
 //! - `POST /deliver`: one pass over what is due now; answers with the counts.
 
 // `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.

@@ -86,7 +86,7 @@ fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let location = format!("/product/{}", product.id);
     Ok(product_response(201, product)
         .with_header(header::LOCATION, &location)
-        .notifying(db.wrote_events()))
+        .notifying(db.needs_notifier()))
 }
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
@@ -107,7 +107,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let db = store::open()?;
     match products::update(&db, id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => {
-            Ok(product_response(200, product).notifying(db.wrote_events()))
+            Ok(product_response(200, product).notifying(db.needs_notifier()))
         }
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
@@ -119,7 +119,7 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let expected = if_match_versions(call)?;
     let db = store::open()?;
     match products::delete(&db, id, expected.as_deref())? {
-        WriteOutcome::Done(()) => Ok(Resp::new(204).notifying(db.wrote_events())),
+        WriteOutcome::Done(()) => Ok(Resp::new(204).notifying(db.needs_notifier())),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
     }

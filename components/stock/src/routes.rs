@@ -91,7 +91,7 @@ impl Idempotent {
             },
         )?;
         // A replay wrote nothing; a first run's events are delivered after the response.
-        Ok(resp.notifying(db.wrote_events()))
+        Ok(resp.notifying(db.needs_notifier()))
     }
 }
 

@@ -50,6 +50,8 @@ pub struct Db {
     outbox: OnceCell<OutboxConfig>,
     /// Outbox rows written through this connection (committed or not).
     events_written: Cell<usize>,
+    /// A notifier was active when they were written: it will deliver them.
+    notifier_active: Cell<bool>,
 }
 
 impl Db {
@@ -58,6 +60,7 @@ impl Db {
             conn: Connection::open_default()?,
             outbox: OnceCell::new(),
             events_written: Cell::new(0),
+            notifier_active: Cell::new(false),
         })
     }
 
@@ -74,9 +77,14 @@ impl Db {
         self.events_written.set(self.events_written.get() + 1);
     }
 
-    /// Whether a change through this connection wrote events for the notifier to deliver.
-    pub fn wrote_events(&self) -> bool {
-        self.events_written.get() > 0
+    pub(crate) fn note_notifier_active(&self) {
+        self.notifier_active.set(true);
+    }
+
+    /// Whether a change through this connection wrote events and no notifier was active to
+    /// deliver them: then the component calls one after its response.
+    pub fn needs_notifier(&self) -> bool {
+        self.events_written.get() > 0 && !self.notifier_active.get()
     }
 
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {

@@ -1,7 +1,8 @@
 //! The outbox (`migrations/0003_outbox.sql`): events written in the transaction of the change
 //! that caused them, one row per receiver, then claimed, delivered and recorded by the
 //! notifier component. Delivery is at least once; per receiver and product, rows go out in
-//! commit order.
+//! commit order. One notifier at a time is active (`notifier_state`): a change calls the
+//! notifier after its response only when none is.
 
 use spin_sdk::sqlite::Value;
 
@@ -11,6 +12,10 @@ use crate::time;
 
 /// A failing row is given up as `dead` this long after it was written (or redelivered).
 pub const RETENTION_MILLIS: i64 = 72 * 60 * 60 * 1000;
+/// Delivered rows are kept this long (to see what went out), then swept.
+const DELIVERED_KEPT_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// Delivered rows swept per pass at most, so a sweep never makes a pass slow.
+const SWEEP_BATCH: i64 = 500;
 
 /// Where events go and when stock counts as low: the `order_events_urls` and
 /// `low_stock_threshold` variables of the writing component.
@@ -85,6 +90,9 @@ pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
             db.note_event_written();
         }
     }
+    if notifier_active(db, now)? {
+        db.note_notifier_active();
+    }
     Ok(())
 }
 
@@ -109,27 +117,86 @@ pub struct Delivery {
     pub expires_at: i64,
 }
 
-/// Leases up to `limit` due rows until `lease_until`. Of each receiver's line of a product it
-/// takes a run from the head (rows behind one that is leased or not yet due wait), so lines
-/// go out in commit order and two notifiers never hold one row. Returned in id order.
+/// Leases up to `limit` due rows until `lease_until`: of each receiver's line of a product,
+/// the run from its head (its first pending row) of rows that are due and not leased, so
+/// lines go out in commit order and two notifiers never hold one row. Returned in id order.
+///
+/// The heads are found by a read, without the write lock (one pass over the `outbox_line`
+/// index); each line's run is then re-read and leased in one short transaction.
 pub fn claim(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    let heads = db.query(
+        "SELECT o.receiver, o.product_id FROM outbox o JOIN \
+           (SELECT min(id) AS id FROM outbox WHERE status = 'pending' \
+            GROUP BY receiver, product_id) h ON o.id = h.id \
+         WHERE o.next_attempt_at <= ?1 AND o.lease_until <= ?1 ORDER BY o.id LIMIT ?2",
+        &[Value::Integer(now), Value::Integer(limit)],
+    )?;
+    let lines = rows(&heads)
+        .map(|row| Ok((row.text(0)?, row.int(1)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if lines.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut claimed = db.transaction(|db| {
+        let mut claimed = Vec::new();
+        for (receiver, product_id) in &lines {
+            let room = limit - i64::try_from(claimed.len()).unwrap_or(limit);
+            if room <= 0 {
+                break;
+            }
+            claimed.extend(claim_line(
+                db,
+                receiver,
+                *product_id,
+                now,
+                lease_until,
+                room,
+            )?);
+        }
+        Ok::<_, StoreError>(claimed)
+    })?;
+    claimed.sort_by_key(|d| d.id);
+    Ok(claimed)
+}
+
+/// Leases the run at the head of one line: its first pending rows while they are due and
+/// not leased, at most `max`.
+fn claim_line(
+    db: &Db,
+    receiver: &str,
+    product_id: i64,
+    now: i64,
+    lease_until: i64,
+    max: i64,
+) -> Result<Vec<Delivery>, StoreError> {
+    let line = [Value::Text(receiver.to_owned()), Value::Integer(product_id)];
     let result = db.query(
-        "UPDATE outbox SET lease_until = ?1 WHERE id IN ( \
-           SELECT o.id FROM outbox o \
-           WHERE o.status = 'pending' AND o.next_attempt_at <= ?2 AND o.lease_until <= ?2 \
-             AND NOT EXISTS (SELECT 1 FROM outbox e \
-               WHERE e.receiver = o.receiver AND e.product_id = o.product_id \
-                 AND e.status = 'pending' AND e.id < o.id \
-                 AND (e.next_attempt_at > ?2 OR e.lease_until > ?2)) \
-           ORDER BY o.id LIMIT ?3) \
+        "SELECT id, next_attempt_at, lease_until FROM outbox \
+         WHERE status = 'pending' AND receiver = ? AND product_id = ? ORDER BY id LIMIT ?",
+        &[line[0].clone(), line[1].clone(), Value::Integer(max)],
+    )?;
+    let mut last = None;
+    for row in rows(&result) {
+        if row.int(1)? > now || row.int(2)? > now {
+            break;
+        }
+        last = Some(row.int(0)?);
+    }
+    let Some(last) = last else {
+        return Ok(Vec::new());
+    };
+    let leased = db.query(
+        "UPDATE outbox SET lease_until = ? \
+         WHERE status = 'pending' AND receiver = ? AND product_id = ? AND id <= ? \
          RETURNING id, event_id, receiver, product_id, body, attempts, expires_at",
         &[
             Value::Integer(lease_until),
-            Value::Integer(now),
-            Value::Integer(limit),
+            line[0].clone(),
+            line[1].clone(),
+            Value::Integer(last),
         ],
     )?;
-    let mut claimed = rows(&result)
+    let deliveries = rows(&leased)
         .map(|row| {
             Ok(Delivery {
                 id: row.int(0)?,
@@ -141,9 +208,8 @@ pub fn claim(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Deli
                 expires_at: row.int(6)?,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    claimed.sort_by_key(|d| d.id);
-    Ok(claimed)
+        .collect();
+    deliveries
 }
 
 /// What became of a claimed row.
@@ -165,7 +231,14 @@ pub fn record(db: &Db, outcomes: &[(Delivery, Outcome)], now: i64) -> Result<(),
         return Ok(());
     }
     let delivered_at = time::rfc3339_seconds(now);
+    let sweep_before = time::rfc3339_seconds(now - DELIVERED_KEPT_MILLIS);
     db.transaction(|db| {
+        // A few delivered rows past their day go with each pass: no job needed.
+        db.exec(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+             WHERE status = 'delivered' AND delivered_at < ? ORDER BY id LIMIT ?)",
+            &[Value::Text(sweep_before), Value::Integer(SWEEP_BATCH)],
+        )?;
         for (delivery, outcome) in outcomes {
             let id = Value::Integer(delivery.id);
             match outcome {
@@ -204,35 +277,53 @@ pub fn record(db: &Db, outcomes: &[(Delivery, Outcome)], now: i64) -> Result<(),
 /// line counts: the rows behind it wait for it, however due they are themselves.
 pub fn next_due(db: &Db) -> Result<Option<i64>, StoreError> {
     let result = db.query(
-        "SELECT min(max(o.next_attempt_at, o.lease_until)) FROM outbox o \
-         WHERE o.status = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox e \
-           WHERE e.receiver = o.receiver AND e.product_id = o.product_id \
-             AND e.status = 'pending' AND e.id < o.id)",
+        "SELECT min(max(o.next_attempt_at, o.lease_until)) FROM outbox o JOIN \
+           (SELECT min(id) AS id FROM outbox WHERE status = 'pending' \
+            GROUP BY receiver, product_id) h ON o.id = h.id",
         &[],
     )?;
     let next = rows(&result).next().map(|row| row.opt_int(0)).transpose()?;
     Ok(next.flatten())
 }
 
-/// Makes this notifier the one that waits between retries until `until`, unless another
-/// one is (its time has not run out). Renewing one's own claim works the same way.
-pub fn try_become_retrier(db: &Db, now: i64, until: i64, renew: bool) -> Result<bool, StoreError> {
-    // A renewal takes the role whatever it holds; a first claim only a role run out.
-    let free_by = if renew { i64::MAX } else { now };
+/// Makes this notifier the active one until `until` (Unix ms), unless another is active (its
+/// time has not run out). While one is active, changes do not call another: it picks their
+/// events up on its next pass.
+pub fn try_activate(db: &Db, now: i64, until: i64) -> Result<bool, StoreError> {
     let result = db.query(
         "UPDATE notifier_state SET active_until = ?1 WHERE name = 'delivery' \
          AND active_until <= ?2 RETURNING name",
-        &[Value::Integer(until), Value::Integer(free_by)],
+        &[Value::Integer(until), Value::Integer(now)],
     )?;
     Ok(!result.rows.is_empty())
 }
 
-/// Gives up the retrier's role.
-pub fn stop_retrying(db: &Db) -> Result<(), StoreError> {
+/// The active notifier, still at work: active until `until`.
+pub fn keep_active(db: &Db, until: i64) -> Result<(), StoreError> {
+    db.exec(
+        "UPDATE notifier_state SET active_until = ? WHERE name = 'delivery'",
+        &[Value::Integer(until)],
+    )
+}
+
+/// The active notifier stands down; the next change calls a new one.
+pub fn deactivate(db: &Db) -> Result<(), StoreError> {
     db.exec(
         "UPDATE notifier_state SET active_until = 0 WHERE name = 'delivery'",
         &[],
     )
+}
+
+/// Whether a notifier is active now. Read inside a change's transaction, it is exact: a
+/// notifier standing down writes too, so it does so after the change commits, and then
+/// looks for due rows once more, finding the change's.
+fn notifier_active(db: &Db, now: i64) -> Result<bool, StoreError> {
+    let result = db.query(
+        "SELECT active_until FROM notifier_state WHERE name = 'delivery'",
+        &[],
+    )?;
+    let until = rows(&result).next().map(|row| row.int(0)).transpose()?;
+    Ok(until.is_some_and(|until| until > now))
 }
 
 /// Undelivered rows, for operators: one per event and receiver.
@@ -345,8 +436,8 @@ pub fn redeliver(db: &Db, event_id: &str, now: i64) -> Result<Redelivery, StoreE
 /// How many rows are pending and dead.
 pub fn counts(db: &Db) -> Result<(i64, i64), StoreError> {
     let result = db.query(
-        "SELECT coalesce(sum(status = 'pending'), 0), coalesce(sum(status = 'dead'), 0) \
-         FROM outbox",
+        "SELECT (SELECT count(*) FROM outbox WHERE status = 'pending'), \
+                (SELECT count(*) FROM outbox WHERE status = 'dead')",
         &[],
     )?;
     let counts = rows(&result)

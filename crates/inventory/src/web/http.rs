@@ -124,9 +124,9 @@ impl Resp {
         }
     }
 
-    /// Asks for the notifier after the response if `wrote_events`.
-    pub fn notifying(mut self, wrote_events: bool) -> Self {
-        self.notify = wrote_events;
+    /// Asks for the notifier after the response if `needed` (see `Db::needs_notifier`).
+    pub fn notifying(mut self, needed: bool) -> Self {
+        self.notify = needed;
         self
     }
 
