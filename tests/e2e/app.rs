@@ -90,8 +90,12 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
         .arg("up")
         .arg("-f")
         .arg(manifest)
-        .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg("--cache-dir")
         .arg(cache_dir());
+    // A test may name its own address, for apps that must know each other's.
+    if !extra_args.contains(&"--listen") {
+        command.args(["--listen", "127.0.0.1:0"]);
+    }
     // A test may name its own state directory, to restart an app on the same state.
     if !extra_args.contains(&"--state-dir") {
         command.arg("--state-dir").arg(state_dir.path());

@@ -15,6 +15,7 @@ mod events;
 mod guard;
 mod host;
 mod openapi;
+mod order_service;
 mod products;
 mod receiver;
 mod stock;
