@@ -9,7 +9,11 @@
 # POST /product (the pipeline plus a write transaction), and stock deducts as the order
 # service sends them (a fresh Idempotency-Key each, DEDUCT_CONNECTIONS connections): all on
 # one hot product, and spread over 1,000 products at random. The rate limit is raised so
-# that the load is counted but never refused. wrk shares the machine's cores with the host, as in the
+# that the load is counted but never refused.
+#
+# RECEIVER_DELAY=S sends the app's events to a receiver on loopback (bench/receiver.py) that
+# answers after S seconds (0: at once); without it no receiver is configured. At the end the
+# outbox's backlog is printed, and how much of it is left after DRAIN_SECONDS (default 30). wrk shares the machine's cores with the host, as in the
 # reference figures (wrk -t2 -c32 on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +25,7 @@ DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
 # Which benches to run: any of read, health, post, deduct-hot, deduct-random.
 ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random}
 PORT=${PORT:-3917}
+RECEIVER_PORT=${RECEIVER_PORT:-3918}
 
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 
@@ -28,10 +33,17 @@ cargo build --release -p inventory-host --quiet
 ./target/release/inventory-host build >/dev/null
 
 state=$(mktemp -d)
+events=()
+receiver=
+if [[ -n ${RECEIVER_DELAY:-} ]]; then
+  python3 bench/receiver.py "$RECEIVER_PORT" "$RECEIVER_DELAY" >"$state/receiver.log" 2>&1 &
+  receiver=$!
+  events=(--variable "order_events_urls=http://127.0.0.1:$RECEIVER_PORT/events")
+fi
 ./target/release/inventory-host up --listen "127.0.0.1:$PORT" --state-dir "$state" \
-  --variable rate_limit_requests=1000000000 >"$state/stdout.log" 2>"$state/stderr.log" &
+  --variable rate_limit_requests=1000000000 "${events[@]}" >"$state/stdout.log" 2>"$state/stderr.log" &
 host=$!
-trap 'kill $host 2>/dev/null; wait $host 2>/dev/null; rm -rf "$state"' EXIT
+trap 'kill $host $receiver 2>/dev/null; wait $host $receiver 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 
 base="http://127.0.0.1:$PORT"
@@ -105,4 +117,23 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: target/relea
   bench "deduct, 1 hot product, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1
 [[ ,$ONLY, == *,deduct-random,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
   bench "deduct, 1,000 random, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1000
+if [[ -n $receiver ]]; then
+  # The backlog the load left, and how long the notifier takes to drain it once the load
+  # stops (POST /events/deliver kicks a pass in case no notifier is active).
+  admin=$(./target/release/inventory-host token --sub bench --scope events:admin)
+  pending_now() { curl -fs "$base/events?status=pending&limit=1" -H "Authorization: Bearer $admin" | sed 's/.*"total":\([0-9]*\).*/\1/'; }
+  backlog=$(pending_now)
+  start=$(date +%s.%N)
+  deadline=$((SECONDS + ${DRAIN_SECONDS:-30}))
+  while true; do
+    left=$(pending_now)
+    [[ $left == 0 || $SECONDS -ge $deadline ]] && break
+    curl -fs -m 5 -X POST "$base/events/deliver" -H "Authorization: Bearer $admin" >/dev/null || true
+    sleep 0.5
+  done
+  drained=$(echo "$(date +%s.%N) - $start" | bc)
+  kill "$receiver"; wait "$receiver" 2>/dev/null || true; receiver=
+  printf 'events: receiver answering after %ss; %s pending when the load stopped, %s left %.1f s later; %s\n' \
+    "$RECEIVER_DELAY" "$backlog" "$left" "$drained" "$(tail -1 "$state/receiver.log")"
+fi
 true
