@@ -126,7 +126,7 @@ impl ComponentVariables {
 }
 
 impl variables::Host for HostState {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         Ok(self.variables.get(&name))
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
+use crate::bindings::blocking;
 use crate::state::HostState;
 
 pub use backend::{Backend, KvResult};
@@ -79,40 +80,50 @@ pub struct Cas {
 /// `bucket`), forwarded to the backend; `$error` is the generation's error type.
 macro_rules! store_methods {
     ($error:ty) => {
-        fn get(
+        async fn get(
             &mut self,
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<Option<Vec<u8>>, $error>> {
-            Ok(self.kv_store(&this)?.get(&key).map_err(Into::into))
+            let store = self.kv_store(&this)?;
+            Ok(blocking(move || store.get(&key)).await?.map_err(Into::into))
         }
 
-        fn set(
+        async fn set(
             &mut self,
             this: Resource<Store>,
             key: String,
             value: Vec<u8>,
         ) -> wasmtime::Result<Result<(), $error>> {
-            Ok(self.kv_store(&this)?.set(&key, &value).map_err(Into::into))
+            let store = self.kv_store(&this)?;
+            Ok(blocking(move || store.set(&key, &value))
+                .await?
+                .map_err(Into::into))
         }
 
-        fn delete(
+        async fn delete(
             &mut self,
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<(), $error>> {
-            Ok(self.kv_store(&this)?.delete(&key).map_err(Into::into))
+            let store = self.kv_store(&this)?;
+            Ok(blocking(move || store.delete(&key))
+                .await?
+                .map_err(Into::into))
         }
 
-        fn exists(
+        async fn exists(
             &mut self,
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<bool, $error>> {
-            Ok(self.kv_store(&this)?.exists(&key).map_err(Into::into))
+            let store = self.kv_store(&this)?;
+            Ok(blocking(move || store.exists(&key))
+                .await?
+                .map_err(Into::into))
         }
 
-        fn drop(&mut self, this: Resource<Store>) -> wasmtime::Result<()> {
+        async fn drop(&mut self, this: Resource<Store>) -> wasmtime::Result<()> {
             self.kv_drop(this)
         }
     };
@@ -144,8 +155,9 @@ impl HostState {
         })
     }
 
-    fn kv_store(&self, handle: &Resource<Store>) -> wasmtime::Result<&dyn Backend> {
-        Ok(&*self.table.get(handle)?.0)
+    /// The backend of an open store, to use on the blocking pool.
+    fn kv_store(&self, handle: &Resource<Store>) -> wasmtime::Result<Arc<dyn Backend>> {
+        Ok(Arc::clone(&self.table.get(handle)?.0))
     }
 
     fn kv_drop(&mut self, handle: Resource<Store>) -> wasmtime::Result<()> {
@@ -153,13 +165,18 @@ impl HostState {
         Ok(())
     }
 
-    fn kv_cas_new(
+    async fn kv_cas_new(
         &mut self,
         handle: &Resource<Store>,
         key: String,
     ) -> wasmtime::Result<KvResult<Resource<Cas>>> {
-        let store = Arc::clone(&self.table.get(handle)?.0);
-        Ok(match store.get(&key) {
+        let store = self.kv_store(handle)?;
+        let (store, key, read) = blocking(move || {
+            let read = store.get(&key);
+            (store, key, read)
+        })
+        .await?;
+        Ok(match read {
             Ok(current) => Ok(self.table.push(Cas {
                 store,
                 key,
@@ -170,19 +187,22 @@ impl HostState {
     }
 
     /// Swaps if unchanged; otherwise a fresh `Cas` holding what the key holds now.
-    fn kv_cas_swap(
+    async fn kv_cas_swap(
         &mut self,
         handle: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<KvResult<Result<(), Resource<Cas>>>> {
         let cas = self.table.delete(handle)?;
-        Ok(
-            match cas.store.swap(&cas.key, cas.current.as_deref(), &value) {
-                Ok(Ok(())) => Ok(Ok(())),
-                Ok(Err(current)) => Ok(Err(self.table.push(Cas { current, ..cas })?)),
-                Err(err) => Err(err),
-            },
-        )
+        let (cas, swapped) = blocking(move || {
+            let swapped = cas.store.swap(&cas.key, cas.current.as_deref(), &value);
+            (cas, swapped)
+        })
+        .await?;
+        Ok(match swapped {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(current)) => Ok(Err(self.table.push(Cas { current, ..cas })?)),
+            Err(err) => Err(err),
+        })
     }
 }
 

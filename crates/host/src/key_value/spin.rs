@@ -3,6 +3,7 @@
 use wasmtime::component::Resource;
 
 use super::{KvError, Store};
+use crate::bindings::blocking;
 use crate::bindings::fermyon::spin::key_value::{self as v2, Error};
 use crate::state::HostState;
 
@@ -11,13 +12,17 @@ super::error_from_kv!(Error);
 impl v2::Host for HostState {}
 
 impl v2::HostStore for HostState {
-    fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<Store>, Error>> {
+    async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<Store>, Error>> {
         Ok(self.kv_open(&label)?.map_err(Into::into))
     }
 
     super::store_methods!(Error);
 
-    fn get_keys(&mut self, this: Resource<Store>) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        Ok(self.kv_store(&this)?.keys().map_err(Into::into))
+    async fn get_keys(
+        &mut self,
+        this: Resource<Store>,
+    ) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        let store = self.kv_store(&this)?;
+        Ok(blocking(move || store.keys()).await?.map_err(Into::into))
     }
 }

@@ -4,6 +4,7 @@
 use wasmtime::component::Resource;
 
 use super::{Cas, KvError, Store};
+use crate::bindings::blocking;
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
 use crate::state::HostState;
 
@@ -12,7 +13,10 @@ use store::Error;
 super::error_from_kv!(Error);
 
 impl store::Host for HostState {
-    fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<Store>, Error>> {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Store>, Error>> {
         Ok(self.kv_open(&identifier)?.map_err(Into::into))
     }
 }
@@ -21,38 +25,38 @@ impl store::HostBucket for HostState {
     super::store_methods!(Error);
 
     /// All keys in one page, as Spin's SQLite store answers.
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         this: Resource<Store>,
         _cursor: Option<String>,
     ) -> wasmtime::Result<Result<store::KeyResponse, Error>> {
-        Ok(self
-            .kv_store(&this)?
-            .keys()
+        let store = self.kv_store(&this)?;
+        Ok(blocking(move || store.keys())
+            .await?
             .map(|keys| store::KeyResponse { keys, cursor: None })
             .map_err(Into::into))
     }
 }
 
 impl atomics::Host for HostState {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<Store>,
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        Ok(self
-            .kv_store(&bucket)?
-            .increment(&key, delta)
+        let store = self.kv_store(&bucket)?;
+        Ok(blocking(move || store.increment(&key, delta))
+            .await?
             .map_err(Into::into))
     }
 
-    fn swap(
+    async fn swap(
         &mut self,
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        Ok(match self.kv_cas_swap(cas, value)? {
+        Ok(match self.kv_cas_swap(cas, value).await? {
             Ok(Ok(())) => Ok(()),
             Ok(Err(fresh)) => Err(atomics::CasError::CasFailed(fresh)),
             Err(err) => Err(atomics::CasError::StoreError(err.into())),
@@ -61,59 +65,65 @@ impl atomics::Host for HostState {
 }
 
 impl atomics::HostCas for HostState {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<Store>,
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, Error>> {
-        Ok(self.kv_cas_new(&bucket, key)?.map_err(Into::into))
+        Ok(self.kv_cas_new(&bucket, key).await?.map_err(Into::into))
     }
 
-    fn current(&mut self, this: Resource<Cas>) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+    async fn current(
+        &mut self,
+        this: Resource<Cas>,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         Ok(Ok(self.table.get(&this)?.current.clone()))
     }
 
-    fn drop(&mut self, this: Resource<Cas>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, this: Resource<Cas>) -> wasmtime::Result<()> {
         self.table.delete(this)?;
         Ok(())
     }
 }
 
 impl batch::Host for HostState {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<Store>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
         let store = self.kv_store(&bucket)?;
-        Ok(keys
-            .into_iter()
-            .map(|key| store.get(&key).map(|value| (key, value)))
-            .collect::<Result<_, _>>()
-            .map_err(Into::into))
+        let values = blocking(move || {
+            keys.into_iter()
+                .map(|key| store.get(&key).map(|value| (key, value)))
+                .collect::<Result<_, _>>()
+        })
+        .await?;
+        Ok(values.map_err(Into::into))
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<Store>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let store = self.kv_store(&bucket)?;
-        Ok(key_values
-            .iter()
-            .try_for_each(|(key, value)| store.set(key, value))
-            .map_err(Into::into))
+        let done = blocking(move || {
+            key_values
+                .iter()
+                .try_for_each(|(key, value)| store.set(key, value))
+        })
+        .await?;
+        Ok(done.map_err(Into::into))
     }
 
-    fn delete_many(
+    async fn delete_many(
         &mut self,
         bucket: Resource<Store>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let store = self.kv_store(&bucket)?;
-        Ok(keys
-            .iter()
-            .try_for_each(|key| store.delete(key))
-            .map_err(Into::into))
+        let done = blocking(move || keys.iter().try_for_each(|key| store.delete(key))).await?;
+        Ok(done.map_err(Into::into))
     }
 }

@@ -3,7 +3,11 @@
 
 use wasmtime::component::Resource;
 
-use super::{Connection, Rows, SqlError, SqlValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{execute, Connection, Rows, SqlError, SqlValue, LOCK_WAIT};
+use crate::bindings::blocking;
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite::sqlite as v3;
 use crate::state::HostState;
@@ -58,7 +62,7 @@ macro_rules! convert_types {
                     SqlError::AccessDenied => Self::AccessDenied,
                     SqlError::InvalidConnection => Self::InvalidConnection,
                     SqlError::DatabaseFull => Self::DatabaseFull,
-                    SqlError::Io(text) => Self::Io(text),
+                    SqlError::Busy(text) | SqlError::Io(text) => Self::Io(text),
                 }
             }
         }
@@ -71,23 +75,130 @@ convert_types!(v2);
 convert_types!(v3);
 
 impl HostState {
-    fn sqlite_open(
+    async fn sqlite_open(
         &mut self,
         label: &str,
     ) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
-        match self.sqlite.open(label) {
+        let db = match self.sqlite.database(label) {
+            Ok(db) => db,
+            Err(err) => return Ok(Err(err)),
+        };
+        match blocking(move || db.connection()).await? {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(err) => Ok(Err(err)),
         }
     }
 
-    fn sqlite_execute(
+    /// Runs a statement without holding an async worker while it waits:
+    ///
+    /// - a statement that needs the write lock while another connection holds it returns
+    ///   `SQLITE_BUSY` at once (connections have no busy handler) and is retried after an
+    ///   async pause (yielding first, then 1 ms sleeps), for `LOCK_WAIT`;
+    /// - one that ends a transaction (and may sync to disk) runs on the blocking pool;
+    /// - everything else runs where it is: reads never wait in WAL mode, and a statement
+    ///   inside a write transaction holds the lock already. Running it in place matters: a
+    ///   hop to another thread would leave every other writer waiting while this one sat in
+    ///   the async run queue, lock in hand.
+    async fn sqlite_execute(
+        &mut self,
+        conn: &Resource<Connection>,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        if let Err(err) = self.take_write_turn(conn, &sql).await? {
+            return Ok(Err(err));
+        }
+        let result = if ends_transaction(&sql) {
+            self.sqlite_execute_blocking(conn, sql, params).await?
+        } else {
+            self.sqlite_execute_here(conn, &sql, &params).await?
+        };
+        // The turn at the write lock lasts as long as the transaction.
+        let handle = self.table.get_mut(conn)?;
+        if handle
+            .conn
+            .as_ref()
+            .is_none_or(rusqlite::Connection::is_autocommit)
+        {
+            handle.write_turn = None;
+        }
+        Ok(result)
+    }
+
+    /// Waits, in arrival order, for this connection's turn at the write lock if `sql` may
+    /// need it and the connection does not hold it yet.
+    async fn take_write_turn(
         &mut self,
         conn: &Resource<Connection>,
         sql: &str,
+    ) -> wasmtime::Result<Result<(), SqlError>> {
+        let handle = self.table.get(conn)?;
+        let Some(raw) = handle.conn.as_ref() else {
+            return Ok(Err(SqlError::InvalidConnection));
+        };
+        if handle.write_turn.is_some() || !may_write(raw, sql) {
+            return Ok(Ok(()));
+        }
+        let queue = Arc::clone(&handle.db.writer);
+        let turn = match tokio::time::timeout(LOCK_WAIT, queue.acquire_owned()).await {
+            Ok(Ok(turn)) => turn,
+            _ => return Ok(Err(SqlError::Busy("database is locked".into()))),
+        };
+        self.table.get_mut(conn)?.write_turn = Some(turn);
+        Ok(Ok(()))
+    }
+
+    /// Runs a statement on this thread. If another process holds the write lock it returns
+    /// `SQLITE_BUSY` at once (connections have no busy handler); it is then tried again
+    /// after an async pause, for `LOCK_WAIT`.
+    async fn sqlite_execute_here(
+        &mut self,
+        conn: &Resource<Connection>,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let Some(raw) = self.table.get(conn)?.conn.as_ref() else {
+                return Ok(Err(SqlError::InvalidConnection));
+            };
+            match execute(raw, sql, params) {
+                Err(SqlError::Busy(_)) if started.elapsed() < LOCK_WAIT => {
+                    wait_for_lock(attempt).await;
+                    attempt += 1;
+                }
+                result => return Ok(result),
+            }
+        }
+    }
+
+    /// Runs a statement on the blocking pool. The connection leaves its resource for the
+    /// call and comes back with the result; if the instance is dropped meanwhile (a timeout)
+    /// it is closed instead, which rolls back any transaction it had open.
+    async fn sqlite_execute_blocking(
+        &mut self,
+        conn: &Resource<Connection>,
+        sql: String,
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Rows, SqlError>> {
-        Ok(self.table.get(conn)?.execute(sql, params))
+        let handle = self.table.get_mut(conn)?;
+        let Some(raw) = handle.conn.take() else {
+            return Ok(Err(SqlError::InvalidConnection));
+        };
+        let turn = handle.write_turn.take();
+        let (raw, turn, result) = blocking(move || {
+            let result = execute(&raw, &sql, &params);
+            // A transaction that ended gives up its turn here, at once: the next writer
+            // must not wait for this task to be scheduled again.
+            let turn = if raw.is_autocommit() { None } else { turn };
+            (raw, turn, result)
+        })
+        .await?;
+        let handle = self.table.get_mut(conn)?;
+        handle.conn = Some(raw);
+        handle.write_turn = turn;
+        Ok(result)
     }
 
     fn sqlite_drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
@@ -96,15 +207,61 @@ impl HostState {
     }
 }
 
+/// Waits before another try for a write lock another process holds, without holding a
+/// thread: the first tries only yield, later ones sleep a millisecond.
+async fn wait_for_lock(attempt: u32) {
+    if attempt < YIELDS_BEFORE_SLEEPING {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Tries for the write lock that only yield to other tasks before sleeping.
+const YIELDS_BEFORE_SLEEPING: u32 = 32;
+
+/// Whether `sql` may need the write lock: `BEGIN IMMEDIATE`/`EXCLUSIVE`, or a statement
+/// that writes. (A plain `BEGIN` takes the lock only at its first write.)
+fn may_write(conn: &rusqlite::Connection, sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    match words.first().map(String::as_str) {
+        Some("BEGIN") => words
+            .get(1)
+            .is_some_and(|w| w.starts_with("IMMEDIATE") || w.starts_with("EXCLUSIVE")),
+        Some("COMMIT" | "END" | "ROLLBACK" | "RELEASE" | "SAVEPOINT") => false,
+        // A statement SQLite cannot prepare will fail anyway; no turn needed.
+        _ => conn
+            .prepare_cached(sql)
+            .map(|stmt| !stmt.readonly())
+            .unwrap_or(false),
+    }
+}
+
+/// `COMMIT`, `END`, `ROLLBACK` or `RELEASE`: statements that may sync to disk.
+fn ends_transaction(sql: &str) -> bool {
+    let keyword: String = sql
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    ["COMMIT", "END", "ROLLBACK", "RELEASE"]
+        .iter()
+        .any(|k| keyword.eq_ignore_ascii_case(k))
+}
+
 impl v2::HostConnection for HostState {
-    fn open(
+    async fn open(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
-        Ok(self.sqlite_open(&database)?.map_err(Into::into))
+        Ok(self.sqlite_open(&database).await?.map_err(Into::into))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         conn: Resource<Connection>,
         statement: String,
@@ -112,25 +269,26 @@ impl v2::HostConnection for HostState {
     ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
         let params = parameters.into_iter().map(Into::into).collect();
         Ok(self
-            .sqlite_execute(&conn, &statement, params)?
+            .sqlite_execute(&conn, statement, params)
+            .await?
             .map(Into::into)
             .map_err(Into::into))
     }
 
-    fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
         self.sqlite_drop(conn)
     }
 }
 
 impl v3::HostConnection for HostState {
-    fn open(
+    async fn open(
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
-        Ok(self.sqlite_open(&database)?.map_err(Into::into))
+        Ok(self.sqlite_open(&database).await?.map_err(Into::into))
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         conn: Resource<Connection>,
         statement: String,
@@ -138,22 +296,49 @@ impl v3::HostConnection for HostState {
     ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
         let params = parameters.into_iter().map(Into::into).collect();
         Ok(self
-            .sqlite_execute(&conn, &statement, params)?
+            .sqlite_execute(&conn, statement, params)
+            .await?
             .map(Into::into)
             .map_err(Into::into))
     }
 
-    fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
+    async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
         let conn = self.table.get(&conn)?;
         Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
     }
 
-    fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
+    async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
         let conn = self.table.get(&conn)?;
         Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
     }
 
-    fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
         self.sqlite_drop(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_that_end_a_transaction_are_recognised() {
+        for sql in [
+            "COMMIT",
+            " commit;",
+            "END TRANSACTION",
+            "rollback",
+            "RELEASE sp",
+        ] {
+            assert!(ends_transaction(sql), "{sql}");
+        }
+        for sql in [
+            "BEGIN IMMEDIATE",
+            "UPDATE t SET c = 1",
+            "SELECT 'COMMIT'",
+            "committed",
+        ] {
+            assert!(!ends_transaction(sql), "{sql}");
+        }
     }
 }

@@ -14,9 +14,12 @@ use anyhow::{Context, Result};
 use rusqlite::types::ValueRef;
 mod host;
 
-/// How many times a statement retries for another connection's write lock (about 5 s in
-/// all, see `wait_for_lock`) before `SQLITE_BUSY` reaches the guest.
+/// How many times a statement at start (`--sqlite`) retries for another connection's write
+/// lock (about 5 s in all, see `wait_for_lock`).
 const BUSY_RETRIES: i32 = 8000;
+/// How long a guest's statement waits for another connection's write lock before
+/// `SQLITE_BUSY` reaches the guest (see `host.rs`: it waits without holding a thread).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
 /// Prepared statements kept per connection; the app issues a few dozen distinct ones.
 const STATEMENT_CACHE: usize = 64;
 
@@ -24,6 +27,11 @@ const STATEMENT_CACHE: usize = 64;
 pub struct Database {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
+    /// The write lock's queue in this process: a guest connection takes the one permit
+    /// before a statement that needs SQLite's write lock and keeps it until its transaction
+    /// ends, so writers wait in arrival order, asynchronously, instead of racing for the
+    /// lock. (Other processes sharing the file still meet `SQLITE_BUSY`.)
+    writer: Arc<tokio::sync::Semaphore>,
 }
 
 impl Database {
@@ -35,6 +43,7 @@ impl Database {
         let db = Arc::new(Self {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
         });
         // Open one connection now, so a bad path fails at start, not on the first request.
         let conn = db.connect()?;
@@ -44,13 +53,20 @@ impl Database {
         Ok(db)
     }
 
+    /// A connection for guests: no busy handler, so a statement that finds the write lock
+    /// taken returns `SQLITE_BUSY` at once and the host waits for it asynchronously.
     fn connect(&self) -> Result<rusqlite::Connection> {
         let conn = rusqlite::Connection::open(&self.path)
             .with_context(|| format!("cannot open the SQLite database {}", self.path.display()))?;
-        conn.busy_handler(Some(wait_for_lock))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_handler(None)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
+    }
+
+    /// A connection for a guest (may open a file: call it where blocking is fine).
+    fn connection(self: &Arc<Self>) -> Result<Connection, SqlError> {
+        self.checkout().map_err(|e| SqlError::Io(format!("{e:#}")))
     }
 
     fn checkout(self: &Arc<Self>) -> Result<Connection> {
@@ -62,6 +78,7 @@ impl Database {
         Ok(Connection {
             conn: Some(conn),
             db: Arc::clone(self),
+            write_turn: None,
         })
     }
 
@@ -78,15 +95,14 @@ impl Database {
     /// Runs statements given at start (`--sqlite`), as one batch.
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         let conn = self.connect()?;
+        conn.busy_handler(Some(wait_for_lock))?;
         conn.execute_batch(sql)?;
         Ok(())
     }
 }
 
-/// SQLite's busy handler: waits for a writer on another connection to commit. SQLite's own
-/// timeout sleeps 1, 2, 5, 10... ms between tries, far longer than a write transaction here
-/// lasts (tens of microseconds), so many instances writing one hot row would spend most of
-/// their time asleep. This retries after 10 us, doubling to 640 us, for about 5 s in all.
+/// The busy handler of connections used outside requests: waits for a writer on another
+/// connection to commit, retrying after 10 us, doubling to 640 us, for about 5 s in all.
 fn wait_for_lock(attempt: i32) -> bool {
     if attempt >= BUSY_RETRIES {
         return false;
@@ -128,12 +144,20 @@ impl SqliteAccess {
         Self::new(Arc::default(), Arc::from(Vec::new()))
     }
 
-    fn open(&self, label: &str) -> Result<Connection, SqlError> {
+    /// The database `label`, if this component may open it.
+    fn database(&self, label: &str) -> Result<Arc<Database>, SqlError> {
         if !self.granted.iter().any(|g| g == label) {
             return Err(SqlError::AccessDenied);
         }
-        let db = self.databases.get(label).ok_or(SqlError::NoSuchDatabase)?;
-        db.checkout().map_err(|e| SqlError::Io(format!("{e:#}")))
+        self.databases
+            .get(label)
+            .cloned()
+            .ok_or(SqlError::NoSuchDatabase)
+    }
+
+    #[cfg(test)]
+    fn open(&self, label: &str) -> Result<Connection, SqlError> {
+        self.database(label)?.connection()
     }
 }
 
@@ -141,6 +165,9 @@ impl SqliteAccess {
 pub struct Connection {
     conn: Option<rusqlite::Connection>,
     db: Arc<Database>,
+    /// Its turn at the write lock, from the statement that needed it to the end of its
+    /// transaction.
+    write_turn: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Drop for Connection {
@@ -148,6 +175,8 @@ impl Drop for Connection {
         if let Some(conn) = self.conn.take() {
             self.db.put_back(conn);
         }
+        // The turn ends after the rollback above, never before.
+        self.write_turn = None;
     }
 }
 
@@ -156,22 +185,27 @@ impl Connection {
         self.conn.as_ref().ok_or(SqlError::InvalidConnection)
     }
 
+    #[cfg(test)]
     fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows, SqlError> {
-        let conn = self.raw()?;
-        let mut stmt = conn.prepare_cached(sql)?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-        let width = columns.len();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let mut values = Vec::with_capacity(width);
-            for index in 0..width {
-                values.push(SqlValue::from(row.get_ref(index)?));
-            }
-            out.push(values);
-        }
-        Ok(Rows { columns, rows: out })
+        execute(self.raw()?, sql, &params)
     }
+}
+
+/// Runs one statement and reads every row.
+fn execute(conn: &rusqlite::Connection, sql: &str, params: &[SqlValue]) -> Result<Rows, SqlError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let width = columns.len();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(width);
+        for index in 0..width {
+            values.push(SqlValue::from(row.get_ref(index)?));
+        }
+        out.push(values);
+    }
+    Ok(Rows { columns, rows: out })
 }
 
 /// A value crossing the boundary, independent of the interface generation.
@@ -218,13 +252,26 @@ pub enum SqlError {
     AccessDenied,
     InvalidConnection,
     DatabaseFull,
+    /// Another connection holds the write lock (`SQLITE_BUSY`, "database is locked").
+    Busy(String),
     Io(String),
 }
 
+/// `SQLITE_BUSY_SNAPSHOT`: a read transaction's snapshot is too old to write from. Waiting
+/// does not help, so it is not retried.
+const SQLITE_BUSY_SNAPSHOT: i32 = 517;
+
 impl From<rusqlite::Error> for SqlError {
     fn from(err: rusqlite::Error) -> Self {
+        let busy_snapshot = matches!(
+            &err,
+            rusqlite::Error::SqliteFailure(e, _) if e.extended_code == SQLITE_BUSY_SNAPSHOT
+        );
         match err.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DiskFull) => Self::DatabaseFull,
+            Some(rusqlite::ErrorCode::DatabaseBusy) if !busy_snapshot => {
+                Self::Busy(err.to_string())
+            }
             _ => Self::Io(err.to_string()),
         }
     }
