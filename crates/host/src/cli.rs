@@ -62,6 +62,17 @@ pub struct UpArgs {
     /// How long one request may run, in seconds.
     #[arg(long = "request-timeout", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub request_timeout_secs: u64,
+    /// How long a request may wait for a free instance before it is answered 503, in seconds.
+    #[arg(long = "queue-timeout", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub queue_timeout_secs: u64,
+    /// Connections open at once; more wait in the listen backlog (default: 3/4 of the
+    /// process's file-descriptor limit).
+    #[arg(long = "max-connections", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// How long a client may take to send a request's head, and how long an idle
+    /// keep-alive connection stays open, in seconds.
+    #[arg(long = "header-timeout", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_secs: u64,
     /// The most linear memory one instance may use, in MiB.
     #[arg(long = "max-memory-mib", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_memory_mib: u64,

@@ -9,6 +9,7 @@ mod app;
 mod bindings;
 mod builder;
 mod cli;
+mod connections;
 mod engine;
 mod key_value;
 mod link;

@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, StoreLimitsBuilder};
@@ -22,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::app::{App, LoadedComponent};
+use crate::connections::Connections;
 use crate::key_value::KeyValueAccess;
 use crate::outbound::{Chain, ChainFuture, OutboundHttp};
 use crate::routes::RouteMatch;
@@ -36,13 +38,47 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     pub max_instances: u32,
     pub request_timeout: Duration,
+    /// How long a request may wait for an instance before it is answered 503.
+    pub queue_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head, or keep a connection idle.
+    pub header_timeout: Duration,
+}
+
+/// A request head larger than this is answered 431 and its connection closed.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// File descriptors kept back from connections for databases, stores, and outbound requests.
+const RESERVED_FDS: usize = 256;
+
+/// The default connection cap: three quarters of the process's open-file limit, so the cap is
+/// reached before `accept` starts failing with "Too many open files".
+pub fn default_max_connections() -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    (limit.saturating_sub(RESERVED_FDS) * 3 / 4).max(64)
+}
+
+/// The soft limit on open files (`RLIMIT_NOFILE`).
+#[allow(unsafe_code)]
+fn open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and pass by valid pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    ok.then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
 }
 
 /// The app being served, and what every request shares.
 struct Trigger {
     app: App,
+    /// Instance slots for requests from clients...
     permits: Arc<Semaphore>,
+    /// ...and, apart, for chained requests, so a caller never waits on its own kind.
+    chain_permits: Arc<Semaphore>,
     request_timeout: Duration,
+    queue_timeout: Duration,
     /// Itself, for the outbound hooks of the instances it makes (service chaining).
     me: Weak<Trigger>,
 }
@@ -58,37 +94,61 @@ pub async fn serve(
     let trigger = Arc::new_cyclic(|me| Trigger {
         app,
         permits: Arc::new(Semaphore::new(options.max_instances as usize)),
+        chain_permits: Arc::new(Semaphore::new(options.max_instances as usize)),
         request_timeout: options.request_timeout,
+        queue_timeout: options.queue_timeout,
         me: me.clone(),
     });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = Connections::new(options.max_connections);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The timer makes the header timeout work; it also bounds an idle keep-alive
+    // connection, which is waiting for the head of its next request.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
     loop {
+        // A slot for the next connection (see `connections`: at the cap an idle connection
+        // makes room, else new ones wait in the listen backlog).
+        let slot = tokio::select! {
+            slot = connections.slot() => match slot {
+                Some(slot) => slot,
+                None => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(err) => {
                     // Out of file descriptors and the like: back off rather than spin.
-                    eprintln!("accept failed: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(accept_errors.failed(&err)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        accept_errors.succeeded();
         let _ = stream.set_nodelay(true);
+        let admitted = connections.admit(slot);
+        let busy = Arc::clone(&admitted.busy);
         let trigger = Arc::clone(&trigger);
         let service = hyper::service::service_fn(move |req| {
             let trigger = Arc::clone(&trigger);
-            async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
+            let serving = Serving::start(&busy);
+            async move {
+                let response = trigger.handle(req, client).await;
+                drop(serving);
+                Ok::<_, Infallible>(response)
+            }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let connections = Arc::clone(&connections);
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                if !err.is_incomplete_message() {
+            if let Some(Err(err)) = admitted.serve(connections, conn).await {
+                if !err.is_incomplete_message() && !err.is_timeout() {
                     eprintln!("connection from {client}: {err}");
                 }
             }
@@ -96,13 +156,53 @@ pub async fn serve(
     }
     drop(listener);
     eprintln!("Shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if !connections.close_all(DRAIN_TIMEOUT).await {
         eprintln!("Some requests did not finish within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
+}
+
+/// A request being served on a connection: it keeps the connection from being evicted.
+struct Serving(Arc<AtomicUsize>);
+
+impl Serving {
+    fn start(busy: &Arc<AtomicUsize>) -> Self {
+        busy.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(busy))
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A run of failed `accept`s: backed off, 10 ms doubling to about a second, and logged once
+/// when it starts and once when it ends, not once per connection.
+#[derive(Default)]
+struct AcceptErrors {
+    streak: u32,
+}
+
+impl AcceptErrors {
+    fn failed(&mut self, err: &std::io::Error) -> Duration {
+        if self.streak == 0 {
+            eprintln!("accepting connections fails ({err}); backing off until it works again");
+        }
+        self.streak = self.streak.saturating_add(1);
+        Duration::from_millis(10 << self.streak.min(7))
+    }
+
+    fn succeeded(&mut self) {
+        if self.streak > 0 {
+            eprintln!(
+                "accepting connections again, after {} failures",
+                self.streak
+            );
+            self.streak = 0;
+        }
+    }
 }
 
 fn spawn_epoch_ticker(engine: wasmtime::Engine) {
@@ -150,11 +250,19 @@ impl Trigger {
         };
         let component_index = matched.route.component;
         set_spin_headers(&mut req, &matched, client);
-        // Waiting here queues the request until an instance slot is free.
-        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-            return host_response(StatusCode::SERVICE_UNAVAILABLE);
+        // A request waits for a free instance, but not forever.
+        let Some(permit) = self.wait_for_slot(&self.permits).await else {
+            return overloaded(req.headers());
         };
-        self.run_or_500(component_index, req, Some(permit)).await
+        self.run_or_500(component_index, req, permit).await
+    }
+
+    /// A free instance slot, or `None` if none frees within the queue timeout.
+    async fn wait_for_slot(&self, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(self.queue_timeout, Arc::clone(slots).acquire_owned())
+            .await
+            .ok()?
+            .ok()
     }
 
     /// Runs a component; a failure is logged with the request id and answered with a 500.
@@ -162,7 +270,7 @@ impl Trigger {
         &self,
         component_index: usize,
         req: Request<B>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: OwnedSemaphorePermit,
     ) -> Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -194,7 +302,7 @@ impl Trigger {
         &self,
         component: &LoadedComponent,
         req: Request<B>,
-        permit: Option<OwnedSemaphorePermit>,
+        permit: OwnedSemaphorePermit,
     ) -> Result<Response<HyperOutgoingBody>>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -282,8 +390,9 @@ impl Trigger {
 }
 
 /// Service chaining: `http://<component>.spin.internal/<path>` runs that component, in this
-/// process, whatever its route (private ones too), as Spin does. It takes no instance slot of
-/// its own (its caller holds one), so a full host cannot deadlock on its own chains.
+/// process, whatever its route (private ones too), as Spin does. Chained requests have
+/// instance slots of their own, so a host full of callers cannot deadlock on their chains;
+/// one that finds none free within the queue timeout is answered 503.
 impl Chain for Trigger {
     fn chain(&self, target: &str, mut request: Request<WasiBody>) -> ChainFuture {
         let me = self.me.upgrade();
@@ -299,7 +408,10 @@ impl Chain for Trigger {
                 return Err(ChainError::DestinationNotFound);
             };
             set_chained_headers(&mut request);
-            Ok(me.run_or_500(index, request, None).await)
+            let Some(permit) = me.wait_for_slot(&me.chain_permits).await else {
+                return Ok(overloaded(request.headers()));
+            };
+            Ok(me.run_or_500(index, request, permit).await)
         })
     }
 }
@@ -378,6 +490,46 @@ fn set_chained_headers(req: &mut Request<WasiBody>) {
     set("spin-raw-component-route", "/...");
     set("spin-base-path", "/");
     set("spin-client-addr", CHAINED_CLIENT_ADDR);
+}
+
+/// How long an overloaded host asks clients to wait before trying again.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// 503 when no instance frees in time: problem+json as the app's own errors (`unavailable`,
+/// with `Retry-After`), keeping the client's request id if it sent one.
+fn overloaded(headers: &http::HeaderMap) -> Response<HyperOutgoingBody> {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=128).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        })
+        .unwrap_or("-")
+        .to_owned();
+    let body = serde_json::json!({
+        "type": "https://inventory.example/problems/unavailable",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "every instance is busy; retry later",
+        "request_id": request_id,
+    });
+    let mut response = bytes_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some("application/problem+json"),
+        Bytes::from(body.to_string()),
+    );
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    if let Ok(id) = HeaderValue::try_from(request_id) {
+        headers.insert(HeaderName::from_static("x-request-id"), id);
+    }
+    response
 }
 
 /// A response the host makes itself (no route, or the component failed): an empty body

@@ -35,6 +35,13 @@ pub fn run(args: &UpArgs) -> Result<()> {
     let serve = ServeOptions {
         max_instances: args.max_instances,
         request_timeout: Duration::from_secs(args.request_timeout_secs),
+        queue_timeout: Duration::from_secs(args.queue_timeout_secs),
+        max_connections: args
+            .max_connections
+            .map_or_else(server::default_max_connections, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            }),
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
     };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
