@@ -22,8 +22,9 @@ DURATION=${1:-10}
 CONNECTIONS=${2:-32}
 RUNS=${RUNS:-3}
 DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
-# Which benches to run: any of read, health, post, deduct-hot, deduct-random.
-ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random}
+# Which benches to run: any of read, health, post, deduct-hot, deduct-random,
+# health-under-deduct (GET /health on 4 connections while 64 deduct one hot product).
+ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,health-under-deduct}
 PORT=${PORT:-3917}
 RECEIVER_PORT=${RECEIVER_PORT:-3918}
 
@@ -117,6 +118,22 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: target/relea
   bench "deduct, 1 hot product, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1
 [[ ,$ONLY, == *,deduct-random,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
   bench "deduct, 1,000 random, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1000
+if [[ ,$ONLY, == *,health-under-deduct,* ]]; then
+  # Does a flood of writes on one hot row stall requests that touch no database? wrk
+  # deducts in the background while a second wrk measures /health.
+  for _ in $(seq "$RUNS"); do
+    wrk -t1 -c"$DEDUCT_CONNECTIONS" -d"$((DURATION + 2))s" -H "$auth" -s "$state/deduct.lua" "$base" -- 1 >"$state/deducts.txt" &
+    load=$!
+    sleep 1
+    WRK_CONNECTIONS=4 run_wrk "$base/health" >>"$state/health-under-deduct"
+    wait "$load"
+    awk '/Requests\/sec/ { print $2 }' "$state/deducts.txt" >>"$state/deducts-under"
+  done
+  printf '%-28s req/s median %6s  p50 median %s ms  p99 median %s ms  (deducts meanwhile: %s req/s)\n' \
+    "GET /health under deducts" "$(cut -d' ' -f1 "$state/health-under-deduct" | median)" \
+    "$(cut -d' ' -f2 "$state/health-under-deduct" | median)" "$(cut -d' ' -f3 "$state/health-under-deduct" | median)" \
+    "$(median <"$state/deducts-under")"
+fi
 if [[ -n $receiver ]]; then
   # The backlog the load left, and how long the notifier takes to drain it once the load
   # stops (POST /events/deliver kicks a pass in case no notifier is active).

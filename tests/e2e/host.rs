@@ -189,7 +189,7 @@ fn a_memory_limit_below_the_component_minimum_is_an_error_before_binding() {
     );
 }
 
-fn misbehave_manifest() -> std::path::PathBuf {
+pub fn misbehave_manifest() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let manifest = repo_root().join("tests/fixtures/misbehave/spin.toml");
     BUILT.get_or_init(|| {

@@ -13,6 +13,7 @@ mod app;
 mod common;
 mod events;
 mod guard;
+mod hardening;
 mod host;
 mod openapi;
 mod order_service;

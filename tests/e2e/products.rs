@@ -202,7 +202,13 @@ fn put_and_patch_update_only_the_fields_present_and_bump_the_version() {
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
 
-    let response = app.send_json("PUT", &path, &json!({"stock": 25}));
+    let body = serde_json::to_vec(&json!({"stock": 25})).unwrap();
+    let response = app.request(
+        "PUT",
+        &path,
+        &[("content-type", "application/json"), ("if-match", "\"1\"")],
+        Some(&body),
+    );
     assert_eq!(response.status, 200);
     assert_eq!(response.header("etag"), Some("\"2\""));
     let updated = response.json();
@@ -255,8 +261,37 @@ fn an_update_with_a_stale_if_match_is_412_and_changes_nothing() {
     );
     weak.assert_problem(412, "precondition-failed");
     assert_eq!(app.get(&path).json(), current);
-    let star = app.request("PATCH", &path, &[json, ("if-match", "*")], Some(&body));
+    let rename = serde_json::to_vec(&json!({"name": "Star mug"})).unwrap();
+    let star = app.request("PATCH", &path, &[json, ("if-match", "*")], Some(&rename));
     assert_eq!(star.status, 200);
+}
+
+#[test]
+fn setting_stock_without_naming_the_version_read_is_428_and_changes_nothing() {
+    let app = spawn_app();
+    let product = app.create_product(&mug());
+    let path = format!("/product/{}", product["id"]);
+    let body = serde_json::to_vec(&json!({"stock": 3, "name": "Counted mug"})).unwrap();
+    let json = ("content-type", "application/json");
+    for method in ["PUT", "PATCH"] {
+        for if_match in [None, Some("*")] {
+            let mut headers = vec![json];
+            headers.extend(if_match.map(|tag| ("if-match", tag)));
+            let response = app.request(method, &path, &headers, Some(&body));
+            let problem = response.assert_problem(428, "precondition-required");
+            assert!(
+                problem["detail"].as_str().unwrap().contains("If-Match"),
+                "{problem}"
+            );
+        }
+    }
+    assert_eq!(app.get(&path).json(), product);
+    // Other fields need no version.
+    let rename = serde_json::to_vec(&json!({"name": "Renamed"})).unwrap();
+    assert_eq!(
+        app.request("PATCH", &path, &[json], Some(&rename)).status,
+        200
+    );
 }
 
 #[test]
@@ -272,7 +307,9 @@ fn bad_updates_are_refused_and_change_nothing() {
         .assert_problem(422, "validation");
     app.send_json("PUT", &path, &json!({"name": null}))
         .assert_problem(422, "validation");
-    app.send_json("PUT", "/product/999", &json!({"stock": 1}))
+    let stock = serde_json::to_vec(&json!({"stock": 1})).unwrap();
+    let versioned = [("content-type", "application/json"), ("if-match", "\"1\"")];
+    app.request("PUT", "/product/999", &versioned, Some(&stock))
         .assert_problem(404, "not-found");
     app.send_json("PUT", "/product/x", &json!({"stock": 1}))
         .assert_problem(400, "invalid-request");

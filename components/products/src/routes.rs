@@ -104,6 +104,15 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let patch = guard::product_patch(&call.req.body)?;
     let expected = if_match_versions(call)?;
+    // A stock count set without naming the version it was read at could undo the deducts
+    // made since: stock sets are compare-and-set.
+    if patch.stock.is_some() && expected.is_none() {
+        return Err(ApiError::PreconditionRequired(
+            "setting `stock` needs If-Match with the product's ETag, so deducts made since \
+             you read it are not undone"
+                .into(),
+        ));
+    }
     let db = store::open()?;
     match products::update(&db, id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => {

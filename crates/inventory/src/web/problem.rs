@@ -33,6 +33,8 @@ pub enum ApiError {
     IdempotencyConflict,
     /// 412: `If-Match` named a version that is no longer current.
     PreconditionFailed(String),
+    /// 428: the change must be conditional (`If-Match` with a version).
+    PreconditionRequired(String),
     /// 413.
     PayloadTooLarge(usize),
     /// 415.
@@ -58,6 +60,7 @@ impl ApiError {
             | Self::InsufficientStockLines(_) => 409,
             Self::IdempotencyConflict => 422,
             Self::PreconditionFailed(_) => 412,
+            Self::PreconditionRequired(_) => 428,
             Self::PayloadTooLarge(_) => 413,
             Self::UnsupportedMediaType => 415,
             Self::Validation(_) => 422,
@@ -81,6 +84,7 @@ impl ApiError {
             }
             Self::IdempotencyConflict => ("idempotency-conflict", "Idempotency key reused"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            Self::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
@@ -94,7 +98,8 @@ impl ApiError {
             Self::InvalidRequest(d)
             | Self::NotFound(d)
             | Self::Conflict(d)
-            | Self::PreconditionFailed(d) => d.clone(),
+            | Self::PreconditionFailed(d)
+            | Self::PreconditionRequired(d) => d.clone(),
             Self::Forbidden(d) => d.clone(),
             Self::Validation(errors) => format!("{} field(s) are invalid", errors.len()),
             Self::InsufficientStock {
