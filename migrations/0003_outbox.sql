@@ -20,20 +20,26 @@ CREATE TABLE IF NOT EXISTS outbox (
     -- Unix milliseconds.
     next_attempt_at INTEGER NOT NULL,
     lease_until     INTEGER NOT NULL DEFAULT 0,
+    -- Which claim holds the lease: outcomes are recorded only by the claim that holds it.
+    lease_token     TEXT,
     -- Unix milliseconds after which a failing row is given up as dead (72 hours).
     expires_at      INTEGER NOT NULL,
     last_error      TEXT,
     created_at      TEXT    NOT NULL,
-    delivered_at    TEXT,
+    -- Unix milliseconds.
+    delivered_at    INTEGER,
     UNIQUE (event_id, receiver)
 );
 
 -- A receiver's line of a product, in order: its head is the first pending row.
 CREATE INDEX IF NOT EXISTS outbox_line ON outbox (status, receiver, product_id, id);
--- Rows by status, oldest first (operators' listing; the sweep of delivered rows).
+-- Rows by status, oldest first (operators' listing).
 CREATE INDEX IF NOT EXISTS outbox_status ON outbox (status, id);
+-- Delivered rows by age, for the sweep.
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at) WHERE status = 'delivered';
 
--- Which notifier, if any, is running its retry loop (so at most one sleeps between retries).
+-- Which notifier, if any, is active (delivering, or waiting for retries): while one is,
+-- changes do not call another. `active_until` is a heartbeat it keeps renewing.
 CREATE TABLE IF NOT EXISTS notifier_state (
     name         TEXT    PRIMARY KEY,
     active_until INTEGER NOT NULL

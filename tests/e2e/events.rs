@@ -243,6 +243,72 @@ fn a_failing_receiver_never_holds_up_another() {
 }
 
 #[test]
+fn a_receiver_that_never_answers_never_holds_up_another() {
+    let (silent, healthy) = (Receiver::start(), Receiver::start());
+    silent.set_hang(true);
+    let urls = format!("{},{}", silent.url(PATH), healthy.url(PATH));
+    let app = app_sending_to(&urls, &[]);
+    // More products than the notifier delivers to one receiver at once: each of the silent
+    // receiver's lines waits 10 s for an answer, and the healthy one still gets everything.
+    for n in 0..12 {
+        app.create_product(&json!({"name": format!("P{n}"), "price": 1, "stock": 1}));
+    }
+    let received = healthy.wait_for_events(12, Duration::from_secs(8));
+    assert_eq!(distinct_ids(&received), 12);
+    assert!(silent.deliveries().is_empty());
+}
+
+#[test]
+fn a_receiver_named_twice_gets_each_event_once_and_writes_still_work() {
+    let receiver = Receiver::start();
+    let twice = format!("{},{}", receiver.url(PATH), receiver.url(PATH));
+    let app = app_sending_to(&twice, &[]);
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    receiver.wait_for_events(1, Duration::from_secs(10));
+    assert_eq!(outbox_rows(&app), 1);
+}
+
+#[test]
+fn the_events_of_a_receiver_no_longer_configured_are_given_up_as_dead() {
+    let (old, new) = (Receiver::start(), Receiver::start());
+    old.answer_always(500);
+    let mut app = app_with(&old);
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old.arrivals() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The operator moves the events elsewhere and restarts the app.
+    let killed = Command::new("kill")
+        .args(["-TERM", &app.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    app.wait_exit(Duration::from_secs(15));
+    let state = app.state_dir.path().to_str().unwrap().to_owned();
+    let again = app_sending_to(&new.url(PATH), &["--state-dir", &state]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let dead = loop {
+        assert_eq!(as_admin(&again, "POST", "/events/deliver").status, 200);
+        let dead = as_admin(&again, "GET", "/events?status=dead").json();
+        if dead["total"] == 1 || Instant::now() > deadline {
+            break dead;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(dead["total"], 1, "{dead}");
+    assert_eq!(dead["items"][0]["receiver"], old.url(PATH));
+    assert!(
+        dead["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no longer"),
+        "{dead}"
+    );
+    drop(app);
+}
+
+#[test]
 fn during_a_key_rotation_each_event_is_signed_with_both_secrets() {
     let receiver = Receiver::start();
     let both = format!("events_secret={SECRET} {NEXT_SECRET}");

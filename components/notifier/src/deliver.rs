@@ -1,11 +1,14 @@
-//! Delivery passes over the outbox. A pass claims what is due under a lease, delivers each
-//! receiver's line of a product in order (a failure stops the line, the rest wait behind
-//! it), delivers different lines side by side, and records every outcome in one transaction.
+//! Delivery over the outbox. Each receiver's line of a product is delivered by a task of
+//! its own: it leases the run at the head of the line, delivers it in order (a failure stops
+//! the line, the rows behind wait), records the outcomes, and goes on with the next run of the
+//! same line while there is time. Lines run side by side, at most `LINES_PER_RECEIVER` of one
+//! receiver, so a slow or silent receiver cannot take every slot from the others.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use futures::future::{self, Either, LocalBoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use inventory::store::outbox::{self, Delivery, Outcome};
 use inventory::store::{self, Db, StoreError};
 use inventory::time::now_millis;
@@ -14,23 +17,25 @@ use serde_json::{json, Value};
 use crate::clock;
 use crate::webhook::{self, Signer};
 
-/// How long claimed rows stay ours: a pass ends well within it (see `LINE_BUDGET_MS`), and a
-/// notifier that dies mid-pass holds its rows no longer than this. The active notifier's role
-/// lasts as long, renewed every pass.
+/// How long a claimed run stays leased. A run starts no attempt after its invocation's
+/// deadline, so it ends within the deadline plus one attempt (`webhook::ATTEMPT_TIMEOUT`),
+/// well inside the lease; a notifier that dies holds its rows no longer than this.
 const LEASE_MS: i64 = 30_000;
-/// A line starts no new attempt after this long into a pass, so the pass (plus one attempt,
-/// `webhook::ATTEMPT_TIMEOUT`) ends inside its lease.
-const LINE_BUDGET_MS: i64 = 5_000;
-/// Rows claimed per pass.
-const PASS_ROWS: i64 = 200;
-/// Lines delivered at once.
-const CONCURRENT_LINES: usize = 32;
-/// How long one invocation keeps delivering and retrying. Its last pass then ends within the
-/// host's request timeout (30 s); work still due is handed to a fresh invocation, retries due
-/// later wait for the next change or `POST /events/deliver`.
+/// Rows leased per run of a line.
+const RUN_ROWS: i64 = 20;
+/// Lines delivered at once, and at once to one receiver.
+const LINES: usize = 32;
+const LINES_PER_RECEIVER: usize = 8;
+/// How long `POST /notify` keeps delivering and retrying: with one attempt after it, its
+/// work ends within the host's request timeout (30 s). Work still due then is handed to a
+/// fresh invocation; retries due later wait for the next change or `POST /events/deliver`.
 const WINDOW_MS: i64 = 12_000;
-/// While waiting for a retry, how often to look for new rows.
-const POLL_MS: i64 = 250;
+/// How long `POST /deliver` starts new attempts before it answers.
+const DELIVER_WINDOW_MS: i64 = 8_000;
+/// How often to look for other lines that came due, and to renew the heartbeat.
+const TICK_MS: i64 = 250;
+/// The active notifier's heartbeat: it must renew its claim within this.
+const HEARTBEAT_MS: i64 = 5_000;
 /// Backoff after the first failure; it doubles per attempt, up to `MAX_BACKOFF_MS`.
 const FIRST_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1_000;
@@ -38,7 +43,7 @@ const MAX_BACKOFF_MS: i64 = 10 * 60 * 1_000;
 /// The notifier's own entry, for handing over to a fresh invocation.
 const NOTIFY_URL: &str = "http://notifier.spin.internal/notify";
 
-/// What one or more passes did.
+/// What an invocation did, and (for `POST /deliver`) what is left.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub delivered: u64,
@@ -49,12 +54,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    fn add(&mut self, other: Self) {
-        self.delivered += other.delivered;
-        self.failed += other.failed;
-        self.dead += other.dead;
-    }
-
     pub fn to_json(self) -> Value {
         json!({
             "delivered": self.delivered,
@@ -108,82 +107,58 @@ impl Setup {
     }
 }
 
-/// `POST /deliver`: one pass over what is due now.
+/// `POST /deliver`: delivers what is due now (for `DELIVER_WINDOW_MS`), without waiting
+/// for retries; answers with the counts.
 pub async fn once() -> Result<Counts, DeliverError> {
     let setup = Setup::load()?;
     let db = store::open()?;
-    let mut counts = pass(&db, &setup).await?;
+    outbox::sweep(&db, now_millis())?;
+    let deadline = now_millis() + DELIVER_WINDOW_MS;
+    let mut counts = Lines::new(&db, &setup, deadline, false).run().await?;
     (counts.pending, counts.dead_total) = outbox::counts(&db)?;
     Ok(counts)
 }
 
 /// `POST /notify`: becomes the active notifier, unless one is, and delivers while anything
-/// is due, waiting for retries, for `WINDOW_MS`. Stands down when nothing is due within the
-/// window; hands over to a fresh invocation if time runs out with work due now.
+/// is due, waiting for retries, for `WINDOW_MS`. Then stands down and looks once more; if
+/// anything is due it hands over to a fresh invocation.
 pub async fn until_idle() -> Result<Counts, DeliverError> {
     let setup = Setup::load()?;
     let db = store::open()?;
-    let started = now_millis();
-    if !outbox::try_activate(&db, started, started + LEASE_MS)? {
+    if !activate(&db).await? {
         // Another notifier is active: it picks up what this call was about.
         return Ok(Counts::default());
     }
-    let window_end = started + WINDOW_MS;
-    let mut total = Counts::default();
-    let result = loop {
-        match pass(&db, &setup).await {
-            Ok(counts) => total.add(counts),
-            Err(err) => break Err(err),
+    let result = match outbox::sweep(&db, now_millis()) {
+        Ok(()) => {
+            let deadline = now_millis() + WINDOW_MS;
+            Lines::new(&db, &setup, deadline, true).run().await
         }
-        let now = now_millis();
-        if let Err(err) = outbox::keep_active(&db, now + LEASE_MS) {
-            break Err(err.into());
-        }
-        let next = match outbox::next_due(&db) {
-            Ok(next) => next,
-            Err(err) => break Err(err.into()),
-        };
-        match next {
-            Some(due) if due <= now && now < window_end => continue,
-            Some(due) if due <= now => break Ok(Some(due)),
-            Some(due) if due <= window_end => {
-                // A retry is coming: wait for it, looking in for new rows meanwhile.
-                let wait = (due - now).clamp(0, POLL_MS);
-                clock::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
-            }
-            _ => {
-                // Nothing due within the window: stand down, then look once more, for a
-                // change that saw this notifier active and so called none.
-                if let Err(err) = outbox::deactivate(&db) {
-                    break Err(err.into());
-                }
-                let now = now_millis();
-                match outbox::next_due(&db) {
-                    Ok(Some(due)) if due <= now => {
-                        match outbox::try_activate(&db, now, now + LEASE_MS) {
-                            Ok(true) => continue,
-                            Ok(false) => break Ok(None),
-                            Err(err) => break Err(err.into()),
-                        }
-                    }
-                    Ok(_) => break Ok(None),
-                    Err(err) => break Err(err.into()),
-                }
-            }
-        }
+        Err(err) => Err(err.into()),
     };
-    match result {
-        Ok(None) => Ok(total),
-        Ok(Some(_)) => {
-            // Out of time with work due now: a fresh invocation takes it from here.
-            outbox::deactivate(&db)?;
-            hand_over().await;
-            Ok(total)
+    // On every way out: stand down, then look once more, for a change that saw this
+    // notifier active and so called none.
+    let stood_down = outbox::deactivate(&db);
+    if matches!(outbox::next_due(&db), Ok(Some(due)) if due <= now_millis()) {
+        hand_over().await;
+    }
+    stood_down?;
+    result
+}
+
+/// Takes the active role. If another notifier holds it, it may have died: its heartbeat
+/// runs out within `HEARTBEAT_MS`, so wait for that once and try again.
+async fn activate(db: &Db) -> Result<bool, DeliverError> {
+    let now = now_millis();
+    match outbox::try_activate(db, now, now + HEARTBEAT_MS)? {
+        Ok(()) => Ok(true),
+        Err(until) if until - now <= HEARTBEAT_MS => {
+            let wait = u64::try_from(until - now + 50).unwrap_or(0);
+            clock::sleep(Duration::from_millis(wait)).await;
+            let now = now_millis();
+            Ok(outbox::try_activate(db, now, now + HEARTBEAT_MS)?.is_ok())
         }
-        Err(err) => {
-            let _ = outbox::deactivate(&db);
-            Err(err)
-        }
+        Err(_) => Ok(false),
     }
 }
 
@@ -198,63 +173,184 @@ async fn hand_over() {
     }
 }
 
-/// One pass: claim, deliver line by line, record.
-async fn pass(db: &Db, setup: &Setup) -> Result<Counts, DeliverError> {
-    let started = now_millis();
-    let claimed = outbox::claim(db, started, started + LEASE_MS, PASS_ROWS)?;
-    if claimed.is_empty() {
-        return Ok(Counts::default());
-    }
-    let mut lines: BTreeMap<(String, i64), Vec<Delivery>> = BTreeMap::new();
-    for delivery in claimed {
-        let line = (delivery.receiver.clone(), delivery.product_id);
-        lines.entry(line).or_default().push(delivery);
-    }
-    let outcomes: Vec<(Delivery, Outcome)> = stream::iter(lines.into_values())
-        .map(|line| deliver_line(setup, line, started))
-        .buffer_unordered(CONCURRENT_LINES)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    let mut counts = Counts::default();
-    for (delivery, outcome) in &outcomes {
-        match outcome {
-            Outcome::Delivered => counts.delivered += 1,
-            Outcome::Failed { retry_at, .. } if *retry_at > delivery.expires_at => counts.dead += 1,
-            Outcome::Failed { .. } => counts.failed += 1,
-            Outcome::Released => {}
-        }
-    }
-    outbox::record(db, &outcomes, now_millis())?;
-    Ok(counts)
+/// A receiver's line of a product.
+type Line = (String, i64);
+
+/// A run of a line, delivered: its claim's token and what became of each row.
+struct Delivered {
+    line: Line,
+    token: String,
+    outcomes: Vec<(Delivery, Outcome)>,
 }
 
-/// Delivers a line in order; after a failure, or once the pass is old, the rest is released.
-async fn deliver_line(
-    setup: &Setup,
-    line: Vec<Delivery>,
-    started: i64,
-) -> Vec<(Delivery, Outcome)> {
-    let mut outcomes = Vec::with_capacity(line.len());
+/// The lines being delivered by one invocation, until `deadline`.
+struct Lines<'a> {
+    db: &'a Db,
+    setup: &'a Setup,
+    deadline: i64,
+    /// `POST /notify` keeps the heartbeat and waits for retries; `POST /deliver` does not.
+    active: bool,
+    running: FuturesUnordered<LocalBoxFuture<'a, Delivered>>,
+    per_receiver: HashMap<String, usize>,
+    lines: Vec<Line>,
+    counts: Counts,
+}
+
+impl<'a> Lines<'a> {
+    fn new(db: &'a Db, setup: &'a Setup, deadline: i64, active: bool) -> Self {
+        Self {
+            db,
+            setup,
+            deadline,
+            active,
+            running: FuturesUnordered::new(),
+            per_receiver: HashMap::new(),
+            lines: Vec::new(),
+            counts: Counts::default(),
+        }
+    }
+
+    async fn run(mut self) -> Result<Counts, DeliverError> {
+        let mut last_look: Option<i64> = None;
+        loop {
+            let now = now_millis();
+            if last_look.is_none_or(|at| now - at >= TICK_MS) {
+                last_look = Some(now);
+                if self.active {
+                    outbox::keep_active(self.db, now + HEARTBEAT_MS)?;
+                }
+                if now < self.deadline {
+                    self.start_due_lines(now)?;
+                }
+            }
+            if self.running.is_empty() {
+                if now >= self.deadline || !self.active {
+                    break;
+                }
+                // Nothing in flight: wait for the next retry, if it falls in the window.
+                match outbox::next_due(self.db)? {
+                    Some(due) if due <= self.deadline => {
+                        let wait = (due - now).clamp(0, TICK_MS);
+                        clock::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+                        last_look = None;
+                    }
+                    _ => break,
+                }
+                continue;
+            }
+            let tick = Box::pin(clock::sleep(Duration::from_millis(
+                u64::try_from(TICK_MS).unwrap_or(250),
+            )));
+            if let Either::Left((Some(done), _)) = future::select(self.running.next(), tick).await {
+                self.finish(done)?;
+            }
+        }
+        Ok(self.counts)
+    }
+
+    /// Starts a task for each due line not yet running, within the limits.
+    fn start_due_lines(&mut self, now: i64) -> Result<(), StoreError> {
+        if self.running.len() >= LINES {
+            return Ok(());
+        }
+        let limit = i64::try_from(LINES * 4).unwrap_or(128);
+        for line in outbox::due_lines(self.db, now, limit)? {
+            if self.running.len() >= LINES {
+                break;
+            }
+            let busy = self.per_receiver.get(&line.0).copied().unwrap_or(0);
+            if busy >= LINES_PER_RECEIVER || self.lines.contains(&line) {
+                continue;
+            }
+            self.start(line, now)?;
+        }
+        Ok(())
+    }
+
+    /// Leases the run at the head of `line` and starts delivering it.
+    fn start(&mut self, line: Line, now: i64) -> Result<(), StoreError> {
+        let token = outbox::new_lease_token();
+        let run = outbox::claim_line(
+            self.db,
+            (&line.0, line.1),
+            now,
+            now + LEASE_MS,
+            &token,
+            RUN_ROWS,
+        )?;
+        if run.is_empty() {
+            return Ok(());
+        }
+        *self.per_receiver.entry(line.0.clone()).or_default() += 1;
+        self.lines.push(line.clone());
+        let (setup, deadline) = (self.setup, self.deadline);
+        self.running.push(Box::pin(async move {
+            let outcomes = deliver_run(setup, run, deadline).await;
+            Delivered {
+                line,
+                token,
+                outcomes,
+            }
+        }));
+        Ok(())
+    }
+
+    /// Records a finished run; a line that went well goes on with its next run at once.
+    fn finish(&mut self, done: Delivered) -> Result<(), StoreError> {
+        let now = now_millis();
+        outbox::record(self.db, &done.token, &done.outcomes, now)?;
+        let mut clean = true;
+        for (delivery, outcome) in &done.outcomes {
+            match outcome {
+                Outcome::Delivered => self.counts.delivered += 1,
+                Outcome::Failed { retry_at, .. } if *retry_at > delivery.expires_at => {
+                    self.counts.dead += 1;
+                    clean = false;
+                }
+                Outcome::Failed { .. } => {
+                    self.counts.failed += 1;
+                    clean = false;
+                }
+                Outcome::GivenUp { .. } => {
+                    self.counts.dead += 1;
+                    clean = false;
+                }
+                Outcome::Released => clean = false,
+            }
+        }
+        if let Some(busy) = self.per_receiver.get_mut(&done.line.0) {
+            *busy = busy.saturating_sub(1);
+        }
+        self.lines.retain(|line| *line != done.line);
+        if clean && now < self.deadline {
+            self.start(done.line, now)?;
+        }
+        Ok(())
+    }
+}
+
+/// Delivers a run in order; after a failure, or once the deadline passes, the rest is
+/// released untried.
+async fn deliver_run(setup: &Setup, run: Vec<Delivery>, deadline: i64) -> Vec<(Delivery, Outcome)> {
+    let mut outcomes = Vec::with_capacity(run.len());
     let mut stopped = false;
-    for delivery in line {
-        if stopped || now_millis() - started > LINE_BUDGET_MS {
+    for delivery in run {
+        if stopped || now_millis() >= deadline {
             outcomes.push((delivery, Outcome::Released));
             continue;
         }
-        let result = if setup.receivers.contains(&delivery.receiver) {
-            webhook::deliver(
-                &setup.signer,
-                &delivery.receiver,
-                &delivery.event_id,
-                &delivery.body,
-            )
-            .await
-        } else {
-            Err("the receiver is no longer in order_events_urls".to_owned())
-        };
+        if !setup.receivers.contains(&delivery.receiver) {
+            let error = "its receiver is no longer in order_events_urls".to_owned();
+            outcomes.push((delivery, Outcome::GivenUp { error }));
+            continue;
+        }
+        let result = webhook::deliver(
+            &setup.signer,
+            &delivery.receiver,
+            &delivery.event_id,
+            &delivery.body,
+        )
+        .await;
         let outcome = match result {
             Ok(()) => Outcome::Delivered,
             Err(error) => {

@@ -11,7 +11,8 @@ const SCHEMA: &[&str] = &[
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
         updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
     )",
-    // Every event applied or dropped, by webhook-id: a redelivery is recognised.
+    // Every event applied or dropped in the last week, by webhook-id: a redelivery is
+    // recognised.
     "CREATE TABLE IF NOT EXISTS seen_events (
         id          TEXT PRIMARY KEY,
         type        TEXT NOT NULL,
@@ -19,6 +20,7 @@ const SCHEMA: &[&str] = &[
         received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
     )",
     // What the events have said about each product; `version` only ever grows.
+    "CREATE INDEX IF NOT EXISTS seen_events_received ON seen_events (received_at)",
     "CREATE TABLE IF NOT EXISTS inventory (
         product_id INTEGER PRIMARY KEY,
         sku        TEXT,

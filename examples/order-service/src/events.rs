@@ -125,6 +125,13 @@ fn apply(
             "INSERT INTO seen_events (id, type, outcome) VALUES (?, ?, ?)",
             &[text(id), text(kind), text(outcome)],
         )?;
+        // Ids are remembered a week, far longer than the inventory retries (72 hours); a
+        // few older ones go with each event.
+        run(
+            "DELETE FROM seen_events WHERE id IN (SELECT id FROM seen_events \
+             WHERE received_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days') LIMIT 10)",
+            &[],
+        )?;
         Ok(outcome)
     })();
     match result {

@@ -44,7 +44,11 @@ pub async fn place_order(req: Request, _params: Params) -> Response {
         Ok(new) => new,
         Err(e) => return error(400, format!("the body must be {{\"lines\": [...]}}: {e}")),
     };
+    let mut products: Vec<i64> = new.lines.iter().map(|l| l.product_id).collect();
+    products.sort_unstable();
+    products.dedup();
     let valid = (1..=MAX_LINES).contains(&new.lines.len())
+        && products.len() == new.lines.len()
         && new
             .lines
             .iter()
@@ -52,7 +56,7 @@ pub async fn place_order(req: Request, _params: Params) -> Response {
     if !valid {
         return error(
             422,
-            "1 to 100 lines, each a product_id >= 1 and a quantity 1 to 1000000",
+            "1 to 100 lines, each a different product_id >= 1 and a quantity 1 to 1000000",
         );
     }
     let id = format!("ord-{}", hex(&wasi::random::random::get_random_bytes(8)));
@@ -105,7 +109,9 @@ async fn place(conn: &Connection, mut order: Order) -> Response {
             order.status = "placed".into();
             201
         }
-        404 | 409 => {
+        // No such product, not enough stock, or a request the inventory refuses: the
+        // order cannot be placed as it is, and retrying would not change that.
+        400 | 404 | 409 | 422 => {
             order.status = "rejected".into();
             409
         }
@@ -146,7 +152,8 @@ pub async fn cancel_order(_req: Request, params: Params) -> Response {
         let key = format!("{}-cancel-{}", order.id, line.product_id);
         let path = format!("/product/{}/restock", line.product_id);
         match inventory::post(&path, &key, &body).await {
-            Ok(answer) if answer.status == 200 => {}
+            // 404: the product is gone, and its stock with it: nothing to give back.
+            Ok(answer) if answer.status == 200 || answer.status == 404 => {}
             Ok(answer) => {
                 return error(
                     502,

@@ -65,6 +65,9 @@ impl WasiHttpHooks for OutboundHttp {
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
+        // Host names are case-insensitive: `NOTIFIER.spin.internal` is chained too, never
+        // sent to DNS.
+        let host = host.to_ascii_lowercase();
         if let Some(target) = host.strip_suffix(SERVICE_CHAINING_SUFFIX) {
             let response = self.chain.chain(target, request);
             return Box::new(async move {

@@ -103,10 +103,14 @@ impl Db {
     ) -> Result<T, E> {
         self.exec("BEGIN IMMEDIATE", &[])?;
         match body(self) {
-            Ok(value) => {
-                self.exec("COMMIT", &[])?;
-                Ok(value)
-            }
+            Ok(value) => match self.exec("COMMIT", &[]) {
+                Ok(()) => Ok(value),
+                Err(err) => {
+                    // Never leave the connection inside a transaction it could not commit.
+                    let _ = self.exec("ROLLBACK", &[]);
+                    Err(err.into())
+                }
+            },
             Err(err) => {
                 // The error that made us roll back is the one worth reporting.
                 let _ = self.exec("ROLLBACK", &[]);

@@ -14,7 +14,7 @@ use crate::time;
 pub const RETENTION_MILLIS: i64 = 72 * 60 * 60 * 1000;
 /// Delivered rows are kept this long (to see what went out), then swept.
 const DELIVERED_KEPT_MILLIS: i64 = 24 * 60 * 60 * 1000;
-/// Delivered rows swept per pass at most, so a sweep never makes a pass slow.
+/// Delivered rows swept at a time, so a sweep is always short.
 const SWEEP_BATCH: i64 = 500;
 
 /// Where events go and when stock counts as low: the `order_events_urls` and
@@ -47,13 +47,15 @@ impl OutboxConfig {
     }
 }
 
-/// `order_events_urls`: comma-separated, blanks ignored.
+/// `order_events_urls`: comma-separated, blanks and repeats ignored.
 pub fn parse_receivers(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut receivers: Vec<String> = Vec::new();
+    for url in text.split(',').map(str::trim).filter(|url| !url.is_empty()) {
+        if !receivers.iter().any(|known| known == url) {
+            receivers.push(url.to_owned());
+        }
+    }
+    receivers
 }
 
 /// Writes `events` for every configured receiver; call it inside the change's transaction.
@@ -96,8 +98,8 @@ pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// `evt_` and 26 characters: the time in milliseconds, then 80 random bits, as lower-case
-/// hex, so ids sort roughly by creation and never collide.
+/// `evt_` and 32 lower-case hex digits: the time in milliseconds (12), then 80 random bits
+/// (20), so ids sort roughly by creation and never collide.
 fn new_event_id() -> String {
     let random = wasi::random::random::get_random_bytes(10);
     let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
@@ -117,13 +119,9 @@ pub struct Delivery {
     pub expires_at: i64,
 }
 
-/// Leases up to `limit` due rows until `lease_until`: of each receiver's line of a product,
-/// the run from its head (its first pending row) of rows that are due and not leased, so
-/// lines go out in commit order and two notifiers never hold one row. Returned in id order.
-///
-/// The heads are found by a read, without the write lock (one pass over the `outbox_line`
-/// index); each line's run is then re-read and leased in one short transaction.
-pub fn claim(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+/// Lines whose head (first pending row) is due and not leased, oldest first: each a
+/// receiver and a product. A read, without the write lock (one pass over `outbox_line`).
+pub fn due_lines(db: &Db, now: i64, limit: i64) -> Result<Vec<(String, i64)>, StoreError> {
     let heads = db.query(
         "SELECT o.receiver, o.product_id FROM outbox o JOIN \
            (SELECT min(id) AS id FROM outbox WHERE status = 'pending' \
@@ -133,83 +131,75 @@ pub fn claim(db: &Db, now: i64, lease_until: i64, limit: i64) -> Result<Vec<Deli
     )?;
     let lines = rows(&heads)
         .map(|row| Ok((row.text(0)?, row.int(1)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    if lines.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut claimed = db.transaction(|db| {
-        let mut claimed = Vec::new();
-        for (receiver, product_id) in &lines {
-            let room = limit - i64::try_from(claimed.len()).unwrap_or(limit);
-            if room <= 0 {
-                break;
-            }
-            claimed.extend(claim_line(
-                db,
-                receiver,
-                *product_id,
-                now,
-                lease_until,
-                room,
-            )?);
-        }
-        Ok::<_, StoreError>(claimed)
-    })?;
-    claimed.sort_by_key(|d| d.id);
-    Ok(claimed)
+        .collect();
+    lines
 }
 
-/// Leases the run at the head of one line: its first pending rows while they are due and
-/// not leased, at most `max`.
-fn claim_line(
+/// Leases the run at the head of one line until `lease_until` under `token`: its first
+/// pending rows while they are due, at most `max`. Nothing if any of those rows is leased
+/// already (another notifier is at this line), so a line is only ever delivered by one
+/// notifier, in order. One short transaction; returned in id order.
+pub fn claim_line(
     db: &Db,
-    receiver: &str,
-    product_id: i64,
+    (receiver, product_id): (&str, i64),
     now: i64,
     lease_until: i64,
+    token: &str,
     max: i64,
 ) -> Result<Vec<Delivery>, StoreError> {
     let line = [Value::Text(receiver.to_owned()), Value::Integer(product_id)];
-    let result = db.query(
-        "SELECT id, next_attempt_at, lease_until FROM outbox \
-         WHERE status = 'pending' AND receiver = ? AND product_id = ? ORDER BY id LIMIT ?",
-        &[line[0].clone(), line[1].clone(), Value::Integer(max)],
-    )?;
-    let mut last = None;
-    for row in rows(&result) {
-        if row.int(1)? > now || row.int(2)? > now {
-            break;
+    db.transaction(|db| {
+        let result = db.query(
+            "SELECT id, next_attempt_at, lease_until FROM outbox \
+             WHERE status = 'pending' AND receiver = ? AND product_id = ? ORDER BY id LIMIT ?",
+            &[line[0].clone(), line[1].clone(), Value::Integer(max)],
+        )?;
+        let mut last = None;
+        for row in rows(&result) {
+            if row.int(2)? > now {
+                return Ok(Vec::new());
+            }
+            if row.int(1)? > now {
+                break;
+            }
+            last = Some(row.int(0)?);
         }
-        last = Some(row.int(0)?);
-    }
-    let Some(last) = last else {
-        return Ok(Vec::new());
-    };
-    let leased = db.query(
-        "UPDATE outbox SET lease_until = ? \
-         WHERE status = 'pending' AND receiver = ? AND product_id = ? AND id <= ? \
-         RETURNING id, event_id, receiver, product_id, body, attempts, expires_at",
-        &[
-            Value::Integer(lease_until),
-            line[0].clone(),
-            line[1].clone(),
-            Value::Integer(last),
-        ],
-    )?;
-    let deliveries = rows(&leased)
-        .map(|row| {
-            Ok(Delivery {
-                id: row.int(0)?,
-                event_id: row.text(1)?,
-                receiver: row.text(2)?,
-                product_id: row.int(3)?,
-                body: row.text(4)?,
-                attempts: row.int(5)?,
-                expires_at: row.int(6)?,
+        let Some(last) = last else {
+            return Ok(Vec::new());
+        };
+        let leased = db.query(
+            "UPDATE outbox SET lease_until = ?, lease_token = ? \
+             WHERE status = 'pending' AND receiver = ? AND product_id = ? AND id <= ? \
+             RETURNING id, event_id, receiver, product_id, body, attempts, expires_at",
+            &[
+                Value::Integer(lease_until),
+                Value::Text(token.to_owned()),
+                line[0].clone(),
+                line[1].clone(),
+                Value::Integer(last),
+            ],
+        )?;
+        let mut run = rows(&leased)
+            .map(|row| {
+                Ok(Delivery {
+                    id: row.int(0)?,
+                    event_id: row.text(1)?,
+                    receiver: row.text(2)?,
+                    product_id: row.int(3)?,
+                    body: row.text(4)?,
+                    attempts: row.int(5)?,
+                    expires_at: row.int(6)?,
+                })
             })
-        })
-        .collect();
-    deliveries
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        run.sort_by_key(|d| d.id);
+        Ok(run)
+    })
+}
+
+/// A token for one claim: 64 random bits as hex.
+pub fn new_lease_token() -> String {
+    format!("{:016x}", wasi::random::random::get_random_u64())
 }
 
 /// What became of a claimed row.
@@ -221,31 +211,34 @@ pub enum Outcome {
         error: String,
         retry_at: i64,
     },
+    /// Will never go out (its receiver is no longer configured): `dead` now.
+    GivenUp {
+        error: String,
+    },
     /// Not attempted (a row ahead of it in its line failed): back to the queue as it was.
     Released,
 }
 
-/// Records the outcomes of one pass, in one transaction, and ends their leases.
-pub fn record(db: &Db, outcomes: &[(Delivery, Outcome)], now: i64) -> Result<(), StoreError> {
+/// Records the outcomes of a claim (`token`), in one transaction, and ends their leases. A
+/// row whose lease has passed to another claim meanwhile is left to that one.
+pub fn record(
+    db: &Db,
+    token: &str,
+    outcomes: &[(Delivery, Outcome)],
+    now: i64,
+) -> Result<(), StoreError> {
     if outcomes.is_empty() {
         return Ok(());
     }
-    let delivered_at = time::rfc3339_seconds(now);
-    let sweep_before = time::rfc3339_seconds(now - DELIVERED_KEPT_MILLIS);
     db.transaction(|db| {
-        // A few delivered rows past their day go with each pass: no job needed.
-        db.exec(
-            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
-             WHERE status = 'delivered' AND delivered_at < ? ORDER BY id LIMIT ?)",
-            &[Value::Text(sweep_before), Value::Integer(SWEEP_BATCH)],
-        )?;
         for (delivery, outcome) in outcomes {
-            let id = Value::Integer(delivery.id);
+            let (id, token) = (Value::Integer(delivery.id), Value::Text(token.to_owned()));
             match outcome {
                 Outcome::Delivered => db.exec(
                     "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, \
-                     lease_until = 0, last_error = NULL, delivered_at = ? WHERE id = ?",
-                    &[Value::Text(delivered_at.clone()), id],
+                     lease_until = 0, lease_token = NULL, last_error = NULL, delivered_at = ? \
+                     WHERE id = ? AND lease_token = ?",
+                    &[Value::Integer(now), id, token],
                 )?,
                 Outcome::Failed { error, retry_at } => {
                     let status = if *retry_at > delivery.expires_at {
@@ -255,22 +248,43 @@ pub fn record(db: &Db, outcomes: &[(Delivery, Outcome)], now: i64) -> Result<(),
                     };
                     db.exec(
                         "UPDATE outbox SET status = ?, attempts = attempts + 1, lease_until = 0, \
-                         next_attempt_at = ?, last_error = ? WHERE id = ?",
+                         lease_token = NULL, next_attempt_at = ?, last_error = ? \
+                         WHERE id = ? AND lease_token = ?",
                         &[
                             Value::Text(status.to_owned()),
                             Value::Integer(*retry_at),
                             Value::Text(error.clone()),
                             id,
+                            token,
                         ],
                     )?
                 }
-                Outcome::Released => {
-                    db.exec("UPDATE outbox SET lease_until = 0 WHERE id = ?", &[id])?
-                }
+                Outcome::GivenUp { error } => db.exec(
+                    "UPDATE outbox SET status = 'dead', lease_until = 0, lease_token = NULL, \
+                     last_error = ? WHERE id = ? AND lease_token = ?",
+                    &[Value::Text(error.clone()), id, token],
+                )?,
+                Outcome::Released => db.exec(
+                    "UPDATE outbox SET lease_until = 0, lease_token = NULL \
+                     WHERE id = ? AND lease_token = ?",
+                    &[id, token],
+                )?,
             }
         }
         Ok::<_, StoreError>(())
     })
+}
+
+/// Deletes a few delivered rows past their day, in a transaction of its own: no job needed.
+pub fn sweep(db: &Db, now: i64) -> Result<(), StoreError> {
+    db.exec(
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+         WHERE status = 'delivered' AND delivered_at < ? LIMIT ?)",
+        &[
+            Value::Integer(now - DELIVERED_KEPT_MILLIS),
+            Value::Integer(SWEEP_BATCH),
+        ],
+    )
 }
 
 /// When the next row can be claimed (Unix ms), if any row is pending. Only the head of each
@@ -286,16 +300,24 @@ pub fn next_due(db: &Db) -> Result<Option<i64>, StoreError> {
     Ok(next.flatten())
 }
 
-/// Makes this notifier the active one until `until` (Unix ms), unless another is active (its
-/// time has not run out). While one is active, changes do not call another: it picks their
-/// events up on its next pass.
-pub fn try_activate(db: &Db, now: i64, until: i64) -> Result<bool, StoreError> {
+/// Makes this notifier the active one until `until` (Unix ms), unless another is active
+/// (its heartbeat has not run out): then `Err` with when it runs out. While one is active,
+/// changes do not call another: it picks their events up.
+pub fn try_activate(db: &Db, now: i64, until: i64) -> Result<Result<(), i64>, StoreError> {
     let result = db.query(
         "UPDATE notifier_state SET active_until = ?1 WHERE name = 'delivery' \
          AND active_until <= ?2 RETURNING name",
         &[Value::Integer(until), Value::Integer(now)],
     )?;
-    Ok(!result.rows.is_empty())
+    if !result.rows.is_empty() {
+        return Ok(Ok(()));
+    }
+    let current = db.query(
+        "SELECT active_until FROM notifier_state WHERE name = 'delivery'",
+        &[],
+    )?;
+    let until = rows(&current).next().map(|row| row.int(0)).transpose()?;
+    Ok(Err(until.unwrap_or(now)))
 }
 
 /// The active notifier, still at work: active until `until`.
@@ -405,8 +427,8 @@ pub enum Redelivery {
 pub fn redeliver(db: &Db, event_id: &str, now: i64) -> Result<Redelivery, StoreError> {
     db.transaction(|db| {
         let result = db.query(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = ?1, expires_at = ?2 \
-             WHERE event_id = ?3 AND status IN ('pending', 'dead') \
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
+             expires_at = ?2 WHERE event_id = ?3 AND status IN ('pending', 'dead') \
              RETURNING event_id, type, product_id, receiver, status, attempts, next_attempt_at, \
              last_error, created_at",
             &[
@@ -452,9 +474,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn receivers_are_comma_separated_and_blanks_are_ignored() {
+    fn receivers_are_comma_separated_and_blanks_and_repeats_are_ignored() {
         assert_eq!(
-            parse_receivers(" http://a/x , ,http://b/y,"),
+            parse_receivers(" http://a/x , ,http://b/y,http://a/x"),
             vec!["http://a/x".to_owned(), "http://b/y".to_owned()]
         );
         assert!(parse_receivers("").is_empty());
