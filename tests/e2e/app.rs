@@ -25,6 +25,21 @@ pub fn cache_dir() -> PathBuf {
     repo_root().join("target/test-compile-cache")
 }
 
+/// An address of this machine that is not loopback, so a client using it is "remote" to the
+/// app: the source address of the route out (no packet is sent).
+pub fn non_loopback_ip() -> std::net::IpAddr {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    socket
+        .connect("203.0.113.1:9")
+        .expect("this test needs a network interface with an address other than loopback");
+    let ip = socket.local_addr().unwrap().ip();
+    assert!(
+        !ip.is_loopback() && !ip.is_unspecified(),
+        "no non-loopback address: {ip}"
+    );
+    ip
+}
+
 /// Builds the wasm components once for the whole test run.
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
@@ -246,9 +261,21 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> TestResponse {
+        self.request_to(&self.addr, method, path, headers, body)
+    }
+
+    /// `request`, to another address of the app (it listens on several).
+    pub fn request_to(
+        &self,
+        addr: &str,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> TestResponse {
         let mut builder = ureq::http::Request::builder()
             .method(method)
-            .uri(self.url(path));
+            .uri(format!("http://{addr}{path}"));
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }

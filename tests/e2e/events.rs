@@ -367,6 +367,29 @@ fn a_receiver_outside_the_allowed_hosts_is_refused_and_logged() {
 }
 
 #[test]
+fn the_shipped_dev_events_secret_signs_only_for_receivers_on_this_machine() {
+    let ip = crate::app::non_loopback_ip();
+    let remote = Receiver::start_on(ip);
+    let urls = format!("order_events_urls={}", remote.url(PATH));
+    let allowed = format!("order_events_allowed_host=http://{ip}:*");
+    // No events_secret given: the one spin.toml ships.
+    let app = spawn_app_with(&manifest(), &["--variable", &urls, "--variable", &allowed]);
+    app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pending = loop {
+        let pending = as_admin(&app, "GET", "/events?status=pending").json();
+        if pending["items"][0]["attempts"].as_i64().unwrap_or(0) >= 1 || Instant::now() > deadline {
+            break pending;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let error = pending["items"][0]["last_error"].as_str().unwrap();
+    assert!(error.contains("development events_secret"), "{pending}");
+    assert!(app.stderr().contains("SPIN_VARIABLE_EVENTS_SECRET"));
+    assert_eq!(remote.arrivals(), 0);
+}
+
+#[test]
 fn the_notifier_is_unreachable_from_outside() {
     let receiver = Receiver::start();
     let app = app_with(&receiver);

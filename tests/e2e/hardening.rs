@@ -136,3 +136,55 @@ fn a_request_that_cannot_get_an_instance_in_time_is_answered_503_with_retry_afte
     assert!(busy.join().unwrap().starts_with("HTTP/1.1 500"));
     assert_eq!(app.get("/ok").status, 200);
 }
+
+#[test]
+fn a_token_signed_with_the_shipped_dev_secret_works_only_from_this_machine() {
+    let ip = crate::app::non_loopback_ip();
+    let app = spawn_app_with(&manifest(), &["--listen", "0.0.0.0:0"]);
+    let port = app.addr.rsplit(':').next().unwrap().to_owned();
+    let (local, remote) = (format!("127.0.0.1:{port}"), format!("{ip}:{port}"));
+    // The developer's quickstart: the dev secret, from the same machine.
+    assert_eq!(
+        app.request_to(&local, "GET", "/product", &[], None).status,
+        200
+    );
+    // Anyone else: refused, and the log names the variable to set.
+    let refused = app.request_to(
+        &remote,
+        "GET",
+        "/product",
+        &[("x-request-id", "remote-1")],
+        None,
+    );
+    refused.assert_problem(401, "unauthorized");
+    assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+    let line = app
+        .access_log(2)
+        .into_iter()
+        .find(|l| l["request_id"] == "remote-1")
+        .unwrap();
+    let error = line["error"].as_str().unwrap();
+    assert!(error.contains("SPIN_VARIABLE_JWT_SECRET"), "{line}");
+    assert_eq!(line["ip"], ip.to_string());
+    // /health stays open to load balancers.
+    assert_eq!(
+        app.request_to(&remote, "GET", "/health", &[], None).status,
+        200
+    );
+}
+
+#[test]
+fn with_a_real_jwt_secret_remote_clients_are_served() {
+    let ip = crate::app::non_loopback_ip();
+    let secret = "jwt_secret=a-real-deployment-secret-of-plenty-of-bytes-0001";
+    let app = spawn_app_with(
+        &manifest(),
+        &["--listen", "0.0.0.0:0", "--variable", secret],
+    );
+    let port = app.addr.rsplit(':').next().unwrap().to_owned();
+    let remote = format!("{ip}:{port}");
+    assert_eq!(
+        app.request_to(&remote, "GET", "/product", &[], None).status,
+        200
+    );
+}

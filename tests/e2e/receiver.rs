@@ -73,6 +73,7 @@ struct Log {
 }
 
 pub struct Receiver {
+    pub ip: std::net::IpAddr,
     pub port: u16,
     behaviour: Arc<Mutex<Behaviour>>,
     log: Arc<(Mutex<Log>, Condvar)>,
@@ -81,7 +82,12 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on a free loopback port and answers 204 until told otherwise.
     pub fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+        Self::start_on("127.0.0.1".parse().unwrap())
+    }
+
+    /// Listens on a free port of `ip`.
+    pub fn start_on(ip: std::net::IpAddr) -> Self {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the receiver");
         let port = listener.local_addr().unwrap().port();
         let behaviour = Arc::new(Mutex::new(Behaviour {
             next: Vec::new(),
@@ -97,6 +103,7 @@ impl Receiver {
             }
         });
         Self {
+            ip,
             port,
             behaviour,
             log,
@@ -104,7 +111,7 @@ impl Receiver {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.ip, self.port)
     }
 
     /// The next `count` requests are answered `status`.

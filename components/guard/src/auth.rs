@@ -24,6 +24,7 @@ pub fn verify(token: &str) -> Result<Principal, AuthError> {
         public_key: &public_key,
         secret: &secret,
     };
+    let development_key = settings.is_development();
     let key = settings
         .choose()
         .and_then(|choice| VerifyingKey::new(&choice))
@@ -34,6 +35,7 @@ pub fn verify(token: &str) -> Result<Principal, AuthError> {
     Ok(Principal {
         subject: verified.subject,
         scopes: verified.scopes,
+        development_key,
     })
 }
 

@@ -18,11 +18,16 @@ use crate::clock;
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `whsec_` secret decodes to this many bytes.
 const SECRET_BYTES: std::ops::RangeInclusive<usize> = 24..=64;
+/// The `events_secret` the app ships with (`spin.toml`). It is public: anyone could sign
+/// events with it, so it signs only for receivers on this machine (loopback).
+const DEV_SECRET: &str = "whsec_ZGV2LW9ubHktaW5zZWN1cmUtZXZlbnRzLXNlY3JldCE=";
 
 /// The signing keys of `events_secret`: one, or two during a rotation (space-separated);
 /// every delivery carries a signature by each.
 pub struct Signer {
     keys: Vec<Webhook>,
+    /// One of the keys is the shipped development secret.
+    development: bool,
 }
 
 impl Signer {
@@ -47,7 +52,8 @@ impl Signer {
         if keys.is_empty() || keys.len() > 2 {
             return Err("`events_secret` must hold one secret, or two during a rotation".into());
         }
-        Ok(Self { keys })
+        let development = value.split_whitespace().any(|secret| secret == DEV_SECRET);
+        Ok(Self { keys, development })
     }
 
     /// `v1,<base64>` by each key, space-separated.
@@ -73,6 +79,13 @@ fn decoded_len(text: &str) -> Option<usize> {
 
 /// Sends `body` to `url` as event `id`. `Err` says why it failed, for `last_error`.
 pub async fn deliver(signer: &Signer, url: &str, id: &str, body: &str) -> Result<(), String> {
+    if signer.development && !Target::parse(url)?.is_loopback() {
+        let refusal = "events are signed with the shipped development events_secret, which \
+             signs only for loopback receivers: set your own events_secret \
+             (SPIN_VARIABLE_EVENTS_SECRET)";
+        eprintln!("{refusal}");
+        return Err(refusal.to_owned());
+    }
     let timestamp = inventory::time::now_millis() / 1000;
     let signature = signer.sign(id, timestamp, body)?;
     let headers = [
@@ -164,6 +177,19 @@ struct Target {
 }
 
 impl Target {
+    /// Whether the receiver is on this machine: `localhost`, `127.0.0.0/8` or `[::1]`.
+    fn is_loopback(&self) -> bool {
+        let host = match self.authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => self.authority.as_str(),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     fn parse(url: &str) -> Result<Self, String> {
         let (scheme, rest) = url
             .split_once("://")
@@ -238,6 +264,30 @@ mod tests {
         for bad in ["orders.example.com/x", "ftp://x/y", "http:///path"] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_loopback_receivers_count_as_this_machine() {
+        let local = |url: &str| Target::parse(url).unwrap().is_loopback();
+        assert!(local("http://127.0.0.1:8080/x"));
+        assert!(local("http://localhost/x"));
+        assert!(local("http://[::1]:9/x"));
+        assert!(local("http://127.1.2.3/x"));
+        assert!(!local("http://192.0.2.2:8080/x"));
+        assert!(!local("https://orders.example.com/x"));
+        assert!(!local("http://localhost.example.com/x"));
+    }
+
+    #[test]
+    fn the_shipped_secret_is_recognised_even_in_a_rotation() {
+        assert!(Signer::from_variable(DEV_SECRET).unwrap().development);
+        let rotating = format!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw {DEV_SECRET}");
+        assert!(Signer::from_variable(&rotating).unwrap().development);
+        assert!(
+            !Signer::from_variable("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+                .unwrap()
+                .development
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const MAX_TOKEN_BYTES: usize = 4096;
 pub const LEEWAY_SECONDS: u64 = 60;
 /// An HS256 secret shorter than this is a configuration error, not a key.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The `jwt_secret` the app ships with (`spin.toml`): public, so tokens it signs are honoured
+/// only for the developer's own machine (loopback clients).
+pub const DEV_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0123456789";
 
 /// The claims beyond the registered ones that the service reads.
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,6 +65,11 @@ pub enum KeyChoice {
 }
 
 impl KeySettings<'_> {
+    /// Whether the key is the shipped development secret.
+    pub fn is_development(&self) -> bool {
+        self.public_key.trim().is_empty() && self.secret == DEV_SECRET
+    }
+
     /// The key rule. A public key, when set, is used instead of the secret; the algorithm
     /// must agree with it.
     pub fn choose(&self) -> Result<KeyChoice, String> {
@@ -387,6 +395,14 @@ mod tests {
             key.verify(&forged, "iss", "aud"),
             Err(Refusal::BadSignature(_))
         ));
+    }
+
+    #[test]
+    fn only_the_shipped_secret_counts_as_the_development_key() {
+        assert!(settings("HS256", "", DEV_SECRET).is_development());
+        assert!(!settings("HS256", "", SECRET).is_development());
+        let pem = Ed25519KeyPair::generate().public_key().to_pem();
+        assert!(!settings("EdDSA", &pem, DEV_SECRET).is_development());
     }
 
     #[test]

@@ -33,6 +33,17 @@ impl Ctx {
         }
     }
 
+    /// Whether the client is on this machine (a loopback address, IPv4-mapped or not).
+    pub fn client_is_loopback(&self) -> bool {
+        match self.client_ip().map(str::parse::<std::net::IpAddr>) {
+            Some(Ok(std::net::IpAddr::V6(v6))) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            Some(Ok(ip)) => ip.is_loopback(),
+            _ => false,
+        }
+    }
+
     /// The client's IP address, without the port.
     pub fn client_ip(&self) -> Option<&str> {
         let addr = self.client_addr.as_deref()?;
@@ -61,6 +72,33 @@ fn new_request_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctx_from(addr: &str) -> Ctx {
+        let req = Req::new(
+            crate::web::http::Method::Get,
+            "/",
+            vec![
+                ("x-request-id".into(), b"test".to_vec()),
+                ("spin-client-addr".into(), addr.as_bytes().to_vec()),
+            ],
+        );
+        Ctx::new(&req, "test")
+    }
+
+    #[test]
+    fn loopback_clients_are_recognised_in_every_form() {
+        for addr in [
+            "127.0.0.1:5000",
+            "127.9.9.9:1",
+            "[::1]:5000",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            assert!(ctx_from(addr).client_is_loopback(), "{addr}");
+        }
+        for addr in ["192.0.2.2:5000", "[fd00::2]:1", "0.0.0.0:0", "garbage"] {
+            assert!(!ctx_from(addr).client_is_loopback(), "{addr}");
+        }
+    }
 
     #[test]
     fn request_ids_from_clients_must_be_plain() {

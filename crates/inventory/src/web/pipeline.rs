@@ -87,7 +87,8 @@ async fn run(
     if !open {
         // The token is verified before counting, so a valid token is counted per subject
         // wherever the client connects from.
-        principal = bearer_token(req).map(guard::verify);
+        principal = bearer_token(req)
+            .map(|token| guard::verify(token).and_then(|principal| honour(principal, ctx)));
         if let Some(Ok(valid)) = &principal {
             // Known before the limit is checked, so a 429 is logged with who it refused.
             ctx.sub = Some(valid.subject.clone());
@@ -134,6 +135,20 @@ async fn run(
         Handler::Sync(handler) => handler(&call),
         Handler::Async(handler) => handler(&call).await,
     }
+}
+
+/// A token signed with the shipped development `jwt_secret` is honoured only for a client on
+/// the same machine: that secret is public, so a deployment that kept it is open to anyone
+/// who can reach it. Everyone else gets 401, and the log says what to set.
+fn honour(principal: Principal, ctx: &Ctx) -> Result<Principal, ApiError> {
+    if !principal.development_key || ctx.client_is_loopback() {
+        return Ok(principal);
+    }
+    Err(ApiError::Unauthorized(format!(
+        "a token signed with the shipped development jwt_secret, from {}: it is honoured only \
+         for loopback clients; set your own jwt_secret (SPIN_VARIABLE_JWT_SECRET)",
+        ctx.client_ip().unwrap_or("an unknown address")
+    )))
 }
 
 /// Whom an anonymous request is counted against: an IPv4 address, or an IPv6 /64 (one
