@@ -249,10 +249,6 @@ impl TestResponse {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     /// Sends a request with the given headers and body over a fresh connection.
     pub fn request(
         &self,
