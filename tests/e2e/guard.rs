@@ -581,3 +581,76 @@ fn a_dependency_that_does_not_inherit_configuration_sees_no_variables_or_stores(
     // The component itself keeps its own grants: its database still answers.
     assert_eq!(app.get("/health").status, 200);
 }
+
+/// The rate-limit counter keys in the app's key-value file, by window start and client.
+fn counter_keys(app: &TestApp) -> Vec<(u64, String)> {
+    let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_key_value.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT key FROM spin_key_value WHERE key LIKE 'rate-limit:%'")
+        .unwrap();
+    let keys: Vec<String> = stmt
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    keys.into_iter()
+        .map(|key| {
+            let mut parts = key.splitn(4, ':');
+            let (_, _, start, client) = (parts.next(), parts.next(), parts.next(), parts.next());
+            (start.unwrap().parse().unwrap(), client.unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn counters_of_clients_that_do_not_come_back_are_swept_by_later_ones() {
+    let app = spawn_app_with(
+        &manifest(),
+        &[
+            "--variable",
+            "rate_limit_requests=1000",
+            "--variable",
+            "rate_limit_window_seconds=1",
+        ],
+    );
+    for n in 0..40 {
+        let response = get_as(
+            &app,
+            &sign(claims(&format!("gone-{n}"), ALL_SCOPES)),
+            "/product",
+        );
+        assert_eq!(response.status, 200);
+    }
+    assert!(counter_keys(&app)
+        .iter()
+        .any(|(_, c)| c.starts_with("sub:gone-")));
+    // Their windows end; other clients arrive, each sweeping a few old counters as it
+    // makes its first request of a window.
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    for n in 0..30 {
+        let response = get_as(
+            &app,
+            &sign(claims(&format!("new-{n}"), ALL_SCOPES)),
+            "/product",
+        );
+        assert_eq!(response.status, 200);
+    }
+    let keys = counter_keys(&app);
+    let stale: Vec<&(u64, String)> = keys
+        .iter()
+        .filter(|(_, c)| c.starts_with("sub:gone-"))
+        .collect();
+    assert!(stale.is_empty(), "{stale:?}");
+    // What is left is the newcomers' counters (and their index), nothing older.
+    assert!(keys.len() <= 30, "{keys:?}");
+    let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_key_value.db")).unwrap();
+    let indexed_gone: i64 = db
+        .query_row(
+            "SELECT count(*) FROM spin_key_value WHERE key LIKE 'rate-limit-clients:%' \
+             AND CAST(value AS TEXT) LIKE 'sub:gone-%'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed_gone, 0);
+}
