@@ -9,6 +9,6 @@ mod price;
 mod product;
 pub mod stock;
 
-pub use fields::FieldError;
+pub use fields::{integer_text, FieldError};
 pub use price::{Price, PriceError, MAX_PRICE_CENTS};
 pub use product::*;

@@ -2,7 +2,7 @@
 
 use serde_json::{Number, Value};
 
-use crate::fields::error_texts;
+use crate::fields::{error_texts, Decimal};
 
 pub const MAX_PRICE_CENTS: i64 = 1_000_000_000 * 100;
 
@@ -27,7 +27,7 @@ impl Price {
     }
 
     fn parse_number(number: &Number) -> Result<Self, PriceError> {
-        let decimal = Decimal::parse(&number.to_string()).ok_or(PriceError::NotANumber)?;
+        let decimal = Decimal::parse(number).ok_or(PriceError::NotANumber)?;
         if decimal.negative && !decimal.is_zero() {
             return Err(PriceError::Negative);
         }
@@ -62,72 +62,6 @@ impl Price {
             c => format!("{units}.{c:02}"),
         };
         text.parse().unwrap_or_else(|_| Number::from(units))
-    }
-}
-
-/// The digits of a JSON number literal: `-12.50e1` -> digits "1250", exponent -1.
-struct Decimal {
-    negative: bool,
-    digits: String,
-    exponent: i64,
-}
-
-impl Decimal {
-    fn parse(text: &str) -> Option<Self> {
-        let (negative, text) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-            Some((m, e)) => (m, e.parse::<i64>().ok()?),
-            None => (text, 0),
-        };
-        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        if int.is_empty() || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let frac_len = i64::try_from(frac.len()).ok()?;
-        let digits = format!("{int}{frac}").trim_start_matches('0').to_owned();
-        Some(Self {
-            negative,
-            digits,
-            exponent: exponent.checked_sub(frac_len)?,
-        })
-    }
-
-    fn is_zero(&self) -> bool {
-        self.digits.bytes().all(|b| b == b'0')
-    }
-
-    /// The value times 10^`scale` as an integer: `None` if that is not whole (too many
-    /// decimals), `Some(None)` if it does not fit.
-    fn to_scaled(&self, scale: i64) -> Option<Option<i64>> {
-        let shift = self.exponent.checked_add(scale)?;
-        let digits = if shift < 0 {
-            let keep = usize::try_from(i64::try_from(self.digits.len()).ok()? + shift).unwrap_or(0);
-            let (kept, dropped) = self.digits.split_at(keep.min(self.digits.len()));
-            if !dropped.bytes().all(|b| b == b'0') {
-                return None;
-            }
-            kept.to_owned()
-        } else if self.is_zero() {
-            String::new()
-        } else if shift > 18 {
-            return Some(None);
-        } else {
-            format!(
-                "{}{}",
-                self.digits,
-                "0".repeat(usize::try_from(shift).ok()?)
-            )
-        };
-        if digits.is_empty() {
-            return Some(Some(0));
-        }
-        if digits.len() > 18 {
-            return Some(None);
-        }
-        Some(digits.parse::<i64>().ok())
     }
 }
 

@@ -62,10 +62,10 @@ pub fn bad_param(key: &str, message: &str) -> ApiError {
     ApiError::InvalidRequest(format!("query parameter `{key}` {message}"))
 }
 
+/// An integer query parameter from `min` to `max` (`domain::integer_text`: `3`, `3.0`).
 pub fn int_param(key: &str, value: &str, min: i64, max: i64) -> Result<i64, ApiError> {
-    let ok = value.bytes().all(|b| b.is_ascii_digit()) && !value.is_empty();
-    match value.parse::<i64>() {
-        Ok(n) if ok && (min..=max).contains(&n) => Ok(n),
+    match crate::domain::integer_text(value) {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(bad_param(
             key,
             &format!("must be an integer from {min} to {max}"),
@@ -131,14 +131,16 @@ mod tests {
     }
 
     #[test]
-    fn integer_parameters_are_strict() {
-        assert_eq!(int_param("page", "3", 1, 10).unwrap(), 3);
+    fn integer_parameters_are_whole_numbers_in_range() {
+        for good in ["3", "03", "3.0", "3e0"] {
+            assert_eq!(int_param("page", good, 1, 10).unwrap(), 3, "{good}");
+        }
         for bad in [
             "0",
             "11",
             "-1",
             "+1",
-            "1.0",
+            "1.5",
             "",
             "x",
             "99999999999999999999",

@@ -48,11 +48,11 @@ impl<'a> Call<'a> {
             .map(|(_, v)| *v)
     }
 
-    /// A path parameter as a positive integer id; anything else is 400.
+    /// A path parameter as a positive integer id (`domain::integer_text`: `7`, `7.0`);
+    /// anything else is 400.
     pub fn id(&self, name: &str) -> Result<i64, ApiError> {
-        let raw = self.param(name).unwrap_or("");
-        match raw.parse::<i64>() {
-            Ok(id) if id >= 1 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
+        match crate::domain::integer_text(self.param(name).unwrap_or("")) {
+            Some(id) if id >= 1 => Ok(id),
             _ => Err(ApiError::InvalidRequest(format!(
                 "`{name}` must be a positive integer"
             ))),
