@@ -14,7 +14,7 @@ pub const MAX_SKU_CHARS: usize = 64;
 
 error_texts!(NameError {
     NotAString => "must be a string",
-    Empty => "must not be empty",
+    Empty => "must not be empty or only whitespace",
     TooLong => "must be at most 200 characters",
 });
 
@@ -39,17 +39,19 @@ error_texts!(SkuError {
     BadCharacter => "may contain only A-Z a-z 0-9 - _ .",
 });
 
-/// A product name: trimmed, 1 to 200 characters.
+/// A product name: 1 to 200 characters as sent, not all whitespace (Unicode `White_Space`,
+/// what `str::trim` removes); kept trimmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductName(String);
 
 impl ProductName {
     pub fn new(text: &str) -> Result<Self, NameError> {
-        let text = text.trim();
-        match text.chars().count() {
-            0 => Err(NameError::Empty),
-            n if n > MAX_NAME_CHARS => Err(NameError::TooLong),
-            _ => Ok(Self(text.to_owned())),
+        if text.chars().count() > MAX_NAME_CHARS {
+            return Err(NameError::TooLong);
+        }
+        match text.trim() {
+            "" => Err(NameError::Empty),
+            trimmed => Ok(Self(trimmed.to_owned())),
         }
     }
 
@@ -323,9 +325,10 @@ mod tests {
         );
         assert_eq!(Stock::parse(&json!(2.5)), Err(StockError::NotAnInteger));
         assert_eq!(
-            Stock::parse(&serde_json::from_str("1e3").unwrap()),
-            Err(StockError::NotAnInteger)
+            Stock::parse(&serde_json::from_str("1e3").unwrap()).map(Stock::get),
+            Ok(1000)
         );
+        assert_eq!(Stock::parse(&json!(8176.0)).map(Stock::get), Ok(8176));
         assert_eq!(Stock::parse(&json!("5")), Err(StockError::NotAnInteger));
         assert_eq!(Stock::new(-1), Err(StockError::OutOfRange));
     }
@@ -347,6 +350,22 @@ mod tests {
             ProductName::parse(&json!("é".repeat(201))),
             Err(NameError::TooLong)
         );
+    }
+
+    #[test]
+    fn names_are_counted_as_sent_and_kept_trimmed() {
+        let name = ProductName::parse(&json!(" Blue mug\n")).unwrap();
+        assert_eq!(name.as_str(), "Blue mug");
+        // The schema's maxLength counts what was sent, padding included.
+        let padded = format!("  {}  ", "x".repeat(197));
+        assert_eq!(ProductName::parse(&json!(padded)), Err(NameError::TooLong));
+        for blank in ["", " ", "\n\t", "\u{3000}\u{85}"] {
+            assert_eq!(
+                ProductName::parse(&json!(blank)),
+                Err(NameError::Empty),
+                "{blank:?}"
+            );
+        }
     }
 
     #[test]
