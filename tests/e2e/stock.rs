@@ -184,6 +184,53 @@ fn a_batch_is_all_or_nothing_and_names_every_short_line() {
 }
 
 #[test]
+fn lines_naming_one_product_add_up() {
+    let app = spawn_app();
+    let (a, b) = (product(&app, 5), product(&app, 9));
+    let lines = json!([
+        {"product_id": a, "quantity": 2},
+        {"product_id": b, "quantity": 1},
+        {"product_id": a, "quantity": 4}
+    ]);
+    // 2 + 4 of `a` is more than its 5: the shortfall names the total.
+    let short = post_keyed(
+        &app,
+        "/stock/deduct",
+        "sum-1",
+        &json!({"order_id": "ord-s", "lines": lines}),
+    );
+    let body = short.assert_problem(409, "insufficient-stock");
+    assert_eq!(
+        body["lines"],
+        json!([{"product_id": a, "requested": 6, "available": 5}])
+    );
+    assert_eq!((stock_of(&app, a), stock_of(&app, b)), (5, 9));
+
+    let done = post_keyed(
+        &app,
+        "/stock/deduct",
+        "sum-2",
+        &json!({"order_id": "ord-s", "lines": [
+            {"product_id": a, "quantity": 2},
+            {"product_id": b, "quantity": 1},
+            {"product_id": a, "quantity": 3.0}
+        ]}),
+    );
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(
+        done.json(),
+        json!({"order_id": "ord-s", "lines": [
+            {"product_id": a, "stock": 0, "deducted": 5},
+            {"product_id": b, "stock": 8, "deducted": 1}
+        ]})
+    );
+    // One ledger row per product, not per line.
+    let entries = assert_ledger_sums(&app, a);
+    assert_eq!(entries.len(), 2, "the create and one deduct: {entries:?}");
+    assert_eq!(entries[0]["delta"], -5);
+}
+
+#[test]
 fn a_batch_with_broken_lines_reports_them_all_and_changes_nothing() {
     let app = spawn_app();
     let a = product(&app, 5);
@@ -191,14 +238,14 @@ fn a_batch_with_broken_lines_reports_them_all_and_changes_nothing() {
         &app,
         "/stock/deduct",
         "bad",
-        &json!({"lines": [{"product_id": a, "quantity": 0}, {"product_id": a, "quantity": 1}, {"quantity": 1}]}),
+        &json!({"lines": [{"product_id": a, "quantity": 0}, {"product_id": a, "quantity": 1.5}, {"quantity": 1}]}),
     );
     assert_eq!(
         response.validation_fields(),
         vec![
             "order_id",
             "lines[0].quantity",
-            "lines[1].product_id",
+            "lines[1].quantity",
             "lines[2].product_id"
         ]
     );

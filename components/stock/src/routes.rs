@@ -126,18 +126,19 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::of(call, "/stock/deduct")?;
     let request = guard::batch_deduct(&call.req.body)?;
     let order_id = request.order_id.as_str();
+    let totals = request.totals();
     once.run(
         call,
         Some(order_id),
-        |db, context| match stock::deduct_batch(db, &request.lines, context)? {
+        |db, context| match stock::deduct_batch(db, &totals, context)? {
             BatchOutcome::Done(done) => {
                 let lines = done
                     .into_iter()
-                    .zip(&request.lines)
-                    .map(|((product_id, stock), line)| DeductedLineView {
+                    .zip(&totals)
+                    .map(|((product_id, stock), total)| DeductedLineView {
                         product_id,
                         stock,
-                        deducted: line.quantity.get(),
+                        deducted: total.quantity,
                     })
                     .collect();
                 Ok(Resp::json(200, &BatchDeductedView { order_id, lines }))

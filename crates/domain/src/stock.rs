@@ -1,6 +1,5 @@
 //! Stock requests from the order service: deduct, batch deduct, restock.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -40,7 +39,6 @@ error_texts!(LinesError {
     NotAList => "must be a list of {\"product_id\", \"quantity\"} objects",
     BadLength => "must have 1 to 100 lines",
     NotAnObject => "must be an object with product_id and quantity",
-    Repeated => "appears in more than one line",
 });
 
 /// How many units to deduct or restock: 1 to 1,000,000.
@@ -209,8 +207,16 @@ pub struct DeductLine {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchDeduct {
     pub order_id: OrderId,
-    /// 1 to 100 lines, each product at most once.
+    /// 1 to 100 lines, as sent; lines naming the same product add up (`totals`).
     pub lines: Vec<DeductLine>,
+}
+
+/// What a batch takes from one product: every line naming it, added up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProductTotal {
+    pub product_id: ProductId,
+    /// At most `MAX_BATCH_LINES * MAX_QUANTITY`.
+    pub quantity: i64,
 }
 
 /// A line's field name in errors: `lines[2].quantity`.
@@ -218,28 +224,28 @@ fn line_field(index: usize, field: &str) -> String {
     format!("lines[{index}].{field}")
 }
 
-/// The indexes of lines naming a product that an earlier line named.
-fn repeated_lines(ids: impl IntoIterator<Item = Option<ProductId>>) -> Vec<usize> {
-    let mut seen = BTreeSet::new();
-    ids.into_iter()
-        .enumerate()
-        .filter_map(|(index, id)| id.filter(|id| !seen.insert(*id)).map(|_| index))
-        .collect()
-}
-
 impl BatchDeduct {
-    /// Checks the batch rules: 1 to 100 lines, each product once.
+    /// Checks the batch rule: 1 to 100 lines.
     pub fn new(order_id: OrderId, lines: Vec<DeductLine>) -> Result<Self, FieldError> {
         if !(1..=MAX_BATCH_LINES).contains(&lines.len()) {
             return Err(FieldError::new("lines", LinesError::BadLength));
         }
-        if let Some(index) = repeated_lines(lines.iter().map(|l| Some(l.product_id))).first() {
-            return Err(FieldError::new(
-                line_field(*index, "product_id"),
-                LinesError::Repeated,
-            ));
-        }
         Ok(Self { order_id, lines })
+    }
+
+    /// One total per product, in the order the products are first named.
+    pub fn totals(&self) -> Vec<ProductTotal> {
+        let mut totals: Vec<ProductTotal> = Vec::with_capacity(self.lines.len());
+        for line in &self.lines {
+            match totals.iter_mut().find(|t| t.product_id == line.product_id) {
+                Some(total) => total.quantity += line.quantity.get(),
+                None => totals.push(ProductTotal {
+                    product_id: line.product_id,
+                    quantity: line.quantity.get(),
+                }),
+            }
+        }
+        totals
     }
 
     /// Every broken field at once; a broken line is named `lines[<index>].<field>`.
@@ -253,34 +259,22 @@ impl BatchDeduct {
             }
             Some(lines) => Ok(lines.clone()),
         });
-        // Each line's errors, then its product id, so repeats are reported in line order.
-        let mut parsed = Vec::new();
+        let mut lines = Vec::new();
         for (index, raw) in raw_lines.iter().flatten().enumerate() {
             let Some(line) = raw.as_object() else {
                 let error = FieldError::new(format!("lines[{index}]"), LinesError::NotAnObject);
-                parsed.push((vec![error], None, None));
+                fields.errors.push(error);
                 continue;
             };
             let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
             let product_id = line_fields.required("product_id", ProductId::parse);
             let quantity = line_fields.required("quantity", Quantity::parse);
-            let errors = line_fields
-                .errors
-                .into_iter()
-                .map(|e| FieldError::new(line_field(index, &e.field), e.message))
-                .collect();
-            parsed.push((errors, product_id, quantity));
-        }
-        let repeated = repeated_lines(parsed.iter().map(|(_, id, _)| *id));
-        let mut lines = Vec::new();
-        for (index, (errors, product_id, quantity)) in parsed.into_iter().enumerate() {
-            fields.errors.extend(errors);
-            if repeated.contains(&index) {
-                fields.errors.push(FieldError::new(
-                    line_field(index, "product_id"),
-                    LinesError::Repeated,
-                ));
-            }
+            fields.errors.extend(
+                line_fields
+                    .errors
+                    .into_iter()
+                    .map(|e| FieldError::new(line_field(index, &e.field), e.message)),
+            );
             if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
                 lines.push(DeductLine {
                     product_id,
@@ -363,7 +357,6 @@ mod tests {
                 "lines[1].product_id",
                 "lines[1].quantity",
                 "lines[2].x",
-                "lines[2].product_id",
                 "lines[3]"
             ]
         );
@@ -377,9 +370,26 @@ mod tests {
             quantity: Quantity::new(1).unwrap(),
         };
         assert!(BatchDeduct::new(order.clone(), vec![line(1), line(2)]).is_ok());
-        let repeated = BatchDeduct::new(order.clone(), vec![line(1), line(2), line(1)]);
-        assert_eq!(repeated.unwrap_err().field, "lines[2].product_id");
         assert_eq!(BatchDeduct::new(order, vec![]).unwrap_err().field, "lines");
+    }
+
+    #[test]
+    fn lines_naming_one_product_add_up_in_first_named_order() {
+        let batch = BatchDeduct::parse(&object(json!({
+            "order_id": "o",
+            "lines": [
+                {"product_id": 7, "quantity": 2},
+                {"product_id": 3, "quantity": 1},
+                {"product_id": 7, "quantity": 1_000_000},
+            ]
+        })))
+        .unwrap();
+        let totals: Vec<(i64, i64)> = batch
+            .totals()
+            .iter()
+            .map(|t| (t.product_id.get(), t.quantity))
+            .collect();
+        assert_eq!(totals, [(7, 1_000_002), (3, 1)]);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use spin_sdk::sqlite::Value;
 
-use crate::domain::stock::{DeductLine, Shortfall};
+use crate::domain::stock::{ProductTotal, Shortfall};
 use crate::domain::MAX_STOCK;
 use crate::store::db::{rows, Db, StoreError, NOW};
 use crate::store::events::{StockCause, StockChange};
@@ -147,7 +147,7 @@ fn current_stock(db: &Db, product_id: i64) -> Result<Option<i64>, StoreError> {
 /// How a batch deduct ended. Only `Done` changed anything.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BatchOutcome {
-    /// Each line's product and its stock after the deduct, in request order.
+    /// Each product's stock after the deduct, in the order of `totals`.
     Done(Vec<(i64, i64)>),
     /// These products do not exist.
     NotFound(Vec<i64>),
@@ -155,16 +155,16 @@ pub enum BatchOutcome {
     Short(Vec<Shortfall>),
 }
 
-/// Deducts every line or none: all lines are checked before any changes.
+/// Deducts every product's total or none: all are checked before any changes.
 pub fn deduct_batch(
     db: &Db,
-    lines: &[DeductLine],
+    totals: &[ProductTotal],
     context: &Context<'_>,
 ) -> Result<BatchOutcome, StoreError> {
     let mut missing = Vec::new();
     let mut short = Vec::new();
-    for line in lines {
-        let (id, requested) = (line.product_id.get(), line.quantity.get());
+    for total in totals {
+        let (id, requested) = (total.product_id.get(), total.quantity);
         match current_stock(db, id)? {
             None => missing.push(id),
             Some(available) if available < requested => short.push(Shortfall {
@@ -181,10 +181,10 @@ pub fn deduct_batch(
     if !short.is_empty() {
         return Ok(BatchOutcome::Short(short));
     }
-    let mut done = Vec::with_capacity(lines.len());
-    for line in lines {
-        let id = line.product_id.get();
-        match deduct(db, id, line.quantity.get(), context)? {
+    let mut done = Vec::with_capacity(totals.len());
+    for total in totals {
+        let id = total.product_id.get();
+        match deduct(db, id, total.quantity, context)? {
             StockOutcome::Done { stock } => done.push((id, stock)),
             // The transaction holds the write lock, so what was checked above still holds.
             other => {
