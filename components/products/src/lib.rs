@@ -3,6 +3,7 @@
 // `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
 #![allow(unsafe_code)]
 
+mod conditional;
 mod dto;
 mod routes;
 

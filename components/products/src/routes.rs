@@ -7,6 +7,7 @@ use inventory::web::http::{header, Method};
 use inventory::web::paging::{bad_param, int_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
+use crate::conditional::{self, etag};
 use crate::dto::{HealthView, ProductPageView, ProductView};
 
 const READ: Access = Access::AnyOf(&["inventory:read"]);
@@ -66,10 +67,6 @@ fn get_health(_call: &Call<'_>) -> Result<Resp, ApiError> {
     Ok(Resp::json(200, &HealthView { status: "ok" }))
 }
 
-fn etag(version: i64) -> String {
-    format!("\"{version}\"")
-}
-
 fn product_response(status: u16, product: products::Product) -> Resp {
     let tag = etag(product.version);
     Resp::json(status, &ProductView::from(product)).with_header(header::ETAG, &tag)
@@ -92,10 +89,8 @@ fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let product = products::get(&store::open()?, id)?.ok_or_else(|| not_found(id))?;
-    if let Some(tags) = call.req.header(header::IF_NONE_MATCH) {
-        if etag_list_matches(tags, product.version) {
-            return Ok(Resp::new(304).with_header(header::ETAG, &etag(product.version)));
-        }
+    if conditional::if_none_match(call.req, product.version) {
+        return Ok(Resp::new(304).with_header(header::ETAG, &etag(product.version)));
     }
     Ok(product_response(200, product))
 }
@@ -103,7 +98,7 @@ fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let patch = guard::product_patch(&call.req.body)?;
-    let expected = if_match_versions(call)?;
+    let expected = conditional::if_match(call.req)?.versions();
     // A stock count set without naming the version it was read at could undo the deducts
     // made since: stock sets are compare-and-set.
     if patch.stock.is_some() && expected.is_none() {
@@ -125,7 +120,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let expected = if_match_versions(call)?;
+    let expected = conditional::if_match(call.req)?.versions();
     let db = store::open()?;
     match products::delete(&db, id, expected.as_deref())? {
         WriteOutcome::Done(()) => Ok(Resp::new(204).notifying(db.needs_notifier())),
@@ -139,34 +134,6 @@ fn stale(current: i64) -> ApiError {
         "the product has changed: its current ETag is {}",
         etag(current)
     ))
-}
-
-/// The versions `If-Match` accepts: `None` when absent or `*`. Tags that are not ours
-/// (weak, or not a version) match nothing, so a stale or foreign tag is a 412.
-fn if_match_versions(call: &Call<'_>) -> Result<Option<Vec<i64>>, ApiError> {
-    let Some(header) = call.req.header(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    if header.trim() == "*" {
-        return Ok(None);
-    }
-    Ok(Some(
-        header
-            .split(',')
-            .filter_map(|tag| strong_version(tag.trim()))
-            .collect(),
-    ))
-}
-
-fn strong_version(tag: &str) -> Option<i64> {
-    tag.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
-}
-
-/// `If-None-Match` uses weak comparison: `W/"4"` matches version 4 too.
-fn etag_list_matches(header: &str, version: i64) -> bool {
-    header.split(',').map(str::trim).any(|tag| {
-        tag == "*" || strong_version(tag.strip_prefix("W/").unwrap_or(tag)) == Some(version)
-    })
 }
 
 /// `GET /product?page&limit&category_id&q&in_stock`.
@@ -206,19 +173,4 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
         total,
     };
     Ok(Resp::json(200, &view).with_header(header::LINK, &links))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_compares_weakly_and_accepts_lists_and_star() {
-        assert!(etag_list_matches("\"4\"", 4));
-        assert!(etag_list_matches("W/\"4\"", 4));
-        assert!(etag_list_matches("\"1\", \"4\"", 4));
-        assert!(etag_list_matches("*", 4));
-        assert!(!etag_list_matches("\"3\"", 4));
-        assert!(!etag_list_matches("4", 4));
-    }
 }

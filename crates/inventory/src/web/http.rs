@@ -92,6 +92,14 @@ impl Req {
             .and_then(|(_, v)| std::str::from_utf8(v).ok())
     }
 
+    /// Every field line of a header, in order, as sent.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
     /// The last value of a header. Spin appends the headers it sets after any a client
     /// sent under the same name, so for `spin-*` headers the last value is Spin's.
     pub fn last_header(&self, name: &str) -> Option<&str> {
