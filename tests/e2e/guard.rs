@@ -549,7 +549,13 @@ fn without_its_key_value_store_the_guard_fails_closed() {
         t.replace("key_value_stores = [\"default\"]\n", "")
     });
     let app = spawn_app_with(&path, &[]);
-    app.get("/product").assert_problem(503, "unavailable");
+    let refused = app.get("/product");
+    refused.assert_problem(503, "unavailable");
+    assert_eq!(
+        refused.header("retry-after"),
+        Some("1"),
+        "a 503 says when to retry"
+    );
     assert_eq!(app.get("/health").status, 200);
     let log = app.access_log(1);
     assert!(

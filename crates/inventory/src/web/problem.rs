@@ -183,6 +183,9 @@ impl ApiError {
             Self::RateLimited { retry_after } => {
                 resp.set_header(header::RETRY_AFTER, &retry_after.to_string());
             }
+            // A store that does not answer is usually busy or restarting: a second is
+            // long enough to be worth a retry and short enough not to stall an order.
+            Self::Unavailable(_) => resp.set_header(header::RETRY_AFTER, "1"),
             _ => {}
         }
         resp
