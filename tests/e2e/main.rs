@@ -11,6 +11,7 @@
 
 mod app;
 mod common;
+mod contract;
 mod events;
 mod guard;
 mod hardening;

@@ -1,0 +1,110 @@
+//! `api/openapi.json` held by an outside fuzzer: schemathesis, pinned in
+//! `tests/contract/requirements.txt`, runs every check (`--checks all`) against the running
+//! app and finds nothing: no 5xx, every status and body documented, schema-valid requests
+//! accepted, schema-invalid ones refused. `tests/contract/schemathesis.toml` says what the
+//! fuzzer cannot know from the document alone.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::app::{manifest, repo_root, spawn_app_with};
+use crate::receiver::Receiver;
+
+/// The pinned schemathesis: `$SCHEMATHESIS` if set, else `target/contract-venv`, made and
+/// brought to the pins on each run (pip does nothing when they are already there).
+fn schemathesis() -> PathBuf {
+    if let Some(path) = std::env::var_os("SCHEMATHESIS") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_root().join("target/contract-venv");
+    let requirements = repo_root().join("tests/contract/requirements.txt");
+    let help = "the contract test needs python3 with venv and pip, and PyPI, to install \
+                tests/contract/requirements.txt into target/contract-venv (on Debian: \
+                apt-get install python3-venv); or set SCHEMATHESIS to a schemathesis \
+                of the pinned version";
+    if !venv.join("bin/pip").exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap_or_else(|err| panic!("python3: {err}; {help}"));
+        assert!(made.success(), "python3 -m venv failed; {help}");
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+        .arg(&requirements)
+        .status()
+        .unwrap_or_else(|err| panic!("pip: {err}; {help}"));
+    assert!(installed.success(), "pip install failed; {help}");
+    venv.join("bin/schemathesis")
+}
+
+fn documented_operations() -> usize {
+    let text = std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().keys())
+        .filter(|key| ["get", "put", "post", "delete", "patch"].contains(&key.as_str()))
+        .count()
+}
+
+#[test]
+fn schemathesis_finds_nothing_in_the_running_app() {
+    let schemathesis = schemathesis();
+    // A receiver that always fails keeps events undelivered, so `GET /events` lists real
+    // ids for the fuzzer to redeliver.
+    let receiver = Receiver::start();
+    receiver.answer_always(503);
+    let urls = format!("order_events_urls={}", receiver.url("/inventory-events"));
+    let app = spawn_app_with(
+        &manifest(),
+        &[
+            "--variable",
+            &urls,
+            // The fuzzer sends about 1,500 requests in a few seconds as one subject.
+            "--variable",
+            "rate_limit_requests=100000000",
+        ],
+    );
+    let contract = repo_root().join("tests/contract");
+    // Hypothesis writes its own directory into the working directory: not the source tree.
+    let scratch = tempfile::tempdir().unwrap();
+    let seed = std::env::var("CONTRACT_SEED").unwrap_or_else(|_| "1".into());
+    let output = Command::new(&schemathesis)
+        .current_dir(scratch.path())
+        .env("INVENTORY_TOKEN", app.auth.as_deref().expect("a token"))
+        .env("SCHEMATHESIS_HOOKS", contract.join("hooks.py"))
+        .arg("--config-file")
+        .arg(contract.join("schemathesis.toml"))
+        .arg("--no-color")
+        .arg("run")
+        .arg(repo_root().join("api/openapi.json"))
+        .args(["--url", &format!("http://{}", app.addr)])
+        .args(["--checks", "all", "--seed", &seed])
+        .output()
+        .unwrap_or_else(|err| panic!("run {}: {err}", schemathesis.display()));
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis (seed {seed}) found something:\n{report}"
+    );
+    // Every documented operation was exercised, not skipped.
+    let tested = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Tested: "))
+        .unwrap_or_else(|| panic!("no `Tested:` line in the report:\n{report}"));
+    assert_eq!(tested, documented_operations().to_string(), "{report}");
+    let served = app.access_log(1000);
+    let failed: Vec<_> = served
+        .iter()
+        .filter(|line| line["status"].as_u64().is_some_and(|status| status >= 500))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+}
