@@ -30,8 +30,12 @@ RECEIVER_PORT=${RECEIVER_PORT:-3918}
 
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 
-cargo build --release -p inventory-host --quiet
-./target/release/inventory-host build >/dev/null
+# HOST=path benchmarks another build of the host (an A/B of one change) on the same wasm.
+if [[ -z ${HOST:-} ]]; then
+  cargo build --release -p inventory-host --quiet
+  HOST=./target/release/inventory-host
+fi
+"$HOST" build >/dev/null
 
 state=$(mktemp -d)
 events=()
@@ -41,14 +45,14 @@ if [[ -n ${RECEIVER_DELAY:-} ]]; then
   receiver=$!
   events=(--variable "order_events_urls=http://127.0.0.1:$RECEIVER_PORT/events")
 fi
-./target/release/inventory-host up --listen "127.0.0.1:$PORT" --state-dir "$state" \
+"$HOST" up --listen "127.0.0.1:$PORT" --state-dir "$state" \
   --variable rate_limit_requests=1000000000 "${events[@]}" >"$state/stdout.log" 2>"$state/stderr.log" &
 host=$!
 trap 'kill $host $receiver 2>/dev/null; wait $host $receiver 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 
 base="http://127.0.0.1:$PORT"
-token=$(./target/release/inventory-host token --sub bench)
+token=$("$HOST" token --sub bench)
 auth="Authorization: Bearer $token"
 products=100
 [[ $ONLY == *deduct-random* ]] && products=1000
@@ -110,7 +114,7 @@ bench() {
     "$(cut -d' ' -f2 "$state/results" | median)" "$(cut -d' ' -f3 "$state/results" | median)"
 }
 
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: target/release/inventory-host"
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: $HOST"
 [[ ,$ONLY, == *,read,* ]] && bench "GET /product/{id} (guarded)" -H "$auth" "$base/product/42"
 [[ ,$ONLY, == *,health,* ]] && bench "GET /health (open)" "$base/health"
 [[ ,$ONLY, == *,post,* ]] && bench "POST /product (guarded)" -H "$auth" -s "$state/post.lua" "$base/product"
@@ -137,7 +141,7 @@ fi
 if [[ -n $receiver ]]; then
   # The backlog the load left, and how long the notifier takes to drain it once the load
   # stops (POST /events/deliver kicks a pass in case no notifier is active).
-  admin=$(./target/release/inventory-host token --sub bench --scope events:admin)
+  admin=$("$HOST" token --sub bench --scope events:admin)
   pending_now() { curl -fs "$base/events?status=pending&limit=1" -H "Authorization: Bearer $admin" | sed 's/.*"total":\([0-9]*\).*/\1/'; }
   backlog=$(pending_now)
   start=$(date +%s.%N)
