@@ -303,6 +303,23 @@ mod tests {
     }
 
     #[test]
+    fn guest_connections_commit_durably_in_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("db.sqlite")).unwrap();
+        let conn = db.connect().unwrap();
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
+                row.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| format!("{v:?}"))
+            .unwrap()
+        };
+        // FULL (2): WAL commits survive power loss, not only a killed process.
+        assert_eq!(pragma("synchronous"), "Integer(2)");
+        assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
+    }
+
+    #[test]
     fn an_undeclared_database_is_access_denied() {
         let dir = tempfile::tempdir().unwrap();
         let access = access(dir.path(), &[]);
