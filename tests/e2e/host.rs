@@ -112,6 +112,64 @@ fn an_undefined_store_or_variable_is_an_error_before_binding() {
 }
 
 #[test]
+fn variables_come_from_dot_env_beside_the_manifest() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = edited_manifest(dir.path(), |t| t);
+    std::fs::write(
+        dir.path().join(".env"),
+        "SPIN_VARIABLE_RATE_LIMIT_REQUESTS=2\nSPIN_VARIABLE_JWT_ISSUER=\"from-dotenv\"\n",
+    )
+    .unwrap();
+    // The app's own token (from the `token` command, which reads `.env` too) is accepted...
+    let app = spawn_app_with(&manifest, &[]);
+    let statuses: Vec<u16> = (0..3).map(|_| app.get("/product").status).collect();
+    assert_eq!(statuses, [200, 200, 429], "the limit of 2 came from .env");
+    // ...and one issued by the manifest's default issuer is not: `.env` set another.
+    let default_issuer = crate::app::cli_token(
+        &manifest,
+        &["--sub", "other", "--variable", "jwt_issuer=inventory-dev"],
+    )
+    .unwrap();
+    let refused = app.request(
+        "GET",
+        "/product",
+        &[("authorization", &format!("Bearer {default_issuer}"))],
+        None,
+    );
+    assert_eq!(refused.status, 401);
+}
+
+#[test]
+fn a_runtime_config_key_or_type_the_host_does_not_know_is_an_error_naming_it() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    for (config, named) in [
+        (
+            "[key_value_store.default]\ntype = \"redis\"\nuri = \"redis://x\"\n",
+            "`uri`",
+        ),
+        ("[key_value_store.default]\ntype = \"dynamo\"\n", "'dynamo'"),
+        (
+            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"u\"\ntoken = \"t\"\n",
+            "libsql",
+        ),
+        (
+            "[keyvalue_store.default]\ntype = \"spin\"\n",
+            "unused runtime config key(s): keyvalue_store",
+        ),
+    ] {
+        let path = dir.path().join("runtime-config.toml");
+        std::fs::write(&path, config).unwrap();
+        let err = up_fails_with(
+            &manifest(),
+            &["--runtime-config-file", path.to_str().unwrap()],
+        );
+        assert!(err.contains(named), "{config}: {err}");
+    }
+}
+
+#[test]
 fn a_private_route_is_not_reachable_from_outside() {
     build_components();
     let dir = tempfile::tempdir().unwrap();

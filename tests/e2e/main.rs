@@ -20,4 +20,6 @@ mod openapi;
 mod order_service;
 mod products;
 mod receiver;
+mod redis_server;
+mod replicas;
 mod stock;

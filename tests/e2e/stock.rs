@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::app::{spawn_app, TestApp, TestResponse};
 
-fn post_keyed(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
+pub(crate) fn post_keyed(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
     let bytes = serde_json::to_vec(body).unwrap();
     app.request(
         "POST",
@@ -20,7 +20,7 @@ fn post_keyed(app: &TestApp, path: &str, key: &str, body: &Value) -> TestRespons
     )
 }
 
-fn deduct(app: &TestApp, id: i64, quantity: i64, key: &str) -> TestResponse {
+pub(crate) fn deduct(app: &TestApp, id: i64, quantity: i64, key: &str) -> TestResponse {
     post_keyed(
         app,
         &format!("/product/{id}/deduct"),
@@ -29,20 +29,20 @@ fn deduct(app: &TestApp, id: i64, quantity: i64, key: &str) -> TestResponse {
     )
 }
 
-fn product(app: &TestApp, stock: i64) -> i64 {
+pub(crate) fn product(app: &TestApp, stock: i64) -> i64 {
     app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": stock}))["id"]
         .as_i64()
         .unwrap()
 }
 
-fn stock_of(app: &TestApp, id: i64) -> i64 {
+pub(crate) fn stock_of(app: &TestApp, id: i64) -> i64 {
     app.get(&format!("/product/{id}")).json()["stock"]
         .as_i64()
         .unwrap()
 }
 
 /// Every ledger entry of a product, newest first, read through the paged API.
-fn ledger(app: &TestApp, id: i64) -> Vec<Value> {
+pub(crate) fn ledger(app: &TestApp, id: i64) -> Vec<Value> {
     let mut entries = Vec::new();
     for page in 1.. {
         let body = app
@@ -59,7 +59,7 @@ fn ledger(app: &TestApp, id: i64) -> Vec<Value> {
 }
 
 #[track_caller]
-fn assert_ledger_sums(app: &TestApp, id: i64) -> Vec<Value> {
+pub(crate) fn assert_ledger_sums(app: &TestApp, id: i64) -> Vec<Value> {
     let entries = ledger(app, id);
     let sum: i64 = entries.iter().map(|e| e["delta"].as_i64().unwrap()).sum();
     let stock = stock_of(app, id);

@@ -133,8 +133,10 @@ impl Counters<'_> {
             let registered = self.number(&self.clients(start, "n"))?;
             if registered == 0 {
                 // Retired meanwhile by another sweeper (a window has at least one client):
-                // drop the claim this one just made and stop.
+                // drop the claim this one just made, and the count its read re-created
+                // (reading is an increment by 0), and stop.
                 self.bucket.delete(&self.clients(start, "swept"))?;
+                self.bucket.delete(&self.clients(start, "n"))?;
                 return Ok(());
             }
             if claimed <= registered {

@@ -10,14 +10,14 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::key_value::{KeyValueStores, SqliteKeyValue};
+use crate::key_value::{Backend, KeyValueStores, RedisKeyValue, SqliteKeyValue};
 use crate::manifest::{self, DependencySource, LoadedManifest, RouteDecl};
 use crate::outbound::AllowedHosts;
 use crate::routes::{Duplicate, Route, Router};
-use crate::runtime_config::RuntimeConfig;
+use crate::runtime_config::{KeyValueConfig, Location, RuntimeConfig};
 use crate::sqlite::{Database, Databases};
 use crate::state::HostState;
-use crate::variables::{AppVariables, ComponentVariables};
+use crate::variables::{AppVariables, ComponentVariables, Environment};
 
 /// What `up` was asked to run.
 #[derive(Debug, Clone)]
@@ -61,21 +61,20 @@ impl App {
     pub fn load(options: &AppOptions) -> Result<Self> {
         let loaded = LoadedManifest::load(&options.manifest)?;
         let manifest = &loaded.manifest;
-        let state_dir = options
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| loaded.dir.join(".spin"));
         let runtime_config = match &options.runtime_config {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::default(),
         };
+        let state_dir = runtime_config.state_dir(options.state_dir.as_deref(), &loaded.dir);
+        let state_dir = state_dir.as_deref();
+        let environment = Environment::load(&loaded.dir)?;
         let variables = AppVariables::resolve(&manifest.variables, &options.variables, |name| {
-            std::env::var(name).ok()
+            environment.get(name)
         })?;
 
-        let databases = Arc::new(open_databases(&loaded, &runtime_config, &state_dir)?);
+        let databases = Arc::new(open_databases(&loaded, &runtime_config, state_dir)?);
         run_start_statements(&databases, &options.sqlite_statements)?;
-        let key_value = Arc::new(open_key_value_stores(&loaded, &runtime_config, &state_dir)?);
+        let key_value = Arc::new(open_key_value_stores(&loaded, &runtime_config, state_dir)?);
 
         let engine = crate::engine::new_engine(
             options.max_instances,
@@ -250,7 +249,7 @@ fn report_duplicate_routes(duplicates: &[Duplicate], components: &[LoadedCompone
 fn open_databases(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
-    state_dir: &Path,
+    state_dir: Option<&Path>,
 ) -> Result<Databases> {
     let mut databases = Databases::default();
     // `--sqlite` statements run on the default database whether or not a component uses it.
@@ -261,7 +260,7 @@ fn open_databases(
     labels.sort();
     labels.dedup();
     for label in labels {
-        let Some(path) = config.sqlite_path(&label, state_dir)? else {
+        let Some(location) = config.sqlite_database(&label, state_dir) else {
             let users: Vec<&str> = loaded
                 .manifest
                 .component
@@ -276,23 +275,36 @@ fn open_databases(
                 users.join("`, `")
             );
         };
-        if label == "default" {
-            let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-            eprintln!("Storing default SQLite data to {shown:?}.");
-        }
-        databases.insert(label, Database::open(&path)?);
+        let db = match &location {
+            Location::File(path) => {
+                if label == "default" {
+                    let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                    eprintln!("Storing default SQLite data to {shown:?}.");
+                }
+                Database::open(path)?
+            }
+            Location::Memory => {
+                eprintln!(
+                    "Storing SQLite data of `{label}` in memory: it is gone when the host stops."
+                );
+                Database::open_in_memory(&label)?
+            }
+        };
+        databases.insert(label, db);
     }
     Ok(databases)
 }
 
-/// The key-value stores the components use. Labels that share a file share one connection.
+/// The key-value stores the components use. Labels that share a file share one connection,
+/// labels that share a Redis URL one pool.
 fn open_key_value_stores(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
-    state_dir: &Path,
+    state_dir: Option<&Path>,
 ) -> Result<KeyValueStores> {
     let mut stores = KeyValueStores::default();
     let mut files: Vec<(PathBuf, Arc<SqliteKeyValue>)> = Vec::new();
+    let mut servers: Vec<(String, Arc<RedisKeyValue>)> = Vec::new();
     let mut labels: Vec<&String> = loaded
         .manifest
         .component
@@ -302,26 +314,50 @@ fn open_key_value_stores(
     labels.sort();
     labels.dedup();
     for label in labels {
-        let Some(path) = config.key_value_path(label, state_dir)? else {
+        let Some(store) = config.key_value_store(label, state_dir) else {
             bail!(
                 "unknown key_value_stores label `{label}`: only `default` exists without \
                  configuration; define `[key_value_store.{label}]` in a runtime config file \
                  (--runtime-config-file)"
             );
         };
-        let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
-        let file = match files.iter().find(|(p, _)| *p == shown) {
-            Some((_, file)) => Arc::clone(file),
-            None => {
-                if label == "default" {
-                    eprintln!("Storing default key-value data to {shown:?}.");
-                }
-                let file = SqliteKeyValue::open(&path)?;
-                files.push((shown, Arc::clone(&file)));
-                file
+        let backend: Arc<dyn Backend> = match store {
+            KeyValueConfig::Spin(Location::File(path)) => {
+                let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+                let file = match files.iter().find(|(p, _)| *p == shown) {
+                    Some((_, file)) => Arc::clone(file),
+                    None => {
+                        if label == "default" {
+                            eprintln!("Storing default key-value data to {shown:?}.");
+                        }
+                        let file = SqliteKeyValue::open(&path)?;
+                        files.push((shown, Arc::clone(&file)));
+                        file
+                    }
+                };
+                file.store(label)
+            }
+            KeyValueConfig::Spin(Location::Memory) => {
+                eprintln!("Storing key-value data of `{label}` in memory: it is gone when the host stops.");
+                SqliteKeyValue::open_in_memory()?.store(label)
+            }
+            KeyValueConfig::Redis { url } => {
+                let server = match servers.iter().find(|(u, _)| *u == url) {
+                    Some((_, server)) => Arc::clone(server),
+                    None => {
+                        let server = Arc::new(RedisKeyValue::new(&url)?);
+                        servers.push((url, Arc::clone(&server)));
+                        server
+                    }
+                };
+                eprintln!(
+                    "Storing key-value data of `{label}` in {}.",
+                    server.summary()
+                );
+                server
             }
         };
-        stores.insert(label.clone(), file.store(label));
+        stores.insert(label.clone(), backend);
     }
     Ok(stores)
 }

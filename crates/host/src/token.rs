@@ -9,14 +9,15 @@ use inventory_jwt::{KeySettings, SigningKey};
 
 use crate::cli::TokenArgs;
 use crate::manifest::LoadedManifest;
-use crate::variables::AppVariables;
+use crate::variables::{AppVariables, Environment};
 
 /// Signs a token the app accepts, with its configured issuer, audience and key. Variables
 /// are resolved as `up` resolves them.
 pub fn sign(args: &TokenArgs) -> Result<String> {
     let loaded = LoadedManifest::load(&args.manifest())?;
+    let environment = Environment::load(&loaded.dir)?;
     let variables = AppVariables::resolve(&loaded.manifest.variables, &args.variables, |name| {
-        std::env::var(name).ok()
+        environment.get(name)
     })?;
     let var = |name: &str| {
         variables

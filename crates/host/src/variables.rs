@@ -1,8 +1,10 @@
 //! Application variables: resolved once at start from the command line, the environment
-//! (`SPIN_VARIABLE_<NAME>`) and the manifest's defaults, in that order of precedence, then
-//! rendered into each component's `[component.<id>.variables]` templates.
+//! (`SPIN_VARIABLE_<NAME>`), the `.env` file beside the manifest (the same names) and the
+//! manifest's defaults, in that order of precedence, then rendered into each component's
+//! `[component.<id>.variables]` templates.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -79,6 +81,34 @@ impl AppVariables {
     /// An application variable's resolved value.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
+    }
+}
+
+/// Where variables come from besides the command line: the process environment, then the
+/// `.env` file beside the manifest, as `spin up` reads it (`SPIN_VARIABLE_<NAME>=value`
+/// lines, parsed by `dotenvy` as Spin parses them; no file is no values).
+#[derive(Debug, Default)]
+pub struct Environment {
+    dotenv: HashMap<String, String>,
+}
+
+impl Environment {
+    pub fn load(manifest_dir: &Path) -> Result<Self> {
+        let path = manifest_dir.join(".env");
+        let Ok(lines) = dotenvy::from_path_iter(&path) else {
+            return Ok(Self::default());
+        };
+        let dotenv = lines
+            .collect::<Result<HashMap<_, _>, _>>()
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Self { dotenv })
+    }
+
+    /// An environment variable's value: the process's own, else the `.env` file's.
+    pub fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.dotenv.get(name).cloned())
     }
 }
 
@@ -169,6 +199,32 @@ mod tests {
         assert_eq!(vars.get("a"), Some("cli"));
         assert_eq!(vars.get("b"), Some("env"));
         assert_eq!(vars.get("c"), Some("default"));
+    }
+
+    #[test]
+    fn dot_env_beside_the_manifest_comes_after_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = Environment::load(dir.path()).unwrap();
+        assert_eq!(none.get("SPIN_VARIABLE_INVENTORY_TEST_UNSET"), None);
+        std::fs::write(
+            dir.path().join(".env"),
+            "# local secrets\nSPIN_VARIABLE_INVENTORY_TEST_A=\"from file\"\nexport SPIN_VARIABLE_INVENTORY_TEST_PATH=${PATH}\n",
+        )
+        .unwrap();
+        let env = Environment::load(dir.path()).unwrap();
+        assert_eq!(
+            env.get("SPIN_VARIABLE_INVENTORY_TEST_A").as_deref(),
+            Some("from file")
+        );
+        // The process environment wins over the file; the file may use it.
+        assert_eq!(env.get("PATH"), std::env::var("PATH").ok());
+        assert_eq!(
+            env.get("SPIN_VARIABLE_INVENTORY_TEST_PATH"),
+            std::env::var("PATH").ok()
+        );
+        std::fs::write(dir.path().join(".env"), "NOT A LINE\n").unwrap();
+        let err = format!("{:#}", Environment::load(dir.path()).unwrap_err());
+        assert!(err.contains(".env"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The storage behind a key-value store label. Spin's semantics, whatever the backend:
-//! `increment` is one atomic read-modify-write of an 8-byte little-endian counter (absent is
-//! 0), and `swap` applies only if the value is still what was read.
+//! `increment` is one atomic read-modify-write of a counter (absent is 0) kept in the
+//! backend's own form, as Spin keeps it (the file store: 8-byte little-endian; Redis:
+//! `INCRBY`'s decimal text), and `swap` applies only if the value is still what was read.
 
 use super::KvError;
 

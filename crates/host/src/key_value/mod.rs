@@ -1,9 +1,11 @@
 //! Spin's key-value stores, split as Spin splits them: the storage behind a label is a
-//! [`Backend`] (`sqlite.rs`: Spin's local file layout), and the guest interfaces (`spin.rs`:
+//! [`Backend`] (`sqlite.rs`: Spin's local file layout; `redis.rs`: a Redis server), and the
+//! guest interfaces (`spin.rs`:
 //! `fermyon:spin/key-value@2.0.0`; `wasi.rs`: `wasi:keyvalue/{store,atomics,batch}
 //! @0.2.0-draft2`) share one implementation of opening and using a store, here.
 
 mod backend;
+mod redis;
 mod spin;
 mod sqlite;
 mod wasi;
@@ -17,6 +19,7 @@ use crate::bindings::blocking;
 use crate::state::HostState;
 
 pub use backend::{Backend, KvResult};
+pub use redis::RedisKeyValue;
 pub use sqlite::SqliteKeyValue;
 
 /// Why a key-value operation failed, before each interface names it in its own error type.

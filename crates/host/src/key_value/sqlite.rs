@@ -36,11 +36,23 @@ impl SqliteKeyValue {
         }
         let conn = rusqlite::Connection::open(path)
             .with_context(|| format!("cannot open the key-value database {}", path.display()))?;
+        Self::init(conn, &path.display().to_string())
+    }
+
+    /// A store that lives as long as the host (Spin's `spin` type without a `path`).
+    pub fn open_in_memory() -> Result<Arc<Self>> {
+        let conn = rusqlite::Connection::open_in_memory()
+            .context("cannot open an in-memory key-value database")?;
+        Self::init(conn, "memory")
+    }
+
+    /// `name` is the file (or "memory"), for messages.
+    fn init(conn: rusqlite::Connection, name: &str) -> Result<Arc<Self>> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL with NORMAL sync: a commit is an append without fsync, so a counter increment
         // costs microseconds; a power cut may lose the last commits, never corrupt the file.
         conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("cannot enable WAL on {}", path.display()))?;
+            .with_context(|| format!("cannot enable WAL on {name}"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -50,7 +62,7 @@ impl SqliteKeyValue {
                 PRIMARY KEY (store, key)
             )",
         )
-        .with_context(|| format!("cannot create the key-value table in {}", path.display()))?;
+        .with_context(|| format!("cannot create the key-value table in {name}"))?;
         Ok(Arc::new(Self {
             conn: Mutex::new(conn),
         }))

@@ -25,13 +25,40 @@ const STATEMENT_CACHE: usize = 64;
 
 /// One database file and its idle connections.
 pub struct Database {
-    path: PathBuf,
+    /// What connections open: the file, or an in-memory database's URI.
+    target: Target,
     idle: Mutex<Vec<rusqlite::Connection>>,
     /// The write lock's queue in this process: a guest connection takes the one permit
     /// before a statement that needs SQLite's write lock and keeps it until its transaction
     /// ends, so writers wait in arrival order, asynchronously, instead of racing for the
     /// lock. (Other processes sharing the file still meet `SQLITE_BUSY`.)
     writer: Arc<tokio::sync::Semaphore>,
+    /// An in-memory database lives while a connection to it is open: this one.
+    _keep_alive: Option<Mutex<rusqlite::Connection>>,
+}
+
+enum Target {
+    File(PathBuf),
+    /// SQLite's `memdb` VFS under a name of its own: shared by this process's connections,
+    /// with the same locking as a file.
+    Memory(String),
+}
+
+impl Target {
+    fn open(&self) -> Result<rusqlite::Connection> {
+        match self {
+            Self::File(path) => rusqlite::Connection::open(path)
+                .with_context(|| format!("cannot open the SQLite database {}", path.display())),
+            Self::Memory(uri) => rusqlite::Connection::open_with_flags(
+                uri,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .context("cannot open an in-memory SQLite database"),
+        }
+    }
 }
 
 impl Database {
@@ -41,9 +68,10 @@ impl Database {
                 .with_context(|| format!("cannot create the directory {}", dir.display()))?;
         }
         let db = Arc::new(Self {
-            path: path.to_path_buf(),
+            target: Target::File(path.to_path_buf()),
             idle: Mutex::new(Vec::new()),
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            _keep_alive: None,
         });
         // Open one connection now, so a bad path fails at start, not on the first request.
         let conn = db.connect()?;
@@ -53,11 +81,25 @@ impl Database {
         Ok(db)
     }
 
+    /// A database that lives as long as the host (Spin's `spin` type without a `path`).
+    pub fn open_in_memory(label: &str) -> Result<Arc<Self>> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let label: String = label.chars().filter(char::is_ascii_alphanumeric).collect();
+        let target = Target::Memory(format!("file:/{label}-{n}?vfs=memdb"));
+        let keep_alive = target.open()?;
+        Ok(Arc::new(Self {
+            target,
+            idle: Mutex::new(Vec::new()),
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            _keep_alive: Some(Mutex::new(keep_alive)),
+        }))
+    }
+
     /// A connection for guests: no busy handler, so a statement that finds the write lock
     /// taken returns `SQLITE_BUSY` at once and the host waits for it asynchronously.
     fn connect(&self) -> Result<rusqlite::Connection> {
-        let conn = rusqlite::Connection::open(&self.path)
-            .with_context(|| format!("cannot open the SQLite database {}", self.path.display()))?;
+        let conn = self.target.open()?;
         conn.busy_handler(None)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -300,6 +342,19 @@ mod tests {
                 _ => panic!("not an integer"),
             })
             .collect()
+    }
+
+    #[test]
+    fn an_in_memory_database_is_shared_by_its_connections_only() {
+        let db = Database::open_in_memory("default").unwrap();
+        let other = Database::open_in_memory("default").unwrap();
+        db.execute_batch("CREATE TABLE t (n); INSERT INTO t VALUES (7)")
+            .unwrap();
+        let conn = db.connect().unwrap();
+        let n: i64 = conn.query_row("SELECT n FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 7);
+        // Another label (or another host run) is another database.
+        assert!(other.connect().unwrap().prepare("SELECT n FROM t").is_err());
     }
 
     #[test]

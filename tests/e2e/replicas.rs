@@ -1,0 +1,126 @@
+//! Two replicas of the app: two host processes on one Redis (the rate-limit counters,
+//! `runtime-config.redis.toml`'s layout) and one SQLite file. Limits are exact across them,
+//! they never oversell together, and an idempotent retry sent to the other one replays.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::json;
+
+use crate::app::{manifest, spawn_app_with, TestApp};
+use crate::redis_server::RedisServer;
+use crate::stock::{assert_ledger_sums, deduct, product, stock_of};
+
+/// Two apps sharing `redis` for key-value and `dir/shared.db` for SQLite.
+fn replicas(redis: &RedisServer, dir: &Path, variables: &[&str]) -> (TestApp, TestApp) {
+    let config = dir.join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n\
+             [sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+            redis.url,
+            dir.join("shared.db").display()
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let mut args = vec!["--runtime-config-file", config.as_str()];
+    for variable in variables {
+        args.extend(["--variable", variable]);
+    }
+    let a = spawn_app_with(&manifest(), &args);
+    let b = spawn_app_with(&manifest(), &args);
+    (a, b)
+}
+
+/// Sends `count` requests from `threads` threads, alternating between the replicas; returns
+/// each answer's status.
+fn spread(
+    apps: [&TestApp; 2],
+    count: usize,
+    threads: usize,
+    send: impl Fn(&TestApp, usize) -> u16 + Sync,
+) -> Vec<u16> {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut statuses = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return statuses;
+                        }
+                        statuses.push(send(apps[i % 2], i));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    })
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[test]
+fn the_rate_limit_is_exact_across_replicas() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    const LIMIT: usize = 60;
+    let limit = format!("rate_limit_requests={LIMIT}");
+    // A day-long window: the test cannot straddle two windows unless it runs at midnight.
+    let (a, b) = replicas(
+        &redis,
+        dir.path(),
+        &[&limit, "rate_limit_window_seconds=86400"],
+    );
+    let statuses = spread([&a, &b], 2 * LIMIT, 8, |app, _| app.get("/product").status);
+    assert_eq!(count(&statuses, 200), LIMIT, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), LIMIT, "{statuses:?}");
+    // Each replica served some of the passes: the count is shared, not per process.
+    let passed_by = |app: &TestApp| {
+        app.access_log(1)
+            .iter()
+            .filter(|l| l["path"] == "/product" && l["status"] == 200)
+            .count()
+    };
+    let (by_a, by_b) = (passed_by(&a), passed_by(&b));
+    assert_eq!(by_a + by_b, LIMIT);
+    assert!(by_a > 0 && by_b > 0, "{by_a} + {by_b}");
+}
+
+#[test]
+fn replicas_never_oversell_together_and_retries_replay_on_either() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = replicas(&redis, dir.path(), &[]);
+    let id = product(&a, 50);
+    assert_eq!(stock_of(&b, id), 50, "one database");
+
+    let statuses = spread([&a, &b], 120, 16, |app, i| {
+        deduct(app, id, 1, &format!("replica-{i}")).status
+    });
+    assert_eq!(count(&statuses, 200), 50, "{statuses:?}");
+    assert_eq!(count(&statuses, 409), 70, "{statuses:?}");
+    assert_eq!((stock_of(&a, id), stock_of(&b, id)), (0, 0));
+    let entries = assert_ledger_sums(&b, id);
+    assert_eq!(entries.len(), 51, "the create and 50 deducts");
+
+    // A retry of an order sent to the other replica replays the first answer.
+    let restocked = a.create_product(&json!({"name": "Cup", "price": 3, "stock": 5}));
+    let cup = restocked["id"].as_i64().unwrap();
+    let first = deduct(&a, cup, 2, "order-77");
+    assert_eq!(first.status, 200);
+    let retry = deduct(&b, cup, 2, "order-77");
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.json(), first.json());
+    assert_eq!(stock_of(&b, cup), 3);
+}
