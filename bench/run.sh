@@ -11,6 +11,9 @@
 # one hot product, and spread over 1,000 products at random. The rate limit is raised so
 # that the load is counted but never refused.
 #
+# REDIS=1 keeps the rate-limit counters on a redis-server it starts (Debian package
+# redis-server), as replicas share them, instead of the local key-value file.
+#
 # RECEIVER_DELAY=S sends the app's events to a receiver on loopback (bench/receiver.py) that
 # answers after S seconds (0: at once); without it no receiver is configured. At the end the
 # outbox's backlog is printed, and how much of it is left after DRAIN_SECONDS (default 30). wrk shares the machine's cores with the host, as in the
@@ -27,6 +30,7 @@ DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
 ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,health-under-deduct}
 PORT=${PORT:-3917}
 RECEIVER_PORT=${RECEIVER_PORT:-3918}
+REDIS_PORT=${REDIS_PORT:-3919}
 
 command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
 
@@ -45,10 +49,21 @@ if [[ -n ${RECEIVER_DELAY:-} ]]; then
   receiver=$!
   events=(--variable "order_events_urls=http://127.0.0.1:$RECEIVER_PORT/events")
 fi
-"$HOST" up --listen "127.0.0.1:$PORT" --state-dir "$state" \
+# REDIS=1 keeps the rate-limit counters on a redis-server started here (as replicas would),
+# instead of the local key-value file.
+redis=
+stores=()
+if [[ -n ${REDIS:-} ]]; then
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$state/redis.log" 2>&1 &
+  redis=$!
+  printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$REDIS_PORT" >"$state/runtime-config.toml"
+  stores=(--runtime-config-file "$state/runtime-config.toml")
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && break; sleep 0.1; done
+fi
+"$HOST" up --listen "127.0.0.1:$PORT" --state-dir "$state" "${stores[@]}" \
   --variable rate_limit_requests=1000000000 "${events[@]}" >"$state/stdout.log" 2>"$state/stderr.log" &
 host=$!
-trap 'kill $host $receiver 2>/dev/null; wait $host $receiver 2>/dev/null; rm -rf "$state"' EXIT
+trap 'kill $host $receiver $redis 2>/dev/null; wait $host $receiver $redis 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 
 base="http://127.0.0.1:$PORT"
@@ -114,7 +129,7 @@ bench() {
     "$(cut -d' ' -f2 "$state/results" | median)" "$(cut -d' ' -f3 "$state/results" | median)"
 }
 
-echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: $HOST"
+echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: $HOST, counters: $([[ -n ${REDIS:-} ]] && echo "Redis" || echo "local file")"
 [[ ,$ONLY, == *,read,* ]] && bench "GET /product/{id} (guarded)" -H "$auth" "$base/product/42"
 [[ ,$ONLY, == *,health,* ]] && bench "GET /health (open)" "$base/health"
 [[ ,$ONLY, == *,post,* ]] && bench "POST /product (guarded)" -H "$auth" -s "$state/post.lua" "$base/product"
