@@ -23,3 +23,4 @@ mod receiver;
 mod redis_server;
 mod replicas;
 mod stock;
+mod watch;

@@ -55,10 +55,50 @@ pub struct App {
     pub router: Router,
     pub databases: Arc<Databases>,
     pub key_value: Arc<KeyValueStores>,
+    /// Every wasm file compiled for this app, with the file's stamp when it was read: a
+    /// reload recompiles only what changed.
+    compiled: HashMap<PathBuf, (FileStamp, Component)>,
+}
+
+/// A file's size and modification time: what tells a rebuilt wasm file from the last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path`; `None` if there is no file there.
+    pub fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path)
+            .ok()
+            .filter(std::fs::Metadata::is_file)?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
 impl App {
+    /// Loads the app for the first time: a new engine, the stores opened, `--sqlite` run.
     pub fn load(options: &AppOptions) -> Result<Self> {
+        let engine = crate::engine::new_engine(
+            options.max_instances,
+            options.max_memory_bytes,
+            options.cache_dir.as_deref(),
+        )?;
+        Self::assemble(options, engine, None)
+    }
+
+    /// The app again, from the manifest and wasm files as they are now (`watch`): the same
+    /// engine, the same open stores (their data and in-flight transactions untouched), and
+    /// the compiled components whose files did not change. `--sqlite` is not run again.
+    pub fn reload(&self, options: &AppOptions) -> Result<Self> {
+        Self::assemble(options, self.engine.clone(), Some(self))
+    }
+
+    fn assemble(options: &AppOptions, engine: Engine, previous: Option<&App>) -> Result<Self> {
         let loaded = LoadedManifest::load(&options.manifest)?;
         let manifest = &loaded.manifest;
         let runtime_config = match &options.runtime_config {
@@ -72,20 +112,30 @@ impl App {
             environment.get(name)
         })?;
 
-        let databases = Arc::new(open_databases(&loaded, &runtime_config, state_dir)?);
-        run_start_statements(&databases, &options.sqlite_statements)?;
-        let key_value = Arc::new(open_key_value_stores(&loaded, &runtime_config, state_dir)?);
-
-        let engine = crate::engine::new_engine(
-            options.max_instances,
-            options.max_memory_bytes,
-            options.cache_dir.as_deref(),
+        let databases = open_databases(
+            &loaded,
+            &runtime_config,
+            state_dir,
+            previous.map(|p| &*p.databases),
         )?;
+        let databases = Arc::new(databases);
+        if previous.is_none() {
+            run_start_statements(&databases, &options.sqlite_statements)?;
+        }
+        let key_value = open_key_value_stores(
+            &loaded,
+            &runtime_config,
+            state_dir,
+            previous.map(|p| &*p.key_value),
+        )?;
+        let key_value = Arc::new(key_value);
+
         let mut loader = Loader {
             loaded: &loaded,
             engine: &engine,
             linker: crate::engine::new_linker(&engine)?,
             compiled: HashMap::new(),
+            previous: previous.map(|p| &p.compiled),
         };
         let mut components = Vec::new();
         let mut routes = Vec::new();
@@ -105,6 +155,7 @@ impl App {
         }
         let (router, duplicates) = Router::new(routes);
         report_duplicate_routes(&duplicates, &components);
+        let compiled = loader.compiled;
         Ok(Self {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
@@ -113,6 +164,7 @@ impl App {
             router,
             databases,
             key_value,
+            compiled,
         })
     }
 }
@@ -140,12 +192,14 @@ fn allowed_hosts(
     AllowedHosts::parse(&entries).with_context(what)
 }
 
-/// Compiles and links components, each wasm file once however many components use it.
+/// Compiles and links components, each wasm file once however many components use it, and
+/// not at all if the previous load compiled the same file.
 struct Loader<'a> {
     loaded: &'a LoadedManifest,
     engine: &'a Engine,
     linker: Linker<HostState>,
-    compiled: HashMap<PathBuf, Component>,
+    compiled: HashMap<PathBuf, (FileStamp, Component)>,
+    previous: Option<&'a HashMap<PathBuf, (FileStamp, Component)>>,
 }
 
 impl Loader<'_> {
@@ -217,14 +271,29 @@ impl Loader<'_> {
 
     /// The compiled component at `path`; `what` names it in errors.
     fn compile(&mut self, what: &str, path: &Path, build: Option<&str>) -> Result<Component> {
-        if let Some(compiled) = self.compiled.get(path) {
+        if let Some((_, compiled)) = self.compiled.get(path) {
             return Ok(compiled.clone());
         }
-        let wasm = read_wasm(what, path, build)?;
-        let compiled = Component::new(self.engine, &wasm)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("{what}: {} is not a valid component", path.display()))?;
-        self.compiled.insert(path.to_path_buf(), compiled.clone());
+        let stamp = FileStamp::of(path);
+        let unchanged = self
+            .previous
+            .and_then(|previous| previous.get(path))
+            .filter(|(before, _)| Some(*before) == stamp);
+        let compiled = match unchanged {
+            Some((_, compiled)) => compiled.clone(),
+            None => {
+                let wasm = read_wasm(what, path, build)?;
+                Component::new(self.engine, &wasm)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!("{what}: {} is not a valid component", path.display())
+                    })?
+            }
+        };
+        if let Some(stamp) = stamp {
+            self.compiled
+                .insert(path.to_path_buf(), (stamp, compiled.clone()));
+        }
         Ok(compiled)
     }
 }
@@ -246,10 +315,12 @@ fn report_duplicate_routes(duplicates: &[Duplicate], components: &[LoadedCompone
     }
 }
 
+/// The databases the app uses; those `previous` has open under the same label are kept.
 fn open_databases(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
     state_dir: Option<&Path>,
+    previous: Option<&Databases>,
 ) -> Result<Databases> {
     let mut databases = Databases::default();
     // `--sqlite` statements run on the default database whether or not a component uses it.
@@ -260,6 +331,10 @@ fn open_databases(
     labels.sort();
     labels.dedup();
     for label in labels {
+        if let Some(open) = previous.and_then(|p| p.get(&label)) {
+            databases.insert(label, Arc::clone(open));
+            continue;
+        }
         let Some(location) = config.sqlite_database(&label, state_dir) else {
             let users: Vec<&str> = loaded
                 .manifest
@@ -296,11 +371,12 @@ fn open_databases(
 }
 
 /// The key-value stores the components use. Labels that share a file share one connection,
-/// labels that share a Redis URL one pool.
+/// labels that share a Redis URL one pool; those `previous` has open are kept.
 fn open_key_value_stores(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
     state_dir: Option<&Path>,
+    previous: Option<&KeyValueStores>,
 ) -> Result<KeyValueStores> {
     let mut stores = KeyValueStores::default();
     let mut files: Vec<(PathBuf, Arc<SqliteKeyValue>)> = Vec::new();
@@ -314,6 +390,10 @@ fn open_key_value_stores(
     labels.sort();
     labels.dedup();
     for label in labels {
+        if let Some(open) = previous.and_then(|p| p.get(label)) {
+            stores.insert(label.clone(), open);
+            continue;
+        }
         let Some(store) = config.key_value_store(label, state_dir) else {
             bail!(
                 "unknown key_value_stores label `{label}`: only `default` exists without \

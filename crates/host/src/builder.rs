@@ -1,10 +1,10 @@
 //! `build`: runs each component's `[component.<id>.build] command`, as `spin build` does.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::manifest::LoadedManifest;
+use crate::manifest::{BuildConfig, LoadedManifest};
 
 /// Builds every component that has a build command, in manifest order, stopping at the
 /// first failure.
@@ -13,27 +13,11 @@ pub fn build_all(loaded: &LoadedManifest) -> Result<()> {
         let Some(build) = &component.build else {
             continue;
         };
-        let workdir = match &build.workdir {
-            Some(dir) => loaded.dir.join(dir),
-            None => loaded.dir.clone(),
-        };
         println!("Building component {id} with `{}`", build.command);
-        if build.workdir.is_some() {
-            println!("Working directory: {:?}", workdir);
+        if let Some(dir) = &build.workdir {
+            println!("Working directory: {:?}", loaded.dir.join(dir));
         }
-        let status = shell(&build.command)
-            .current_dir(&workdir)
-            .status()
-            .with_context(|| {
-                format!(
-                    "component `{id}`: cannot run `{}` in {}",
-                    build.command,
-                    workdir.display()
-                )
-            })?;
-        if !status.success() {
-            bail!("Build command for component {id} failed with status {status}");
-        }
+        build_component(loaded, id, build, Stdio::inherit())?;
     }
     if loaded
         .manifest
@@ -44,6 +28,36 @@ pub fn build_all(loaded: &LoadedManifest) -> Result<()> {
         println!("None of the components have a build command.");
     } else {
         println!("Finished building all Spin components");
+    }
+    Ok(())
+}
+
+/// Runs one component's build command in its working directory (`workdir` relative to the
+/// manifest, else the manifest's directory); the command's stdout goes to `stdout`, its
+/// stderr (the compiler's errors) to the host's.
+pub fn build_component(
+    loaded: &LoadedManifest,
+    id: &str,
+    build: &BuildConfig,
+    stdout: Stdio,
+) -> Result<()> {
+    let workdir = match &build.workdir {
+        Some(dir) => loaded.dir.join(dir),
+        None => loaded.dir.clone(),
+    };
+    let status = shell(&build.command)
+        .current_dir(&workdir)
+        .stdout(stdout)
+        .status()
+        .with_context(|| {
+            format!(
+                "component `{id}`: cannot run `{}` in {}",
+                build.command,
+                workdir.display()
+            )
+        })?;
+    if !status.success() {
+        bail!("Build command for component {id} failed with status {status}");
     }
     Ok(())
 }

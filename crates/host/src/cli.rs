@@ -19,6 +19,9 @@ pub enum Command {
     Build(BuildArgs),
     /// Serve the app over HTTP, like `spin up`.
     Up(UpArgs),
+    /// Build, serve, and on every change rebuild what changed and swap it in without
+    /// closing the listener, like `spin watch` (`up --build --watch`).
+    Watch(UpArgs),
     /// Print an access token the app accepts, signed with its JWT variables (for local use).
     Token(TokenArgs),
 }
@@ -38,6 +41,13 @@ pub struct UpArgs {
     /// Build the components before serving.
     #[arg(long)]
     pub build: bool,
+    /// Rebuild a component when its `build.watch` files change, and reload the app when
+    /// the manifest or a wasm file changes, without closing the listener.
+    #[arg(long)]
+    pub watch: bool,
+    /// With `--watch`: how long files must hold still before a rebuild, in milliseconds.
+    #[arg(short = 'd', long = "debounce", default_value_t = 100)]
+    pub debounce_ms: u64,
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,

@@ -1,5 +1,5 @@
 //! `inventory-host`: runs a Spin app from its `spin.toml` on Wasmtime, where the spin CLI is
-//! not installed. Its commands mirror `spin build` and `spin up`.
+//! not installed. Its commands mirror `spin build`, `spin up` and `spin watch`.
 //!
 //! The modules follow Spin's own split: `manifest` (every declaration), `app` (loading),
 //! `link` (component dependencies), one module per host interface (`sqlite`, `key_value`,
@@ -23,6 +23,7 @@ mod state;
 mod token;
 mod up;
 mod variables;
+mod watch;
 
 use anyhow::Result;
 use clap::Parser;
@@ -41,6 +42,11 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => builder::build_all(&LoadedManifest::load(&args.manifest())?),
         Command::Up(args) => up::run(&args),
+        Command::Watch(mut args) => {
+            args.build = true;
+            args.watch = true;
+            up::run(&args)
+        }
         Command::Token(args) => {
             println!("{}", token::sign(&args)?);
             Ok(())

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -70,9 +70,38 @@ fn open_file_limit() -> Option<usize> {
     ok.then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
 }
 
+/// The app being served now. A request takes the current one when it arrives and keeps it
+/// to the end; a reload (`watch`) replaces it for the requests that come after.
+pub struct LiveApp {
+    current: RwLock<Arc<App>>,
+}
+
+impl LiveApp {
+    pub fn new(app: App) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(app)),
+        }
+    }
+
+    pub fn get(&self) -> Arc<App> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace(&self, app: App) {
+        let app = Arc::new(app);
+        match self.current.write() {
+            Ok(mut current) => *current = app,
+            Err(poisoned) => *poisoned.into_inner() = app,
+        }
+    }
+}
+
 /// The app being served, and what every request shares.
 struct Trigger {
-    app: App,
+    live: Arc<LiveApp>,
     /// Instance slots for requests from clients...
     permits: Arc<Semaphore>,
     /// ...and, apart, for chained requests, so a caller never waits on its own kind.
@@ -85,14 +114,15 @@ struct Trigger {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
-    app: App,
+    live: Arc<LiveApp>,
     listener: TcpListener,
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    spawn_epoch_ticker(app.engine.clone());
+    // Reloads keep the engine, so one ticker serves every version of the app.
+    spawn_epoch_ticker(live.get().engine.clone());
     let trigger = Arc::new_cyclic(|me| Trigger {
-        app,
+        live,
         permits: Arc::new(Semaphore::new(options.max_instances as usize)),
         chain_permits: Arc::new(Semaphore::new(options.max_instances as usize)),
         request_timeout: options.request_timeout,
@@ -226,8 +256,8 @@ impl Trigger {
                 Bytes::from_static(b"OK"),
             ),
             "info" => {
-                let info =
-                    serde_json::json!({ "name": self.app.name, "version": self.app.version });
+                let app = self.live.get();
+                let info = serde_json::json!({ "name": app.name, "version": app.version });
                 let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
                 bytes_response(StatusCode::OK, Some("application/json"), Bytes::from(body))
             }
@@ -245,7 +275,8 @@ impl Trigger {
         if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
             return self.well_known(reserved);
         }
-        let Some(matched) = self.app.router.route(&path) else {
+        let app = self.live.get();
+        let Some(matched) = app.router.route(&path) else {
             return host_response(StatusCode::NOT_FOUND);
         };
         let component_index = matched.route.component;
@@ -254,7 +285,7 @@ impl Trigger {
         let Some(permit) = self.wait_for_slot(&self.permits).await else {
             return overloaded(req.headers());
         };
-        self.run_or_500(component_index, req, permit).await
+        self.run_or_500(&app, component_index, req, permit).await
     }
 
     /// A free instance slot, or `None` if none frees within the queue timeout.
@@ -268,6 +299,7 @@ impl Trigger {
     /// Runs a component; a failure is logged with the request id and answered with a 500.
     async fn run_or_500<B>(
         &self,
+        app: &App,
         component_index: usize,
         req: Request<B>,
         permit: OwnedSemaphorePermit,
@@ -276,7 +308,7 @@ impl Trigger {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ChainError>,
     {
-        let Some(component) = self.app.components.get(component_index) else {
+        let Some(component) = app.components.get(component_index) else {
             return host_response(StatusCode::INTERNAL_SERVER_ERROR);
         };
         let path = req.uri().path().to_owned();
@@ -285,7 +317,7 @@ impl Trigger {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match self.run(component, req, permit).await {
+        match self.run(app, component, req, permit).await {
             Ok(response) => response,
             Err(err) => {
                 eprintln!(
@@ -300,6 +332,7 @@ impl Trigger {
 
     async fn run<B>(
         &self,
+        app: &App,
         component: &LoadedComponent,
         req: Request<B>,
         permit: OwnedSemaphorePermit,
@@ -308,7 +341,7 @@ impl Trigger {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ChainError>,
     {
-        let mut store = self.new_store(component);
+        let mut store = self.new_store(app, component);
         let (sender, receiver) = oneshot::channel();
         let req = store
             .data_mut()
@@ -349,7 +382,7 @@ impl Trigger {
         }
     }
 
-    fn new_store(&self, component: &LoadedComponent) -> Store<HostState> {
+    fn new_store(&self, app: &App, component: &LoadedComponent) -> Store<HostState> {
         let wasi = WasiCtx::builder()
             .inherit_stdout()
             .inherit_stderr()
@@ -364,11 +397,11 @@ impl Trigger {
             http: WasiHttpCtx::new(),
             table: Default::default(),
             sqlite: SqliteAccess::new(
-                Arc::clone(&self.app.databases),
+                Arc::clone(&app.databases),
                 Arc::clone(&component.sqlite_databases),
             ),
             key_value: KeyValueAccess::new(
-                Arc::clone(&self.app.key_value),
+                Arc::clone(&app.key_value),
                 Arc::clone(&component.key_value_stores),
             ),
             variables: component.variables.clone(),
@@ -380,7 +413,7 @@ impl Trigger {
             limits: StoreLimitsBuilder::new().instances(64).build(),
             dependencies: vec![None; component.dependency_count],
         };
-        let mut store = Store::new(&self.app.engine, state);
+        let mut store = Store::new(&app.engine, state);
         store.limiter(HostState::limiter);
         let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
@@ -403,7 +436,8 @@ impl Chain for Trigger {
                     "the host is stopping".into(),
                 )));
             };
-            let Some(index) = me.app.components.iter().position(|c| c.id == target) else {
+            let app = me.live.get();
+            let Some(index) = app.components.iter().position(|c| c.id == target) else {
                 eprintln!("service chaining: the app has no component `{target}`");
                 return Err(ChainError::DestinationNotFound);
             };
@@ -411,7 +445,7 @@ impl Chain for Trigger {
             let Some(permit) = me.wait_for_slot(&me.chain_permits).await else {
                 return Ok(overloaded(request.headers()));
             };
-            Ok(me.run_or_500(index, request, permit).await)
+            Ok(me.run_or_500(&app, index, request, permit).await)
         })
     }
 }

@@ -1,6 +1,7 @@
-//! `up`: load the app, bind, print the routes, serve until SIGINT or SIGTERM.
+//! `up` (and `watch`): load the app, bind, print the routes, serve until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -8,7 +9,8 @@ use anyhow::{Context, Result};
 use crate::app::{App, AppOptions};
 use crate::cli::UpArgs;
 use crate::manifest::LoadedManifest;
-use crate::server::{self, ServeOptions};
+use crate::server::{self, LiveApp, ServeOptions};
+use crate::watch;
 
 pub fn run(args: &UpArgs) -> Result<()> {
     let manifest = args.manifest();
@@ -27,6 +29,14 @@ pub fn run(args: &UpArgs) -> Result<()> {
     };
     // Every check happens here, before the listener exists.
     let app = App::load(&options)?;
+    let live = Arc::new(LiveApp::new(app));
+    if args.watch {
+        watch::spawn(
+            options.clone(),
+            Arc::clone(&live),
+            Duration::from_millis(args.debounce_ms),
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,8 +58,8 @@ pub fn run(args: &UpArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
-        print_routes(&app, addr);
-        server::serve(app, listener, serve, shutdown_signal()).await
+        print_routes(&live.get(), addr);
+        server::serve(live, listener, serve, shutdown_signal()).await
     })
 }
 

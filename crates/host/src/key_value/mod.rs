@@ -42,6 +42,10 @@ impl KeyValueStores {
     pub fn insert(&mut self, label: String, backend: Arc<dyn Backend>) {
         self.by_label.insert(label, backend);
     }
+
+    pub fn get(&self, label: &str) -> Option<Arc<dyn Backend>> {
+        self.by_label.get(label).map(Arc::clone)
+    }
 }
 
 /// What one component instance may open.
