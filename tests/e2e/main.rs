@@ -12,6 +12,7 @@
 mod app;
 mod common;
 mod contract;
+mod deploy;
 mod events;
 mod guard;
 mod hardening;
