@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, spawn_app_with, TestApp, TestResponse};
+use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
 use crate::receiver::{distinct_ids, Delivery, Receiver};
 
 const SECRET: &str = "whsec_ZTJlLXRlc3QtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
@@ -78,10 +78,9 @@ fn outbox_rows(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-#[test]
-fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
-    let receiver = Receiver::start();
-    let app = app_with(&receiver);
+/// Makes one product go through every event type: create, update, set, deducts crossing the
+/// low and depleted marks, restock, batch deduct, delete. Returns its id.
+fn every_event_type(app: &TestApp) -> i64 {
     let product =
         app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 8, "sku": "MUG-1"}));
     let id = product["id"].as_i64().unwrap();
@@ -128,7 +127,14 @@ fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
     let batch = json!({"order_id": "ord-3", "lines": [{"product_id": id, "quantity": 1}]});
     assert_eq!(stock_write(&app, "/stock/deduct", "k4", &batch).status, 200);
     assert_eq!(app.request("DELETE", &path, &[], None).status, 204);
+    id
+}
 
+#[test]
+fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
+    let receiver = Receiver::start();
+    let app = app_with(&receiver);
+    let id = every_event_type(&app);
     let received = receiver.wait_for_events(10, Duration::from_secs(20));
     let events = events(&received);
     assert_eq!(
@@ -182,6 +188,57 @@ fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
         events[9].json()["data"],
         json!({"product_id": id, "sku": "MUG-1", "version": 8})
     );
+}
+
+#[test]
+fn every_delivery_is_what_the_openapi_webhooks_describe() {
+    let receiver = Receiver::start();
+    let app = app_with(&receiver);
+    every_event_type(&app);
+    let received = receiver.wait_for_events(10, Duration::from_secs(20));
+
+    let text = std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap();
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let webhooks = document["webhooks"].as_object().unwrap();
+    // One webhook per event type, and every type was delivered.
+    let mut documented: Vec<&str> = webhooks.keys().map(String::as_str).collect();
+    let mut delivered: Vec<String> = events(&received)
+        .iter()
+        .map(|d| d.json()["type"].as_str().unwrap().to_owned())
+        .collect();
+    documented.sort_unstable();
+    delivered.sort();
+    delivered.dedup();
+    assert_eq!(documented, delivered);
+
+    // Each check is the whole document with a `$ref` at its root, so the refs inside the
+    // document (`#/components/...`) resolve as they do for any OpenAPI reader.
+    let validator = |pointer: &str| {
+        let mut schema = document.clone();
+        schema["$ref"] = json!(format!("#{pointer}"));
+        jsonschema::validator_for(&schema).unwrap_or_else(|err| panic!("{pointer}: {err}"))
+    };
+    for delivery in &received {
+        let body = delivery.json();
+        let kind = body["type"].as_str().unwrap();
+        let escaped = kind.replace('~', "~0").replace('/', "~1");
+        let operation = format!("/webhooks/{escaped}/post");
+        let schema = format!("{operation}/requestBody/content/application~1json/schema");
+        let errors: Vec<String> = validator(&schema)
+            .iter_errors(&body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{kind}: {errors:?}\n{body}");
+        let parameters = document.pointer(&format!("{operation}/parameters")).unwrap();
+        for (i, parameter) in parameters.as_array().unwrap().iter().enumerate() {
+            let name = parameter["name"].as_str().unwrap();
+            let value = delivery
+                .header(name)
+                .unwrap_or_else(|| panic!("{kind} has no {name}"));
+            let check = validator(&format!("{operation}/parameters/{i}/schema"));
+            assert!(check.is_valid(&json!(value)), "{kind}: {name}: {value:?}");
+        }
+    }
 }
 
 #[test]
