@@ -101,7 +101,7 @@ fn every_event_type(app: &TestApp) -> i64 {
     let deduct = format!("{path}/deduct");
     assert_eq!(
         stock_write(
-            &app,
+            app,
             &deduct,
             "k1",
             &json!({"quantity": 2, "order_id": "ord-1"})
@@ -111,7 +111,7 @@ fn every_event_type(app: &TestApp) -> i64 {
     );
     assert_eq!(
         stock_write(
-            &app,
+            app,
             &deduct,
             "k2",
             &json!({"quantity": 5, "order_id": "ord-2"})
@@ -121,11 +121,11 @@ fn every_event_type(app: &TestApp) -> i64 {
     );
     let restock = json!({"quantity": 3, "order_id": "ord-2", "reason": "order-cancelled"});
     assert_eq!(
-        stock_write(&app, &format!("{path}/restock"), "k3", &restock).status,
+        stock_write(app, &format!("{path}/restock"), "k3", &restock).status,
         200
     );
     let batch = json!({"order_id": "ord-3", "lines": [{"product_id": id, "quantity": 1}]});
-    assert_eq!(stock_write(&app, "/stock/deduct", "k4", &batch).status, 200);
+    assert_eq!(stock_write(app, "/stock/deduct", "k4", &batch).status, 200);
     assert_eq!(app.request("DELETE", &path, &[], None).status, 204);
     id
 }
@@ -229,7 +229,9 @@ fn every_delivery_is_what_the_openapi_webhooks_describe() {
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
         assert!(errors.is_empty(), "{kind}: {errors:?}\n{body}");
-        let parameters = document.pointer(&format!("{operation}/parameters")).unwrap();
+        let parameters = document
+            .pointer(&format!("{operation}/parameters"))
+            .unwrap();
         for (i, parameter) in parameters.as_array().unwrap().iter().enumerate() {
             let name = parameter["name"].as_str().unwrap();
             let value = delivery
