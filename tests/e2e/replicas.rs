@@ -124,3 +124,30 @@ fn replicas_never_oversell_together_and_retries_replay_on_either() {
     assert_eq!(retry.json(), first.json());
     assert_eq!(stock_of(&b, cup), 3);
 }
+
+#[test]
+fn while_redis_is_down_the_limit_fails_closed_and_the_service_recovers() {
+    let mut redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, _b) = replicas(&redis, dir.path(), &[]);
+    assert_eq!(a.get("/product").status, 200);
+
+    redis.stop();
+    for _ in 0..3 {
+        let refused = a.get("/product");
+        assert_eq!(refused.status, 503, "{}", a.stderr());
+        assert_eq!(
+            refused.json()["type"],
+            "https://inventory.example/problems/unavailable"
+        );
+        assert!(refused.header("retry-after").is_some());
+    }
+    assert_eq!(
+        a.get("/health").status,
+        200,
+        "unguarded, no counters needed"
+    );
+
+    redis.restart();
+    assert_eq!(a.get("/product").status, 200, "{}", a.stderr());
+}

@@ -1,9 +1,9 @@
 //! Fixed-window rate limiting over key-value counters.
 //!
 //! A window's counter is its own key, `rate-limit:<window>:<start>:<client>`, and only ever
-//! changes by `wasi:keyvalue/atomics.increment`: Spin's stores keep such a counter as an
-//! 8-byte little-endian integer, and one increment is one atomic read-modify-write, so
-//! concurrent requests each see a distinct count and exactly `limit` of them pass.
+//! changes by `wasi:keyvalue/atomics.increment`: one increment is one atomic read-modify-write
+//! in every Spin store (on Redis, `INCRBY`, shared by every replica), so concurrent requests
+//! each see a distinct count and exactly `limit` of them pass.
 //!
 //! Counters do not pile up. A client's first request of a window (count 1) registers its
 //! counter in the window's index, and sweeps a few counters of the oldest window that is

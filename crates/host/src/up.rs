@@ -27,7 +27,8 @@ pub fn run(args: &UpArgs) -> Result<()> {
         max_memory_bytes: usize::try_from(args.max_memory_mib * 1024 * 1024)?,
         cache_dir: args.cache_dir.clone(),
     };
-    // Every check happens here, before the listener exists.
+    // Every check of the manifest and the runtime config happens here, before the listener
+    // exists; a Redis server is first reached by the first request that uses it, as on Spin.
     let app = App::load(&options)?;
     let live = Arc::new(LiveApp::new(app));
     if args.watch {

@@ -1,11 +1,15 @@
 //! The `redis` key-value backend (`[key_value_store.<label>] type = "redis"`), with Spin's
 //! semantics: a label is the server's whole keyspace (labels on one URL share it, as on
 //! Spin), `increment` is `INCRBY` (atomic on the server, so counters stay exact however many
-//! host processes share it), and a compare-and-swap applies only if the key still holds the
-//! value read, checked and set in one Lua script on the server.
+//! host processes share it). A compare-and-swap applies only if the key still holds the value
+//! read, checked and set in one Lua script on the server; Spin's Redis store fails the swap
+//! on any write in between (`WATCH`), so where another writer puts back the same value, the
+//! swap succeeds here and fails there. Both are atomic; the guard only increments.
 //!
-//! Calls are synchronous and run on the blocking pool; connections are pooled, and one that
-//! fails is dropped and replaced on the next call, so a restarted server is picked up.
+//! Calls are synchronous and run on the blocking pool; connections are pooled. After a
+//! failure the idle ones are dropped too (a restarted server has closed them all), and a
+//! call that is safe to repeat (not `INCRBY` nor a swap, which may have applied) is tried
+//! once more on a fresh connection, so a restarted server costs no failed reads.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -89,36 +93,50 @@ impl RedisKeyValue {
         Ok(conn)
     }
 
-    /// Runs `f` on a pooled connection; a connection that failed is not reused.
+    /// Runs `f` on a pooled connection; a connection that failed is not reused. With
+    /// `repeatable`, a failure on a pooled connection is tried again on a fresh one.
     fn with<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
+        repeatable: bool,
+        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> KvResult<T> {
         let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+        let fresh = pooled.is_none();
         let mut conn = match pooled {
             Some(conn) => conn,
             None => self.connect().map_err(|err| self.error(what, &err))?,
         };
         match f(&mut conn) {
             Ok(value) => {
-                if let Ok(mut idle) = self.idle.lock() {
-                    if idle.len() < MAX_IDLE {
-                        idle.push(conn);
-                    }
-                }
+                self.put_back(conn);
                 Ok(value)
             }
-            Err(err) => {
-                // An error the server answered (a wrong type, say) leaves the connection
-                // usable; after anything else it may be mid-reply or gone: drop it.
-                let answered = matches!(err.kind(), redis::ErrorKind::Server(_));
-                if answered {
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.push(conn);
-                    }
-                }
+            // An error the server answered (a wrong type, say) leaves the connection usable.
+            Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_)) => {
+                self.put_back(conn);
                 Err(self.error(what, &err))
+            }
+            // Anything else: the connection may be mid-reply or gone, and so may the others.
+            Err(err) => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.clear();
+                }
+                if fresh || !repeatable {
+                    return Err(self.error(what, &err));
+                }
+                let mut conn = self.connect().map_err(|err| self.error(what, &err))?;
+                let value = f(&mut conn).map_err(|err| self.error(what, &err))?;
+                self.put_back(conn);
+                Ok(value)
+            }
+        }
+    }
+
+    fn put_back(&self, conn: redis::Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
             }
         }
     }
@@ -130,27 +148,29 @@ impl RedisKeyValue {
 
 impl Backend for RedisKeyValue {
     fn get(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
-        self.with("GET", |conn| redis::cmd("GET").arg(key).query(conn))
+        self.with("GET", true, |conn| redis::cmd("GET").arg(key).query(conn))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> KvResult<()> {
-        self.with("SET", |conn| {
+        self.with("SET", true, |conn| {
             redis::cmd("SET").arg(key).arg(value).query(conn)
         })
     }
 
     fn delete(&self, key: &str) -> KvResult<()> {
-        self.with("DEL", |conn| {
+        self.with("DEL", true, |conn| {
             redis::cmd("DEL").arg(key).query::<i64>(conn).map(drop)
         })
     }
 
     fn exists(&self, key: &str) -> KvResult<bool> {
-        self.with("EXISTS", |conn| redis::cmd("EXISTS").arg(key).query(conn))
+        self.with("EXISTS", true, |conn| {
+            redis::cmd("EXISTS").arg(key).query(conn)
+        })
     }
 
     fn keys(&self) -> KvResult<Vec<String>> {
-        self.with("SCAN", |conn| {
+        self.with("SCAN", true, |conn| {
             let mut keys = Vec::new();
             let mut cursor: u64 = 0;
             loop {
@@ -161,6 +181,9 @@ impl Backend for RedisKeyValue {
                     .query(conn)?;
                 keys.extend(batch);
                 if next == 0 {
+                    // SCAN may return a key twice (while the server rehashes, say).
+                    keys.sort_unstable();
+                    keys.dedup();
                     return Ok(keys);
                 }
                 cursor = next;
@@ -169,7 +192,7 @@ impl Backend for RedisKeyValue {
     }
 
     fn increment(&self, key: &str, delta: i64) -> KvResult<i64> {
-        self.with("INCRBY", |conn| {
+        self.with("INCRBY", false, |conn| {
             redis::cmd("INCRBY").arg(key).arg(delta).query(conn)
         })
     }
@@ -180,29 +203,36 @@ impl Backend for RedisKeyValue {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> KvResult<Result<(), Option<Vec<u8>>>> {
-        let (swapped, current): (i64, Option<Vec<u8>>) = self.with("compare-and-swap", |conn| {
-            redis::cmd("EVAL")
-                .arg(COMPARE_AND_SWAP)
-                .arg(1)
-                .arg(key)
-                .arg(if expected.is_some() { "1" } else { "0" })
-                .arg(expected.unwrap_or_default())
-                .arg(value)
-                .query(conn)
-        })?;
+        let (swapped, current): (i64, Option<Vec<u8>>) =
+            self.with("compare-and-swap", false, |conn| {
+                redis::cmd("EVAL")
+                    .arg(COMPARE_AND_SWAP)
+                    .arg(1)
+                    .arg(key)
+                    .arg(if expected.is_some() { "1" } else { "0" })
+                    .arg(expected.unwrap_or_default())
+                    .arg(value)
+                    .query(conn)
+            })?;
         Ok(if swapped == 1 { Ok(()) } else { Err(current) })
     }
 }
 
-/// A URL with any password replaced, for messages.
+/// A URL with any password replaced, for messages: the user info, and the query string
+/// (`redis+unix:///s.sock?pass=...`).
 fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
+    let (url, query) = match url.split_once('?') {
+        Some((url, _)) => (url, "?***"),
+        None => (url, ""),
+    };
+    let url = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
             Some((_, host)) => format!("{scheme}://***@{host}"),
             None => url.to_owned(),
         },
         None => url.to_owned(),
-    }
+    };
+    format!("{url}{query}")
 }
 
 #[cfg(test)]
@@ -254,6 +284,26 @@ mod tests {
                 .unwrap_or_else(|err| {
                     panic!("these tests need redis-server (apt-get install redis-server): {err}")
                 })
+        }
+    }
+
+    impl Server {
+        /// Kills the server (if it runs) and starts a new one on `port`, waiting until it
+        /// answers another client.
+        fn restart(&mut self, port: u16) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.child = Self::spawn(port, self._dir.path());
+            let client = redis::Client::open(self.url.as_str()).unwrap();
+            for _ in 0..200 {
+                if let Ok(mut conn) = client.get_connection() {
+                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
+                        return;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            panic!("redis-server did not come back on port {port}");
         }
     }
 
@@ -319,8 +369,13 @@ mod tests {
             thread.join().unwrap();
         }
         assert_eq!(kv.increment("hits", 0).unwrap(), 2000);
-        // The pooled connections die with the server; calls fail, then work again.
+        // A restart closes every pooled connection: the next read is tried again on a fresh
+        // one, and the stale ones are dropped, so nothing fails.
         let port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
+        server.restart(port);
+        assert_eq!(kv.get("hits").unwrap(), None, "a fresh server, no data");
+        assert_eq!(kv.increment("hits", 1).unwrap(), 1);
+        // While it is down, calls fail naming the server; then they work again.
         let _ = server.child.kill();
         let _ = server.child.wait();
         let err = kv.get("hits").unwrap_err();
@@ -328,16 +383,8 @@ mod tests {
             matches!(&err, KvError::Other(m) if m.contains("127.0.0.1")),
             "{err:?}"
         );
-        server.child = Server::spawn(port, server._dir.path());
-        let mut answered = None;
-        for _ in 0..200 {
-            if let Ok(value) = kv.get("hits") {
-                answered = Some(value);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        assert_eq!(answered, Some(None), "a fresh server, no data");
+        server.restart(port);
+        assert_eq!(kv.increment("hits", 2).unwrap(), 2);
     }
 
     #[test]
@@ -359,5 +406,10 @@ mod tests {
             "redis://***@cache:6379/0"
         );
         assert_eq!(redact("redis://cache:6379"), "redis://cache:6379");
+        assert_eq!(redact("redis://u:p@ss@cache"), "redis://***@cache");
+        assert_eq!(
+            redact("redis+unix:///run/redis.sock?db=1&pass=hunter2"),
+            "redis+unix:///run/redis.sock?***"
+        );
     }
 }
