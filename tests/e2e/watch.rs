@@ -1,7 +1,7 @@
 //! `up --watch`: a change to a component's watched files rebuilds it and swaps it in, a
-//! change to the manifest reloads routes and variables, a failed build keeps the previous
-//! version serving, and through all of it no request fails, none in flight is dropped and
-//! no state is lost.
+//! change to the manifest reloads routes and variables (to the runtime config, the stores;
+//! to `.env`, the variables), a failed build keeps the previous version serving, and through
+//! all of it no request fails, none in flight is dropped and no state is lost.
 //!
 //! The app under watch is a temporary one whose build command copies one of two prebuilt
 //! fixture components (`hello`, `misbehave`) to its `source`, chosen by a watched file: the
@@ -144,18 +144,23 @@ fn a_request_loop_runs_through_reloads_with_no_failed_request() {
         })
         .collect();
 
-    // A slow request in flight while the component is swapped finishes on the old one.
+    // A slow request (5 s) in flight while the component is swapped finishes on the old one.
     let slow = {
         let app = Arc::clone(&app);
-        std::thread::spawn(move || app.get("/slow"))
+        std::thread::spawn(move || (app.get("/slow"), Instant::now()))
     };
     std::thread::sleep(Duration::from_millis(100));
     rewrite(&dir.path().join("variant"), misbehave.to_str().unwrap());
     wait_for_body(&app, "/", "fine");
-    let slow = slow.join().unwrap();
+    let swapped = Instant::now();
+    let (slow, finished) = slow.join().unwrap();
     assert_eq!(
         (slow.status, slow.body.as_slice()),
         (200, &b"slow, done"[..])
+    );
+    assert!(
+        swapped < finished,
+        "the swap came after the slow request ended"
     );
 
     // Back, then a manifest change: the variable's new value is served.
@@ -180,6 +185,11 @@ fn a_request_loop_runs_through_reloads_with_no_failed_request() {
         app.stderr()
     );
     assert_eq!(body(&app, "/"), "hello, there");
+    // Fixed, it builds and is swapped in.
+    rewrite(&dir.path().join("variant"), misbehave.to_str().unwrap());
+    wait_for_body(&app, "/", "fine");
+    rewrite(&dir.path().join("variant"), hello.to_str().unwrap());
+    wait_for_body(&app, "/", "hello, there");
 
     stop.store(true, Ordering::Relaxed);
     for handle in loops {
@@ -195,7 +205,7 @@ fn a_request_loop_runs_through_reloads_with_no_failed_request() {
     assert!(failed.is_empty(), "{failed:?}");
     assert!(answers.len() > 50, "only {} requests ran", answers.len());
     let reloads = app.stderr().matches("Reloaded the app").count();
-    assert!(reloads >= 3, "{}", app.stderr());
+    assert!(reloads >= 5, "{}", app.stderr());
 
     // The key-value store (in memory) was kept through every reload.
     assert_eq!(body(&app, "/count"), "2");
@@ -228,4 +238,32 @@ fn a_manifest_change_reloads_the_routes() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(body(&app, "/app/x"), "hello, world");
+}
+
+#[test]
+fn a_runtime_config_or_dotenv_change_is_applied() {
+    let hello = hello_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let app = watched_app(dir.path(), &hello);
+    assert_eq!(body(&app, "/count"), "1");
+    assert_eq!(body(&app, "/count"), "2");
+
+    // The store moves from memory to a file: the reload opens it there, counting anew.
+    rewrite(
+        &dir.path().join("runtime-config.toml"),
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"counts.db\"\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while body(&app, "/count") != "1" {
+        assert!(Instant::now() < deadline, "{}", app.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.path().join("counts.db").is_file(), "{}", app.stderr());
+
+    // `.env` beside the manifest gives the variable a value.
+    rewrite(
+        &dir.path().join(".env"),
+        "SPIN_VARIABLE_GREETING=\"from dotenv\"\n",
+    );
+    wait_for_body(&app, "/", "hello, from dotenv");
 }

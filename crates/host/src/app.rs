@@ -1,7 +1,7 @@
 //! Loading an app: manifest, variables, stores and compiled components, every check done
 //! before the server binds, so a broken app fails at start in words a user can act on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -55,6 +55,9 @@ pub struct App {
     pub router: Router,
     pub databases: Arc<Databases>,
     pub key_value: Arc<KeyValueStores>,
+    /// Where each open store was configured to be: a reload keeps a store open only if it
+    /// is still configured there.
+    locations: StoreLocations,
     /// Every wasm file compiled for this app, with the file's stamp when it was read: a
     /// reload recompiles only what changed.
     compiled: HashMap<PathBuf, (FileStamp, Component)>,
@@ -112,11 +115,13 @@ impl App {
             environment.get(name)
         })?;
 
+        let mut locations = StoreLocations::default();
         let databases = open_databases(
             &loaded,
             &runtime_config,
             state_dir,
-            previous.map(|p| &*p.databases),
+            previous.map(|p| (&*p.databases, &p.locations.sqlite)),
+            &mut locations.sqlite,
         )?;
         let databases = Arc::new(databases);
         if previous.is_none() {
@@ -126,7 +131,8 @@ impl App {
             &loaded,
             &runtime_config,
             state_dir,
-            previous.map(|p| &*p.key_value),
+            previous.map(|p| (&*p.key_value, &p.locations.key_value)),
+            &mut locations.key_value,
         )?;
         let key_value = Arc::new(key_value);
 
@@ -164,6 +170,7 @@ impl App {
             router,
             databases,
             key_value,
+            locations,
             compiled,
         })
     }
@@ -316,11 +323,21 @@ fn report_duplicate_routes(duplicates: &[Duplicate], components: &[LoadedCompone
 }
 
 /// The databases the app uses; those `previous` has open under the same label are kept.
+/// Where each label's store was configured, as resolved when it was opened.
+#[derive(Debug, Default)]
+struct StoreLocations {
+    sqlite: BTreeMap<String, Location>,
+    key_value: BTreeMap<String, KeyValueConfig>,
+}
+
+/// The databases the components use (and `default`); those `previous` has open where they
+/// are still configured are kept. Records each label's location in `locations`.
 fn open_databases(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
     state_dir: Option<&Path>,
-    previous: Option<&Databases>,
+    previous: Option<(&Databases, &BTreeMap<String, Location>)>,
+    locations: &mut BTreeMap<String, Location>,
 ) -> Result<Databases> {
     let mut databases = Databases::default();
     // `--sqlite` statements run on the default database whether or not a component uses it.
@@ -331,10 +348,6 @@ fn open_databases(
     labels.sort();
     labels.dedup();
     for label in labels {
-        if let Some(open) = previous.and_then(|p| p.get(&label)) {
-            databases.insert(label, Arc::clone(open));
-            continue;
-        }
         let Some(location) = config.sqlite_database(&label, state_dir) else {
             let users: Vec<&str> = loaded
                 .manifest
@@ -350,33 +363,40 @@ fn open_databases(
                 users.join("`, `")
             );
         };
-        let db = match &location {
-            Location::File(path) => {
+        let kept = previous
+            .filter(|(_, was)| was.get(&label) == Some(&location))
+            .and_then(|(open, _)| open.get(&label));
+        let db = match (kept, &location) {
+            (Some(open), _) => Arc::clone(open),
+            (None, Location::File(path)) => {
                 if label == "default" {
                     let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
                     eprintln!("Storing default SQLite data to {shown:?}.");
                 }
                 Database::open(path)?
             }
-            Location::Memory => {
+            (None, Location::Memory) => {
                 eprintln!(
                     "Storing SQLite data of `{label}` in memory: it is gone when the host stops."
                 );
                 Database::open_in_memory(&label)?
             }
         };
+        locations.insert(label.clone(), location);
         databases.insert(label, db);
     }
     Ok(databases)
 }
 
 /// The key-value stores the components use. Labels that share a file share one connection,
-/// labels that share a Redis URL one pool; those `previous` has open are kept.
+/// labels that share a Redis URL one pool; those `previous` has open where they are still
+/// configured are kept. Records each label's configuration in `locations`.
 fn open_key_value_stores(
     loaded: &LoadedManifest,
     config: &RuntimeConfig,
     state_dir: Option<&Path>,
-    previous: Option<&KeyValueStores>,
+    previous: Option<(&KeyValueStores, &BTreeMap<String, KeyValueConfig>)>,
+    locations: &mut BTreeMap<String, KeyValueConfig>,
 ) -> Result<KeyValueStores> {
     let mut stores = KeyValueStores::default();
     let mut files: Vec<(PathBuf, Arc<SqliteKeyValue>)> = Vec::new();
@@ -390,10 +410,6 @@ fn open_key_value_stores(
     labels.sort();
     labels.dedup();
     for label in labels {
-        if let Some(open) = previous.and_then(|p| p.get(label)) {
-            stores.insert(label.clone(), open);
-            continue;
-        }
         let Some(store) = config.key_value_store(label, state_dir) else {
             bail!(
                 "unknown key_value_stores label `{label}`: only `default` exists without \
@@ -401,6 +417,14 @@ fn open_key_value_stores(
                  (--runtime-config-file)"
             );
         };
+        locations.insert(label.clone(), store.clone());
+        let kept = previous
+            .filter(|(_, was)| was.get(label) == Some(&store))
+            .and_then(|(open, _)| open.get(label));
+        if let Some(open) = kept {
+            stores.insert(label.clone(), open);
+            continue;
+        }
         let backend: Arc<dyn Backend> = match store {
             KeyValueConfig::Spin(Location::File(path)) => {
                 let shown = std::path::absolute(&path).unwrap_or_else(|_| path.clone());

@@ -2,23 +2,24 @@
 //! app in while the listener stays open.
 //!
 //! What is watched, as `spin watch` watches it: each component's `[component.<id>.build]
-//! watch` globs (relative to its `workdir`, else the manifest's directory), and the app's
-//! artifacts: the manifest and every wasm file it names. A change to a component's sources
-//! runs that component's build command, and only that one; a change to an artifact (a build's
-//! output, a wasm rebuilt by hand, the manifest) reloads the app. Changes are debounced: a
-//! burst of saves is one rebuild.
+//! watch` globs (relative to its `workdir`, else the manifest's directory), and what the app
+//! is loaded from: the manifest, every wasm file it names, the runtime config file and
+//! `.env`. A change to a component's sources runs that component's build command, and only
+//! that one; a change to the others (a build's output, a wasm rebuilt by hand, the manifest)
+//! reloads the app. Changes are debounced: a burst of saves is one rebuild.
 //!
-//! A reload builds a whole new app next to the running one (same engine, same open stores,
-//! components recompiled only where their wasm changed) and then replaces it: a request takes
-//! the app that is current when it arrives and finishes on it, so nothing in flight is
-//! dropped, and nothing is lost from the databases or key-value stores. A build that fails
-//! prints the compiler's errors and keeps the previous version serving; so does a reload
-//! that fails (a broken manifest, say), with the reason.
+//! A reload builds a whole new app next to the running one (same engine, the stores that
+//! are configured as before kept open, components recompiled only where their wasm changed)
+//! and then replaces it: a request takes the app that is current when it arrives and
+//! finishes on it, so nothing in flight is dropped, and nothing is lost from the databases
+//! or key-value stores. A build that fails prints the compiler's errors and keeps the
+//! previous version serving until every owed build succeeds; so does a reload that fails (a
+//! broken manifest, say), with the reason.
 //!
 //! Files are polled (a few times a second) rather than watched through the OS: no platform
 //! dependency, and nothing to miss when an editor replaces a file instead of writing it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Watches in a thread of its own until the process ends.
 pub fn spawn(options: AppOptions, live: Arc<LiveApp>, debounce: Duration) -> Result<()> {
-    let plan = Plan::read(&options.manifest)?;
+    let plan = Plan::read(&options.manifest, options.runtime_config.as_deref())?;
     eprintln!(
         "Watching {} for changes (debounce {debounce:?})",
         options.manifest.display()
@@ -51,17 +52,23 @@ pub fn spawn(options: AppOptions, live: Arc<LiveApp>, debounce: Duration) -> Res
 /// What to watch, read from the manifest.
 struct Plan {
     loaded: LoadedManifest,
+    manifest: PathBuf,
+    /// The manifest as it was when this plan was read from it.
+    manifest_stamp: Option<FileStamp>,
     /// Each component with a build command: its source globs, absolute.
     sources: Vec<(String, Vec<String>)>,
-    /// The manifest and every wasm file it names.
+    /// What the app is loaded from: the manifest, every wasm file it names, the runtime
+    /// config file and the `.env` file.
     artifacts: Vec<PathBuf>,
 }
 
 impl Plan {
-    fn read(manifest: &Path) -> Result<Self> {
+    fn read(manifest: &Path, runtime_config: Option<&Path>) -> Result<Self> {
+        let manifest_stamp = FileStamp::of(manifest);
         let loaded = LoadedManifest::load(manifest)?;
         let mut sources = Vec::new();
-        let mut artifacts = vec![manifest.to_path_buf()];
+        let mut artifacts = vec![manifest.to_path_buf(), loaded.dir.join(".env")];
+        artifacts.extend(runtime_config.map(Path::to_path_buf));
         for (id, component) in &loaded.manifest.component {
             artifacts.push(loaded.source_path(component));
             for dependency in &component.dependencies {
@@ -82,10 +89,12 @@ impl Plan {
                 Some(dir) => loaded.dir.join(dir),
                 None => loaded.dir.clone(),
             };
+            // The directory is literal even if its name has `*` or `[` in it.
+            let base = glob::Pattern::escape(&base.to_string_lossy());
             let globs = build
                 .watch
                 .iter()
-                .map(|glob| base.join(glob).to_string_lossy().into_owned())
+                .map(|glob| Path::new(&base).join(glob).to_string_lossy().into_owned())
                 .collect();
             sources.push((id.clone(), globs));
         }
@@ -93,9 +102,16 @@ impl Plan {
         artifacts.dedup();
         Ok(Self {
             loaded,
+            manifest: manifest.to_path_buf(),
+            manifest_stamp,
             sources,
             artifacts,
         })
+    }
+
+    /// Whether the manifest in `snapshot` is the one this plan was read from.
+    fn is_current(&self, snapshot: &Snapshot) -> bool {
+        snapshot.artifacts.get(&self.manifest).copied().flatten() == self.manifest_stamp
     }
 }
 
@@ -161,10 +177,15 @@ impl Watcher {
 
     fn run(mut self) {
         let mut last = Snapshot::take(&self.plan);
+        // Components whose sources changed since they last built: a failed build is tried
+        // again, with any others still owed, on the next change.
+        let mut unbuilt: BTreeSet<String> = BTreeSet::new();
+        // Whether the files are newer than the app serving (a build or a reload failed).
+        let mut stale = false;
         loop {
             std::thread::sleep(POLL);
             let mut now = Snapshot::take(&self.plan);
-            if now == last {
+            if now == last && self.plan.is_current(&now) {
                 continue;
             }
             // Debounced: wait until the files hold still.
@@ -176,35 +197,64 @@ impl Watcher {
                 }
                 now = again;
             }
-            let to_build: Vec<String> = now
-                .changed_sources(&last, &self.plan)
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            let built = self.build(&to_build);
-            if built {
-                self.reload(&to_build);
-            }
-            if now.artifacts.get(&self.options.manifest)
-                != last.artifacts.get(&self.options.manifest)
-            {
-                match Plan::read(&self.options.manifest) {
-                    Ok(plan) => self.plan = plan,
-                    Err(err) => eprintln!("The manifest does not load: {err:#}"),
+            // A changed manifest may name other components, commands and globs.
+            if !self.plan.is_current(&now) {
+                match Plan::read(
+                    &self.options.manifest,
+                    self.options.runtime_config.as_deref(),
+                ) {
+                    Ok(plan) => {
+                        self.plan = plan;
+                        now = Snapshot::take(&self.plan);
+                    }
+                    Err(err) => {
+                        eprintln!(
+                            "The manifest does not load: {err:#}; still serving the previous \
+                             version"
+                        );
+                        self.plan.manifest_stamp =
+                            now.artifacts.get(&self.plan.manifest).copied().flatten();
+                        last = now;
+                        stale = true;
+                        continue;
+                    }
                 }
             }
-            // Sources as they were before the build (a save during it is seen next time);
-            // artifacts as the build left them (its own output is not a change to act on).
-            let after = Snapshot::take(&self.plan);
+            stale |= now.artifacts != last.artifacts;
+            unbuilt.extend(
+                now.changed_sources(&last, &self.plan)
+                    .into_iter()
+                    .map(str::to_owned),
+            );
+            let to_build: Vec<String> = self
+                .plan
+                .sources
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| unbuilt.contains(*id))
+                .cloned()
+                .collect();
+            unbuilt.retain(|id| to_build.contains(id));
+            stale |= !to_build.is_empty();
+            self.build(&to_build, &mut unbuilt);
+            // Artifacts as the builds left them: their own output is not a change to act on
+            // again, the reload below (or a later one) loads it.
+            let built = Snapshot::take(&self.plan);
+            // A failed build (still owed) keeps the previous version serving: it said so.
+            if stale && unbuilt.is_empty() {
+                stale = !self.reload(&to_build);
+            }
+            // Sources as they were before the builds: a save during one is seen next time.
             last = Snapshot {
                 sources: now.sources,
-                artifacts: after.artifacts,
+                artifacts: built.artifacts,
             };
         }
     }
 
-    /// Runs the build commands of `ids`; false if one failed (its errors are on stderr).
-    fn build(&self, ids: &[String]) -> bool {
+    /// Runs the build commands of `ids` in order, removing each that succeeds from
+    /// `unbuilt`; stops at the first that fails (its errors are on stderr).
+    fn build(&self, ids: &[String], unbuilt: &mut BTreeSet<String>) {
         for id in ids {
             let Some(build) = self
                 .plan
@@ -214,6 +264,7 @@ impl Watcher {
                 .get(id)
                 .and_then(|c| c.build.as_ref())
             else {
+                unbuilt.remove(id);
                 continue;
             };
             eprintln!("Rebuilding component {id} with `{}`", build.command);
@@ -221,17 +272,20 @@ impl Watcher {
             // The command's output goes to stderr: stdout carries the access log.
             let stdout = stderr_stdio();
             match builder::build_component(&self.plan.loaded, id, build, stdout) {
-                Ok(()) => eprintln!("Rebuilt {id} in {:.1?}", started.elapsed()),
+                Ok(()) => {
+                    eprintln!("Rebuilt {id} in {:.1?}", started.elapsed());
+                    unbuilt.remove(id);
+                }
                 Err(err) => {
                     eprintln!("{err:#}: still serving the previous version");
-                    return false;
+                    return;
                 }
             }
         }
-        true
     }
 
-    fn reload(&self, rebuilt: &[String]) {
+    /// Builds the app anew from the files and swaps it in; false if it does not load.
+    fn reload(&self, rebuilt: &[String]) -> bool {
         let started = Instant::now();
         match self.live.get().reload(&self.options) {
             Ok(app) => {
@@ -242,9 +296,11 @@ impl Watcher {
                     format!(" (rebuilt: {})", rebuilt.join(", "))
                 };
                 eprintln!("Reloaded the app in {:.0?}{what}", started.elapsed());
+                true
             }
             Err(err) => {
-                eprintln!("The app does not load: {err:#}; still serving the previous version")
+                eprintln!("The app does not load: {err:#}; still serving the previous version");
+                false
             }
         }
     }
@@ -297,7 +353,7 @@ watch = ["src/*.rs", "../shared.txt"]
             std::fs::write(root.join(file), "1").unwrap();
         }
         std::fs::write(root.join("spin.toml"), TWO).unwrap();
-        let plan = Plan::read(&root.join("spin.toml")).unwrap();
+        let plan = Plan::read(&root.join("spin.toml"), None).unwrap();
         let before = Snapshot::take(&plan);
         assert_eq!(before.sources["a"].len(), 2);
         assert_eq!(
