@@ -121,10 +121,10 @@ impl RuntimeConfig {
     }
 
     /// The state directory: `--state-dir`, else the file's `state_dir`, else `.spin`
-    /// beside the manifest; `None` when the file sets it to `""` (in memory).
+    /// beside the manifest; `None` when either sets it to `""` (in memory, as on Spin).
     pub fn state_dir(&self, cli: Option<&Path>, manifest_dir: &Path) -> Option<PathBuf> {
         if let Some(dir) = cli {
-            return Some(dir.to_path_buf());
+            return (!dir.as_os_str().is_empty()).then(|| dir.to_path_buf());
         }
         match &self.state_dir {
             StateDir::Default => Some(manifest_dir.join(".spin")),
@@ -311,6 +311,10 @@ mod tests {
         assert_eq!(
             config.state_dir(None, Path::new("/app")),
             Some(PathBuf::from("/work/data"))
+        );
+        assert_eq!(
+            config.state_dir(Some(Path::new("")), Path::new("/app")),
+            None
         );
         let memory = parse("state_dir = \"\"").unwrap();
         let state = memory.state_dir(None, Path::new("/app"));

@@ -84,9 +84,10 @@ impl AppVariables {
     }
 }
 
-/// Where variables come from besides the command line: the process environment, then the
-/// `.env` file beside the manifest, as `spin up` reads it (`SPIN_VARIABLE_<NAME>=value`
-/// lines, parsed by `dotenvy` as Spin parses them; no file is no values).
+/// Where variables come from besides the command line: the process environment, then a
+/// `.env` file (`SPIN_VARIABLE_<NAME>=value` lines, parsed by `dotenvy` as Spin parses them;
+/// no file is no values). This host reads the `.env` beside the manifest; `spin up` reads the
+/// one in its working directory, the same file when it runs from the app's directory.
 #[derive(Debug, Default)]
 pub struct Environment {
     dotenv: HashMap<String, String>,
@@ -208,7 +209,7 @@ mod tests {
         assert_eq!(none.get("SPIN_VARIABLE_INVENTORY_TEST_UNSET"), None);
         std::fs::write(
             dir.path().join(".env"),
-            "# local secrets\nSPIN_VARIABLE_INVENTORY_TEST_A=\"from file\"\nexport SPIN_VARIABLE_INVENTORY_TEST_PATH=${PATH}\n",
+            "# local secrets\nSPIN_VARIABLE_INVENTORY_TEST_A=\"from file\"\nPATH=/from/dotenv\nexport SPIN_VARIABLE_INVENTORY_TEST_PATH=${PATH}\n",
         )
         .unwrap();
         let env = Environment::load(dir.path()).unwrap();
@@ -217,6 +218,7 @@ mod tests {
             Some("from file")
         );
         // The process environment wins over the file; the file may use it.
+        assert!(std::env::var("PATH").is_ok_and(|path| path != "/from/dotenv"));
         assert_eq!(env.get("PATH"), std::env::var("PATH").ok());
         assert_eq!(
             env.get("SPIN_VARIABLE_INVENTORY_TEST_PATH"),
