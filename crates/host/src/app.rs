@@ -322,7 +322,6 @@ fn report_duplicate_routes(duplicates: &[Duplicate], components: &[LoadedCompone
     }
 }
 
-/// The databases the app uses; those `previous` has open under the same label are kept.
 /// Where each label's store was configured, as resolved when it was opened.
 #[derive(Debug, Default)]
 struct StoreLocations {
