@@ -335,20 +335,20 @@ component = "b"
 source = "a.wasm"
 [component.a.build]
 command = "true"
-watch = ["src/**/*.rs", "shared.txt"]
+watch = ["src/**/*.rs", "common.txt"]
 [component.b]
 source = "b.wasm"
 [component.b.build]
 command = "true"
 workdir = "b"
-watch = ["src/*.rs", "../shared.txt"]
+watch = ["src/*.rs", "../common.txt"]
 "#;
 
     #[test]
     fn only_the_components_whose_files_changed_are_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for file in ["src/x/a.rs", "b/src/b.rs", "shared.txt"] {
+        for file in ["src/x/a.rs", "b/src/b.rs", "common.txt"] {
             std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
             std::fs::write(root.join(file), "1").unwrap();
         }
@@ -364,7 +364,7 @@ watch = ["src/*.rs", "../shared.txt"]
 
         std::fs::write(root.join("src/x/a.rs"), "22").unwrap();
         assert_eq!(Snapshot::take(&plan).changed_sources(&before, &plan), ["a"]);
-        std::fs::write(root.join("shared.txt"), "22").unwrap();
+        std::fs::write(root.join("common.txt"), "22").unwrap();
         assert_eq!(
             Snapshot::take(&plan).changed_sources(&before, &plan),
             ["a", "b"]

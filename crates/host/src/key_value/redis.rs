@@ -256,26 +256,23 @@ mod tests {
                 .local_addr()
                 .unwrap()
                 .port();
-            // Owned by the server from the start, so a failed start still reaps it.
-            let server = Self {
+            Self {
                 child: Self::spawn(port, dir.path()),
                 url: format!("redis://127.0.0.1:{port}"),
                 _dir: dir,
-            };
-            let client = redis::Client::open(server.url.as_str()).unwrap();
-            for _ in 0..200 {
-                if let Ok(mut conn) = client.get_connection() {
-                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                        return server;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(25));
             }
-            panic!("redis-server did not answer on port {port}");
         }
 
+        /// Kills the server (if it runs) and starts a new, empty one on `port`.
+        fn restart(&mut self, port: u16) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.child = Self::spawn(port, self._dir.path());
+        }
+
+        /// Starts `redis-server` on `port` and waits until it answers a client of its own.
         fn spawn(port: u16, dir: &std::path::Path) -> Child {
-            Command::new("redis-server")
+            let mut child = Command::new("redis-server")
                 .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
                 .args(["--port", &port.to_string()])
                 .current_dir(dir)
@@ -283,27 +280,19 @@ mod tests {
                 .spawn()
                 .unwrap_or_else(|err| {
                     panic!("these tests need redis-server (apt-get install redis-server): {err}")
-                })
-        }
-    }
-
-    impl Server {
-        /// Kills the server (if it runs) and starts a new one on `port`, waiting until it
-        /// answers another client.
-        fn restart(&mut self, port: u16) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            self.child = Self::spawn(port, self._dir.path());
-            let client = redis::Client::open(self.url.as_str()).unwrap();
+                });
+            let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
             for _ in 0..200 {
                 if let Ok(mut conn) = client.get_connection() {
                     if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                        return;
+                        return child;
                     }
                 }
                 std::thread::sleep(Duration::from_millis(25));
             }
-            panic!("redis-server did not come back on port {port}");
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("redis-server did not answer on port {port}");
         }
     }
 
