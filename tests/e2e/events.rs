@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
 use crate::receiver::{distinct_ids, Delivery, Receiver};
+use crate::stock::post_keyed;
 
 const SECRET: &str = "whsec_ZTJlLXRlc3QtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
 const NEXT_SECRET: &str = "whsec_ZTJlLW5leHQtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
@@ -37,19 +38,6 @@ fn admin_token() -> String {
 fn as_admin(app: &TestApp, method: &str, path: &str) -> TestResponse {
     let auth = format!("Bearer {}", admin_token());
     app.request(method, path, &[("authorization", &auth)], None)
-}
-
-fn stock_write(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
-    let bytes = serde_json::to_vec(body).unwrap();
-    app.request(
-        "POST",
-        path,
-        &[
-            ("content-type", "application/json"),
-            ("idempotency-key", key),
-        ],
-        Some(&bytes),
-    )
 }
 
 /// The successful deliveries, one per event (the first success of each id), in arrival order.
@@ -100,7 +88,7 @@ fn every_event_type(app: &TestApp) -> i64 {
     assert_eq!(set.status, 200);
     let deduct = format!("{path}/deduct");
     assert_eq!(
-        stock_write(
+        post_keyed(
             app,
             &deduct,
             "k1",
@@ -110,7 +98,7 @@ fn every_event_type(app: &TestApp) -> i64 {
         200
     );
     assert_eq!(
-        stock_write(
+        post_keyed(
             app,
             &deduct,
             "k2",
@@ -121,11 +109,11 @@ fn every_event_type(app: &TestApp) -> i64 {
     );
     let restock = json!({"quantity": 3, "order_id": "ord-2", "reason": "order-cancelled"});
     assert_eq!(
-        stock_write(app, &format!("{path}/restock"), "k3", &restock).status,
+        post_keyed(app, &format!("{path}/restock"), "k3", &restock).status,
         200
     );
     let batch = json!({"order_id": "ord-3", "lines": [{"product_id": id, "quantity": 1}]});
-    assert_eq!(stock_write(app, "/stock/deduct", "k4", &batch).status, 200);
+    assert_eq!(post_keyed(app, "/stock/deduct", "k4", &batch).status, 200);
     assert_eq!(app.request("DELETE", &path, &[], None).status, 204);
     id
 }
@@ -251,7 +239,7 @@ fn a_receiver_that_fails_three_times_gets_every_event_seconds_after_it_recovers(
     let product = app.create_product(&json!({"name": "Mug", "price": 1, "stock": 10}));
     let deduct = format!("/product/{}/deduct", product["id"]);
     assert_eq!(
-        stock_write(&app, &deduct, "k", &json!({"quantity": 1, "order_id": "o"})).status,
+        post_keyed(&app, &deduct, "k", &json!({"quantity": 1, "order_id": "o"})).status,
         200
     );
     // No other traffic from here on: the notifier retries on its own.
@@ -387,8 +375,8 @@ fn an_idempotent_replay_writes_no_event() {
     let product = app.create_product(&json!({"name": "Mug", "price": 1, "stock": 10}));
     let deduct = format!("/product/{}/deduct", product["id"]);
     let body = json!({"quantity": 1, "order_id": "o"});
-    assert_eq!(stock_write(&app, &deduct, "same", &body).status, 200);
-    let replay = stock_write(&app, &deduct, "same", &body);
+    assert_eq!(post_keyed(&app, &deduct, "same", &body).status, 200);
+    let replay = post_keyed(&app, &deduct, "same", &body);
     assert_eq!(replay.header("idempotent-replayed"), Some("true"));
     receiver.wait_for_events(2, Duration::from_secs(10));
     assert_eq!(outbox_rows(&app), 2);
