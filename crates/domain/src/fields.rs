@@ -20,20 +20,37 @@ impl FieldError {
     }
 }
 
-/// Declares a field's error enum and the text a client sees for each variant.
+/// Declares a field's error enum and the text a client sees for each variant. A text is a
+/// format string, so a limit is named by its constant (`"at most {MAX_NAME_CHARS}"`), never
+/// repeated as a literal.
 macro_rules! error_texts {
-    ($name:ident { $($variant:ident => $text:expr),* $(,)? }) => {
+    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $name { $($variant),* }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(match self { $(Self::$variant => $text),* })
+                match self { $(Self::$variant => write!(f, $text)),* }
             }
         }
     };
 }
 pub(crate) use error_texts;
+
+/// `from_checked`: a value that was checked where it was made, wrapped as it is. The guard
+/// builds every value with `new` before it crosses the component boundary (`wit/guard.wit`),
+/// and the database's CHECK constraints hold the same rules for what it gives back, so a
+/// value from either is not checked a second time.
+macro_rules! from_checked {
+    ($($type:ident($raw:ty)),* $(,)?) => {
+        $(impl $type {
+            pub fn from_checked(raw: $raw) -> Self {
+                Self(raw)
+            }
+        })*
+    };
+}
+pub(crate) use from_checked;
 
 /// A JSON number with an integral value, as JSON Schema's `integer` takes it (`5`, `5.0`,
 /// `5e2`, `-0`): `None` if `value` is not a number or not whole (`2.5`, `"5"`), `Some(None)`

@@ -2,21 +2,26 @@
 
 use serde_json::{Number, Value};
 
-use crate::fields::{error_texts, Decimal};
+use crate::fields::{error_texts, from_checked, Decimal};
 
-pub const MAX_PRICE_CENTS: i64 = 1_000_000_000 * 100;
+/// The highest price, in whole units.
+pub const MAX_PRICE: i64 = 1_000_000_000;
+pub const MAX_PRICE_CENTS: i64 = MAX_PRICE * 100;
 
 error_texts!(PriceError {
     NotANumber => "must be a number",
     Negative => "must not be negative",
     TooPrecise => "must have at most 2 decimal places",
-    TooLarge => "must be at most 1000000000",
+    TooLarge => "must be at most {MAX_PRICE}",
 });
 
 /// A price in exact minor units (cents): parsed from the JSON number's own digits, never
 /// through a float.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Price(i64);
+
+// In cents.
+from_checked!(Price(i64));
 
 impl Price {
     pub fn parse(value: &Value) -> Result<Self, PriceError> {
@@ -42,11 +47,6 @@ impl Price {
             0..=MAX_PRICE_CENTS => Ok(Self(cents)),
             _ => Err(PriceError::TooLarge),
         }
-    }
-
-    /// A price read back from the database, whose CHECK constraint holds the same bounds.
-    pub fn from_stored_cents(cents: i64) -> Self {
-        Self(cents)
     }
 
     pub fn cents(self) -> i64 {
@@ -117,12 +117,9 @@ mod tests {
 
     #[test]
     fn prices_render_without_trailing_zeros() {
-        assert_eq!(Price::from_stored_cents(1250).to_json().to_string(), "12.5");
-        assert_eq!(Price::from_stored_cents(1200).to_json().to_string(), "12");
-        assert_eq!(
-            Price::from_stored_cents(1205).to_json().to_string(),
-            "12.05"
-        );
-        assert_eq!(Price::from_stored_cents(5).to_json().to_string(), "0.05");
+        assert_eq!(Price::from_checked(1250).to_json().to_string(), "12.5");
+        assert_eq!(Price::from_checked(1200).to_json().to_string(), "12");
+        assert_eq!(Price::from_checked(1205).to_json().to_string(), "12.05");
+        assert_eq!(Price::from_checked(5).to_json().to_string(), "0.05");
     }
 }

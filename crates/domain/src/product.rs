@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{error_texts, integer, FieldError, Fields};
+use crate::fields::{error_texts, from_checked, integer, FieldError, Fields};
 use crate::price::Price;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -15,17 +15,17 @@ pub const MAX_SKU_CHARS: usize = 64;
 error_texts!(NameError {
     NotAString => "must be a string",
     Empty => "must not be empty or only whitespace",
-    TooLong => "must be at most 200 characters",
+    TooLong => "must be at most {MAX_NAME_CHARS} characters",
 });
 
 error_texts!(DescriptionError {
     NotAString => "must be a string",
-    TooLong => "must be at most 2000 characters",
+    TooLong => "must be at most {MAX_DESCRIPTION_CHARS} characters",
 });
 
 error_texts!(StockError {
     NotAnInteger => "must be an integer",
-    OutOfRange => "must be between 0 and 1000000000",
+    OutOfRange => "must be between 0 and {MAX_STOCK}",
 });
 
 error_texts!(CategoryIdError {
@@ -35,7 +35,7 @@ error_texts!(CategoryIdError {
 
 error_texts!(SkuError {
     NotAString => "must be a string or null",
-    BadLength => "must be 1 to 64 characters",
+    BadLength => "must be 1 to {MAX_SKU_CHARS} characters",
     BadCharacter => "may contain only A-Z a-z 0-9 - _ .",
 });
 
@@ -177,6 +177,14 @@ impl Sku {
     }
 }
 
+from_checked!(
+    ProductName(String),
+    Description(String),
+    Stock(i64),
+    CategoryId(i64),
+    Sku(String),
+);
+
 const PRODUCT_FIELDS: &[&str] = &[
     "name",
     "description",
@@ -270,6 +278,69 @@ impl ProductPatch {
         }
         .is_empty()
     }
+}
+
+/// The guard's records of products (`wit/guard.wit`: `new-product`, `product-patch`) and
+/// these types, converted both ways, here and only here. `$wit` names the module of the
+/// generated bindings: the guard's exports, or the handlers' imports (see `guard_records!`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! product_records {
+    ($wit:ident) => {
+        impl From<$crate::NewProduct> for $wit::NewProduct {
+            fn from(p: $crate::NewProduct) -> Self {
+                Self {
+                    name: p.name.as_str().to_owned(),
+                    description: p.description.as_str().to_owned(),
+                    price_cents: p.price.cents(),
+                    stock: p.stock.get(),
+                    category_id: p.category_id.map($crate::CategoryId::get),
+                    sku: p.sku.map(|s| s.as_str().to_owned()),
+                }
+            }
+        }
+
+        impl From<$wit::NewProduct> for $crate::NewProduct {
+            fn from(p: $wit::NewProduct) -> Self {
+                Self {
+                    name: $crate::ProductName::from_checked(p.name),
+                    description: $crate::Description::from_checked(p.description),
+                    price: $crate::Price::from_checked(p.price_cents),
+                    stock: $crate::Stock::from_checked(p.stock),
+                    category_id: p.category_id.map($crate::CategoryId::from_checked),
+                    sku: p.sku.map($crate::Sku::from_checked),
+                }
+            }
+        }
+
+        impl From<$crate::ProductPatch> for $wit::ProductPatch {
+            fn from(p: $crate::ProductPatch) -> Self {
+                Self {
+                    name: p.name.map(|n| n.as_str().to_owned()),
+                    description: p.description.map(|d| d.as_str().to_owned()),
+                    price_cents: p.price.map($crate::Price::cents),
+                    stock: p.stock.map($crate::Stock::get),
+                    category_id: p.category_id.map(|c| c.map($crate::CategoryId::get)),
+                    sku: p.sku.map(|s| s.map(|s| s.as_str().to_owned())),
+                }
+            }
+        }
+
+        impl From<$wit::ProductPatch> for $crate::ProductPatch {
+            fn from(p: $wit::ProductPatch) -> Self {
+                Self {
+                    name: p.name.map($crate::ProductName::from_checked),
+                    description: p.description.map($crate::Description::from_checked),
+                    price: p.price_cents.map($crate::Price::from_checked),
+                    stock: p.stock.map($crate::Stock::from_checked),
+                    category_id: p
+                        .category_id
+                        .map(|c| c.map($crate::CategoryId::from_checked)),
+                    sku: p.sku.map(|s| s.map($crate::Sku::from_checked)),
+                }
+            }
+        }
+    };
 }
 
 #[cfg(test)]
