@@ -4,17 +4,16 @@ use futures::future::LocalBoxFuture;
 use inventory::store;
 use inventory::store::outbox::{self, Redelivery, Status};
 use inventory::time::now_millis;
-use inventory::web::http::{header, Method};
+use inventory::web::http::{header, status, Method};
+use inventory::web::notify;
 use inventory::web::paging::{bad_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
-use spin_sdk::http::{Method as SdkMethod, Request, Response};
+use spin_sdk::http::Response;
 
 use crate::dto::{EventPageView, EventView, RedeliveryView};
 
 const ADMIN: Access = Access::AnyOf(&["events:admin"]);
 
-/// The notifier's entry for one delivery pass (`components/notifier`).
-const NOTIFIER_DELIVER_URL: &str = "http://notifier.spin.internal/deliver";
 /// An event id: `evt_` and lower-case letters and digits.
 const MAX_EVENT_ID_CHARS: usize = 64;
 
@@ -61,24 +60,20 @@ fn list_events(call: &Call<'_>) -> Result<Resp, ApiError> {
         total,
     };
     let links = query.links("/events", total);
-    Ok(Resp::json(200, &view).with_header(header::LINK, &links))
+    Ok(Resp::json(status::OK, &view).with_header(header::LINK, &links))
 }
 
 /// `POST /events/deliver`: one delivery pass by the notifier, now; its counts.
 fn deliver_events<'c>(call: &'c Call<'c>) -> LocalBoxFuture<'c, Result<Resp, ApiError>> {
     Box::pin(async move {
-        let request = Request::builder()
-            .method(SdkMethod::Post)
-            .uri(NOTIFIER_DELIVER_URL)
-            .header(header::REQUEST_ID, call.ctx.request_id.as_str())
-            .build();
+        let request = notify::notifier_request(notify::DELIVER_PATH, &call.ctx.request_id);
         let response: Response = spin_sdk::http::send(request)
             .await
             .map_err(|err| ApiError::Unavailable(format!("the notifier: {err}")))?;
         let counts: serde_json::Value = serde_json::from_slice(response.body())
             .map_err(|err| ApiError::Internal(format!("the notifier's answer: {err}")))?;
         match *response.status() {
-            200 => Ok(Resp::json(200, &counts)),
+            status::OK => Ok(Resp::json(status::OK, &counts)),
             status => Err(ApiError::Unavailable(format!(
                 "the notifier answered {status}: {counts}"
             ))),
@@ -101,7 +96,7 @@ fn redeliver_event(call: &Call<'_>) -> Result<Resp, ApiError> {
                 items: rows.into_iter().map(EventView::from).collect(),
             };
             // The notifier takes it from here, after the response.
-            Ok(Resp::json(200, &view).notifying(true))
+            Ok(Resp::json(status::OK, &view).notifying(true))
         }
         Redelivery::AlreadyDelivered => Err(ApiError::Conflict(format!(
             "event {id} has been delivered to every receiver"

@@ -40,9 +40,6 @@ const HEARTBEAT_MS: i64 = 5_000;
 const FIRST_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1_000;
 
-/// The notifier's own entry, for handing over to a fresh invocation.
-const NOTIFY_URL: &str = "http://notifier.spin.internal/notify";
-
 /// What an invocation did, and (for `POST /deliver`) what is left.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
@@ -122,7 +119,7 @@ pub async fn once() -> Result<Counts, DeliverError> {
 /// `POST /notify`: becomes the active notifier, unless one is, and delivers while anything
 /// is due, waiting for retries, for `WINDOW_MS`. Then stands down and looks once more; if
 /// anything is due it hands over to a fresh invocation.
-pub async fn until_idle() -> Result<Counts, DeliverError> {
+pub async fn until_idle(request_id: &str) -> Result<Counts, DeliverError> {
     let setup = Setup::load()?;
     let db = store::open()?;
     if !activate(&db).await? {
@@ -140,7 +137,8 @@ pub async fn until_idle() -> Result<Counts, DeliverError> {
     // notifier active and so called none.
     let stood_down = outbox::deactivate(&db);
     if matches!(outbox::next_due(&db), Ok(Some(due)) if due <= now_millis()) {
-        hand_over().await;
+        // A fresh invocation of this component, by `POST /notify`: it answers at once.
+        inventory::web::notify::notifier(request_id).await;
     }
     stood_down?;
     result
@@ -159,17 +157,6 @@ async fn activate(db: &Db) -> Result<bool, DeliverError> {
             Ok(outbox::try_activate(db, now, now + HEARTBEAT_MS)?.is_ok())
         }
         Err(_) => Ok(false),
-    }
-}
-
-/// Calls `POST /notify` on a fresh notifier (service chaining), which answers at once.
-async fn hand_over() {
-    let request = spin_sdk::http::Request::builder()
-        .method(spin_sdk::http::Method::Post)
-        .uri(NOTIFY_URL)
-        .build();
-    if let Err(err) = spin_sdk::http::send::<_, spin_sdk::http::Response>(request).await {
-        eprintln!("handing delivery over failed ({err}); the events wait for the next change");
     }
 }
 

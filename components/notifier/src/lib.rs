@@ -15,65 +15,52 @@ mod clock;
 mod deliver;
 mod webhook;
 
-use inventory::web::context::Ctx;
-use inventory::web::http::{header, Method, Req, Resp};
-use inventory::web::pipeline::{method_of, send};
-use inventory::web::{log, problem::ApiError};
+use futures::future::LocalBoxFuture;
+use inventory::web::http::{status, Method};
+use inventory::web::notify::{DELIVER_PATH, NOTIFY_PATH};
+use inventory::{serve_private, Access, ApiError, Call, Handler, Resp, Route};
 use serde_json::json;
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
-const COMPONENT: &str = "notifier";
+const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Post,
+        path: NOTIFY_PATH,
+        access: Access::Open,
+        handler: Handler::Sync(notify),
+    },
+    Route {
+        method: Method::Post,
+        path: DELIVER_PATH,
+        access: Access::Open,
+        handler: Handler::Async(deliver_now),
+    },
+];
 
 #[http_component]
-async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let method = method_of(&incoming.method());
-    let path = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let req = Req::new(method, &path, incoming.headers().entries());
-    let ctx = Ctx::new(&req, COMPONENT);
-    let (resp, then_deliver) = match (req.method, req.path.as_str()) {
-        (Method::Post, "/notify") => (Resp::json(202, &json!({"status": "accepted"})), true),
-        (Method::Post, "/deliver") => (deliver_now().await, false),
-        (_, "/notify" | "/deliver") => {
-            (error(ApiError::MethodNotAllowed(vec!["POST"]), &ctx), false)
-        }
-        _ => (
-            error(
-                ApiError::NotFound(format!("no resource at {}", req.path)),
-                &ctx,
-            ),
-            false,
-        ),
-    };
-    let status = resp.status;
-    send(
-        resp.with_header(header::REQUEST_ID, &ctx.request_id),
-        out,
-        &ctx.request_id,
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    serve_private(req, out, "notifier", ROUTES).await
+}
+
+/// `POST /notify`: accepted; delivery runs after the response, until nothing is due.
+fn notify(call: &Call<'_>) -> Result<Resp, ApiError> {
+    let request_id = call.ctx.request_id.clone();
+    Ok(
+        Resp::json(status::ACCEPTED, &json!({"status": "accepted"})).then(async move {
+            if let Err(err) = deliver::until_idle(&request_id).await {
+                eprintln!("{request_id}: delivery stopped: {err}");
+            }
+        }),
     )
-    .await;
-    log::access(&log::AccessEntry {
-        ctx: &ctx,
-        method: method.as_str(),
-        path: &req.path,
-        status,
-        error: None,
-    });
-    if then_deliver {
-        if let Err(err) = deliver::until_idle().await {
-            eprintln!("{}: delivery stopped: {err}", ctx.request_id);
-        }
-    }
 }
 
 /// `POST /deliver`: one pass, with its counts.
-async fn deliver_now() -> Resp {
-    match deliver::once().await {
-        Ok(counts) => Resp::json(200, &counts.to_json()),
-        Err(err) => Resp::json(500, &json!({"error": format!("delivery failed: {err}")})),
-    }
-}
-
-fn error(err: ApiError, ctx: &Ctx) -> Resp {
-    err.into_response(&ctx.request_id)
+fn deliver_now<'c>(_call: &'c Call<'c>) -> LocalBoxFuture<'c, Result<Resp, ApiError>> {
+    Box::pin(async {
+        let counts = deliver::once()
+            .await
+            .map_err(|err| ApiError::Internal(format!("delivery failed: {err}")))?;
+        Ok(Resp::json(status::OK, &counts.to_json()))
+    })
 }

@@ -3,12 +3,12 @@
 use inventory::store;
 use inventory::store::products::{self, ListFilter, WriteOutcome};
 use inventory::web::guard;
-use inventory::web::http::{header, Method};
+use inventory::web::http::{header, status, Method};
 use inventory::web::paging::{bad_param, int_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
 use crate::conditional::{self, etag};
-use crate::dto::{HealthView, ProductPageView, ProductView};
+use crate::dto::{HealthView, ProductPageView};
 
 const READ: Access = Access::AnyOf(&["inventory:read"]);
 const WRITE: Access = Access::AnyOf(&["inventory:write"]);
@@ -64,12 +64,12 @@ fn get_health(_call: &Call<'_>) -> Result<Resp, ApiError> {
     let db = store::open().map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
     db.query("SELECT 1", &[])
         .map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
-    Ok(Resp::json(200, &HealthView { status: "ok" }))
+    Ok(Resp::json(status::OK, &HealthView { status: "ok" }))
 }
 
 fn product_response(status: u16, product: products::Product) -> Resp {
     let tag = etag(product.version);
-    Resp::json(status, &ProductView::from(product)).with_header(header::ETAG, &tag)
+    Resp::json(status, &product).with_header(header::ETAG, &tag)
 }
 
 fn not_found(id: i64) -> ApiError {
@@ -81,7 +81,7 @@ fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let db = store::open()?;
     let product = products::create(&db, &new)?;
     let location = format!("/product/{}", product.id);
-    Ok(product_response(201, product)
+    Ok(product_response(status::CREATED, product)
         .with_header(header::LOCATION, &location)
         .notifying(db.needs_notifier()))
 }
@@ -90,9 +90,11 @@ fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let product = products::get(&store::open()?, id)?.ok_or_else(|| not_found(id))?;
     if conditional::if_none_match(call.req, product.version) {
-        return Ok(Resp::new(304).with_header(header::ETAG, &etag(product.version)));
+        return Ok(
+            Resp::new(status::NOT_MODIFIED).with_header(header::ETAG, &etag(product.version))
+        );
     }
-    Ok(product_response(200, product))
+    Ok(product_response(status::OK, product))
 }
 
 fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
@@ -111,7 +113,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let db = store::open()?;
     match products::update(&db, id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => {
-            Ok(product_response(200, product).notifying(db.needs_notifier()))
+            Ok(product_response(status::OK, product).notifying(db.needs_notifier()))
         }
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
@@ -123,7 +125,7 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let expected = conditional::if_match(call.req)?.versions();
     let db = store::open()?;
     match products::delete(&db, id, expected.as_deref())? {
-        WriteOutcome::Done(()) => Ok(Resp::new(204).notifying(db.needs_notifier())),
+        WriteOutcome::Done(()) => Ok(Resp::new(status::NO_CONTENT).notifying(db.needs_notifier())),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch { current } => Err(stale(current)),
     }
@@ -147,7 +149,10 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
                 "category_id" => filter.category_id = Some(int_param(key, value, 1, i64::MAX)?),
                 "q" => {
                     if value.chars().count() > MAX_QUERY_CHARS {
-                        return Err(bad_param(key, "must be at most 200 characters"));
+                        return Err(bad_param(
+                            key,
+                            &format!("must be at most {MAX_QUERY_CHARS} characters"),
+                        ));
                     }
                     filter.name_contains = Some(value.to_owned());
                 }
@@ -167,10 +172,10 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
     let (items, total) = products::list(&store::open()?, &filter, page, limit)?;
     let links = query.links("/product", total);
     let view = ProductPageView {
-        items: items.into_iter().map(ProductView::from).collect(),
+        items,
         page,
         limit,
         total,
     };
-    Ok(Resp::json(200, &view).with_header(header::LINK, &links))
+    Ok(Resp::json(status::OK, &view).with_header(header::LINK, &links))
 }

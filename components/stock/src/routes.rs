@@ -4,7 +4,7 @@ use inventory::domain::MAX_STOCK;
 use inventory::store::stock::{self, BatchOutcome, Context, StockOutcome};
 use inventory::store::{self, ledger, products, Db};
 use inventory::web::guard;
-use inventory::web::http::{header, Method};
+use inventory::web::http::{header, status, Method};
 use inventory::web::idempotency::{self, IdempotencyKey};
 use inventory::web::paging::PageQuery;
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
@@ -141,7 +141,10 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
                         deducted: total.quantity,
                     })
                     .collect();
-                Ok(Resp::json(200, &BatchDeductedView { order_id, lines }))
+                Ok(Resp::json(
+                    status::OK,
+                    &BatchDeductedView { order_id, lines },
+                ))
             }
             BatchOutcome::NotFound(ids) => Err(ApiError::NotFound(format!(
                 "no product with id {}; nothing was deducted",
@@ -199,7 +202,7 @@ fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
         total,
     };
     let links = query.links(&format!("/product/{id}/movements"), total);
-    Ok(Resp::json(200, &view).with_header(header::LINK, &links))
+    Ok(Resp::json(status::OK, &view).with_header(header::LINK, &links))
 }
 
 fn not_found(id: i64) -> ApiError {

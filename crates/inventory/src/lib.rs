@@ -8,8 +8,14 @@
 //! - [`domain`]: the request types, valid by construction (the `inventory-domain` crate,
 //!   shared with the guard component).
 //!
-//! A new route goes in a component's `routes.rs`; a new product field in the domain crate,
-//! `wit/guard.wit`, `web/guard.rs` and `store/products.rs`.
+//! Where things go:
+//!
+//! - a new route: a line of the component's `ROUTES` and its handler, in `routes.rs`;
+//! - a new product field: the domain crate (`product.rs`: its type, its rules, its line in
+//!   `product_records!`), its member of the records in `wit/guard.wit`, a migration file in
+//!   `migrations/`, `store/products.rs`, and `api/openapi.json`;
+//! - a new event type: a variant of `store::events::EventType`, its `data`, and the store
+//!   function of the change that writes it.
 
 pub use inventory_domain as domain;
 pub mod store;
@@ -17,6 +23,6 @@ pub mod time;
 pub mod web;
 
 pub use web::http::{Req, Resp};
-pub use web::pipeline::serve;
+pub use web::pipeline::{serve, serve_private};
 pub use web::problem::{ApiError, FieldError};
 pub use web::routing::{Access, Call, Handler, Route};

@@ -24,17 +24,6 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [Self; 8] = [
-        Self::ProductCreated,
-        Self::ProductUpdated,
-        Self::ProductDeleted,
-        Self::StockDeducted,
-        Self::StockRestocked,
-        Self::StockSet,
-        Self::StockLow,
-        Self::StockDepleted,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ProductCreated => "product.created",
@@ -93,17 +82,29 @@ impl Event {
     }
 }
 
-/// Why stock changed, for the event it writes.
+/// Why stock changed: the ledger's reason, and which event the change writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockCause<'a> {
-    Deducted {
-        order_id: Option<&'a str>,
-    },
+    /// The product was created with its first stock (its event is `product.created`).
+    Created,
+    /// A stock count: `PUT`/`PATCH` of `stock`.
+    Set,
+    Deducted,
     Restocked {
-        order_id: Option<&'a str>,
         reason: &'a str,
     },
-    Set,
+}
+
+impl StockCause<'_> {
+    /// The ledger's `reason`.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Created => "created",
+            Self::Set => "set",
+            Self::Deducted => "deducted",
+            Self::Restocked { reason } => reason,
+        }
+    }
 }
 
 /// One product's stock, before and after a change.
@@ -117,32 +118,53 @@ pub struct StockChange<'a> {
     pub version: i64,
 }
 
-impl StockChange<'_> {
+impl<'a> StockChange<'a> {
+    /// The change that left `product` as it is, from a stock of `before`.
+    pub fn of(product: &'a Product, before: i64) -> Self {
+        Self {
+            product_id: product.id,
+            sku: product.sku.as_deref(),
+            before,
+            after: product.stock,
+            version: product.version,
+        }
+    }
+
     /// The change's own event, then `stock.low` and `stock.depleted` if it crossed them.
-    pub fn events(&self, cause: StockCause<'_>, low_stock_threshold: i64) -> Vec<Event> {
+    /// `order_id` is the order it was made for, if any.
+    pub fn events(
+        &self,
+        cause: StockCause<'_>,
+        order_id: Option<&str>,
+        low_stock_threshold: i64,
+    ) -> Vec<Event> {
         let (id, sku, stock, version) = (self.product_id, self.sku, self.after, self.version);
         let delta = self.after - self.before;
         let own = match cause {
-            StockCause::Deducted { order_id } => Event::new(
+            StockCause::Created => None,
+            StockCause::Deducted => Some(Event::new(
                 EventType::StockDeducted,
                 id,
                 json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
                        "order_id": order_id, "version": version}),
-            ),
-            StockCause::Restocked { order_id, reason } => Event::new(
+            )),
+            StockCause::Restocked { reason } => Some(Event::new(
                 EventType::StockRestocked,
                 id,
                 json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
                        "order_id": order_id, "reason": reason, "version": version}),
-            ),
-            StockCause::Set => Event::new(
+            )),
+            StockCause::Set => Some(Event::new(
                 EventType::StockSet,
                 id,
                 json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
                        "version": version}),
-            ),
+            )),
         };
-        let mut events = vec![own];
+        let mut events: Vec<Event> = own.into_iter().collect();
+        if cause == StockCause::Created {
+            return events;
+        }
         if self.before > low_stock_threshold && self.after <= low_stock_threshold {
             events.push(Event::new(
                 EventType::StockLow,
@@ -182,41 +204,27 @@ mod tests {
 
     #[test]
     fn low_and_depleted_fire_only_when_the_change_crosses_them() {
-        let deducted = StockCause::Deducted {
-            order_id: Some("o-1"),
-        };
+        let deducted =
+            |before, after| change(before, after).events(StockCause::Deducted, Some("o-1"), 5);
+        assert_eq!(kinds(&deducted(10, 6)), ["stock.deducted"]);
+        assert_eq!(kinds(&deducted(10, 5)), ["stock.deducted", "stock.low"]);
         assert_eq!(
-            kinds(&change(10, 6).events(deducted, 5)),
-            ["stock.deducted"]
-        );
-        assert_eq!(
-            kinds(&change(10, 5).events(deducted, 5)),
-            ["stock.deducted", "stock.low"]
-        );
-        assert_eq!(
-            kinds(&change(6, 0).events(deducted, 5)),
+            kinds(&deducted(6, 0)),
             ["stock.deducted", "stock.low", "stock.depleted"]
         );
         // Already low: no second `stock.low`; depleted once, on reaching 0.
+        assert_eq!(kinds(&deducted(3, 0)), ["stock.deducted", "stock.depleted"]);
         assert_eq!(
-            kinds(&change(3, 0).events(deducted, 5)),
-            ["stock.deducted", "stock.depleted"]
-        );
-        assert_eq!(
-            kinds(&change(0, 4).events(StockCause::Set, 5)),
+            kinds(&change(0, 4).events(StockCause::Set, None, 5)),
             ["stock.set"]
         );
+        // A new product's event is `product.created`, whatever its stock.
+        assert!(change(0, 2).events(StockCause::Created, None, 5).is_empty());
     }
 
     #[test]
     fn stock_data_carries_the_delta_and_the_version_after() {
-        let events = change(10, 8).events(
-            StockCause::Restocked {
-                order_id: None,
-                reason: "returned",
-            },
-            5,
-        );
+        let events = change(10, 8).events(StockCause::Restocked { reason: "returned" }, None, 5);
         assert_eq!(
             events[0].data,
             json!({"product_id": 7, "sku": "MUG", "stock": 8, "delta": -2,

@@ -5,13 +5,6 @@ use spin_sdk::sqlite::Value;
 
 use crate::store::db::{opt_text, rows, Db, StoreError, NOW};
 
-/// Why stock changed, as the ledger records it.
-pub mod reason {
-    pub const CREATED: &str = "created";
-    pub const SET: &str = "set";
-    pub const DEDUCTED: &str = "deducted";
-}
-
 /// One change of stock, about to be recorded.
 pub struct Movement<'a> {
     pub product_id: i64,

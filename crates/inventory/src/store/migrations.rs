@@ -8,24 +8,9 @@ use spin_sdk::sqlite::Value;
 
 use crate::store::db::{rows, Db, StoreError};
 
-/// (number, name, SQL), in order. A new migration is a new file and a new line here.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "0001_products",
-        include_str!("../../../../migrations/0001_products.sql"),
-    ),
-    (
-        2,
-        "0002_idempotency",
-        include_str!("../../../../migrations/0002_idempotency.sql"),
-    ),
-    (
-        3,
-        "0003_outbox",
-        include_str!("../../../../migrations/0003_outbox.sql"),
-    ),
-];
+/// (number, name, SQL), in order: every file of `migrations/`, compiled in by `build.rs`.
+/// A new migration is a new file there.
+const MIGRATIONS: &[(i64, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(number, _, _)| *number)

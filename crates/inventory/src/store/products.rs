@@ -1,21 +1,23 @@
 //! The product catalogue. Every write is one transaction with its events (the outbox); one
 //! that changes stock also writes the ledger.
 
+use serde::{Serialize, Serializer};
 use spin_sdk::sqlite::Value;
 
 use crate::domain::{NewProduct, Price, ProductPatch};
 use crate::store::db::{opt_int, opt_text, rows, Db, Row, StoreError, NOW};
 use crate::store::events::{Event, EventType, StockCause, StockChange};
-use crate::store::ledger::{self, reason, Movement};
 use crate::store::outbox;
+use crate::store::stock::{self, Context};
 
-/// A stored product.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored product, which serializes as clients see it (`api/openapi.json`, `Product`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Product {
     pub id: i64,
     pub sku: Option<String>,
     pub name: String,
     pub description: String,
+    #[serde(serialize_with = "price_number")]
     pub price: Price,
     pub stock: i64,
     pub category_id: Option<i64>,
@@ -34,7 +36,7 @@ impl Product {
             sku: row.opt_text(1)?,
             name: row.text(2)?,
             description: row.text(3)?,
-            price: Price::from_stored_cents(row.int(4)?),
+            price: Price::from_checked(row.int(4)?),
             stock: row.int(5)?,
             category_id: row.opt_int(6)?,
             version: row.int(7)?,
@@ -42,6 +44,11 @@ impl Product {
             updated_at: row.text(9)?,
         })
     }
+}
+
+/// A price is a JSON number (`12.5`), exact.
+fn price_number<S: Serializer>(price: &Price, serializer: S) -> Result<S::Ok, S::Error> {
+    price.to_json().serialize(serializer)
 }
 
 fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
@@ -82,18 +89,9 @@ pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
             ],
         )?
         .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
-        ledger::record(
-            db,
-            &Movement {
-                product_id: product.id,
-                delta: product.stock,
-                stock_after: product.stock,
-                reason: reason::CREATED,
-                order_id: None,
-                idempotency_key: None,
-            },
-        )?;
         outbox::write(db, &[Event::product(EventType::ProductCreated, &product)])?;
+        let change = StockChange::of(&product, 0);
+        stock::record(db, &change, StockCause::Created, &Context::default())?;
         Ok(product)
     })
 }
@@ -121,67 +119,55 @@ pub fn update(
         if expected.is_some_and(|versions| !versions.contains(&before.version)) {
             return Ok(WriteOutcome::VersionMismatch { current: before.version });
         }
-        let mut sets = Vec::new();
-        let mut params = Vec::new();
-        if let Some(name) = &patch.name {
-            sets.push("name = ?");
-            params.push(Value::Text(name.as_str().to_owned()));
-        }
-        if let Some(description) = &patch.description {
-            sets.push("description = ?");
-            params.push(Value::Text(description.as_str().to_owned()));
-        }
-        if let Some(price) = patch.price {
-            sets.push("price_cents = ?");
-            params.push(Value::Integer(price.cents()));
-        }
-        if let Some(stock) = patch.stock {
-            sets.push("stock = ?");
-            params.push(Value::Integer(stock.get()));
-        }
-        if let Some(category_id) = patch.category_id {
-            sets.push("category_id = ?");
-            params.push(opt_int(category_id.map(|c| c.get())));
-        }
-        if let Some(sku) = &patch.sku {
-            sets.push("sku = ?");
-            params.push(opt_text(sku.as_ref().map(|s| s.as_str())));
-        }
+        let (sets, mut params) = assignments(patch);
         params.push(Value::Integer(id));
         let sql = format!(
             "UPDATE products SET {}, version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
             sets.join(", ")
         );
-        let after = one(db, &sql, &params)?.ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
-        let mut events = Vec::new();
+        let after = one(db, &sql, &params)?
+            .ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
         if patch.changes_more_than_stock() {
-            events.push(Event::product(EventType::ProductUpdated, &after));
+            outbox::write(db, &[Event::product(EventType::ProductUpdated, &after)])?;
         }
         if after.stock != before.stock {
-            ledger::record(
-                db,
-                &Movement {
-                    product_id: id,
-                    delta: after.stock - before.stock,
-                    stock_after: after.stock,
-                    reason: reason::SET,
-                    order_id: None,
-                    idempotency_key: None,
-                },
-            )?;
-            let change = StockChange {
-                product_id: id,
-                sku: after.sku.as_deref(),
-                before: before.stock,
-                after: after.stock,
-                version: after.version,
-            };
-            let threshold = db.outbox_config()?.low_stock_threshold;
-            events.extend(change.events(StockCause::Set, threshold));
+            let change = StockChange::of(&after, before.stock);
+            stock::record(db, &change, StockCause::Set, &Context::default())?;
         }
-        outbox::write(db, &events)?;
         Ok(WriteOutcome::Done(after))
     })
+}
+
+/// The `SET` clauses of a patch, and their parameters, in order.
+fn assignments(patch: &ProductPatch) -> (Vec<&'static str>, Vec<Value>) {
+    let mut sets = Vec::new();
+    let mut params = Vec::new();
+    let mut set = |clause, value| {
+        sets.push(clause);
+        params.push(value);
+    };
+    if let Some(name) = &patch.name {
+        set("name = ?", Value::Text(name.as_str().to_owned()));
+    }
+    if let Some(description) = &patch.description {
+        set(
+            "description = ?",
+            Value::Text(description.as_str().to_owned()),
+        );
+    }
+    if let Some(price) = patch.price {
+        set("price_cents = ?", Value::Integer(price.cents()));
+    }
+    if let Some(stock) = patch.stock {
+        set("stock = ?", Value::Integer(stock.get()));
+    }
+    if let Some(category_id) = patch.category_id {
+        set("category_id = ?", opt_int(category_id.map(|c| c.get())));
+    }
+    if let Some(sku) = &patch.sku {
+        set("sku = ?", opt_text(sku.as_ref().map(|s| s.as_str())));
+    }
+    (sets, params)
 }
 
 /// Deletes the product if it exists at one of the `expected` versions (any version when

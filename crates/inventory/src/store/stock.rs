@@ -11,7 +11,7 @@ use crate::domain::stock::{ProductTotal, Shortfall};
 use crate::domain::MAX_STOCK;
 use crate::store::db::{rows, Db, StoreError, NOW};
 use crate::store::events::{StockCause, StockChange};
-use crate::store::ledger::{self, reason, Movement};
+use crate::store::ledger::{self, Movement};
 use crate::store::outbox;
 
 /// How a single-product change ended.
@@ -29,6 +29,7 @@ pub enum StockOutcome {
 }
 
 /// A change's ledger context.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
     pub order_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
@@ -47,11 +48,8 @@ pub fn deduct(
         -quantity,
         "stock >= ?",
         quantity,
-        reason::DEDUCTED,
+        StockCause::Deducted,
         context,
-        StockCause::Deducted {
-            order_id: context.order_id,
-        },
     )
 }
 
@@ -69,27 +67,20 @@ pub fn restock(
         quantity,
         "stock <= ?",
         MAX_STOCK - quantity,
-        reason,
+        StockCause::Restocked { reason },
         context,
-        StockCause::Restocked {
-            order_id: context.order_id,
-            reason,
-        },
     )
 }
 
-/// Adds `delta` to the stock where `guard` (with `bound`) holds, and records the movement
-/// and the change's events.
-#[allow(clippy::too_many_arguments)]
+/// Adds `delta` to the stock where `guard` (with `bound`) holds, and records the change.
 fn change(
     db: &Db,
     product_id: i64,
     delta: i64,
     guard: &str,
     bound: i64,
-    reason: &str,
-    context: &Context<'_>,
     cause: StockCause<'_>,
+    context: &Context<'_>,
 ) -> Result<StockOutcome, StoreError> {
     let result = db.query(
         &format!(
@@ -112,17 +103,6 @@ fn change(
             None => StockOutcome::NotFound,
         });
     };
-    ledger::record(
-        db,
-        &Movement {
-            product_id,
-            delta,
-            stock_after: stock,
-            reason,
-            order_id: context.order_id,
-            idempotency_key: context.idempotency_key,
-        },
-    )?;
     let change = StockChange {
         product_id,
         sku: sku.as_deref(),
@@ -130,9 +110,31 @@ fn change(
         after: stock,
         version,
     };
-    let threshold = db.outbox_config()?.low_stock_threshold;
-    outbox::write(db, &change.events(cause, threshold))?;
+    record(db, &change, cause, context)?;
     Ok(StockOutcome::Done { stock })
+}
+
+/// What every change of stock writes, by any route, in the change's transaction: its
+/// ledger row, and its events (`change.events`).
+pub fn record(
+    db: &Db,
+    change: &StockChange<'_>,
+    cause: StockCause<'_>,
+    context: &Context<'_>,
+) -> Result<(), StoreError> {
+    ledger::record(
+        db,
+        &Movement {
+            product_id: change.product_id,
+            delta: change.after - change.before,
+            stock_after: change.after,
+            reason: cause.reason(),
+            order_id: context.order_id,
+            idempotency_key: context.idempotency_key,
+        },
+    )?;
+    let threshold = db.outbox_config()?.low_stock_threshold;
+    outbox::write(db, &change.events(cause, context.order_id, threshold))
 }
 
 fn current_stock(db: &Db, product_id: i64) -> Result<Option<i64>, StoreError> {

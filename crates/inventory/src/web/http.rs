@@ -1,10 +1,12 @@
 //! The request as the pipeline sees it, and the response it builds.
 
+use std::future::Future;
+
+use futures::future::LocalBoxFuture;
 use serde::Serialize;
 
 /// Header names used across the service, in one place.
 pub mod header {
-    pub const ACCEPT: &str = "accept";
     pub const ALLOW: &str = "allow";
     pub const AUTHORIZATION: &str = "authorization";
     pub const CONTENT_LENGTH: &str = "content-length";
@@ -21,6 +23,34 @@ pub mod header {
     pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
     pub const TRANSFER_ENCODING: &str = "transfer-encoding";
     pub const WWW_AUTHENTICATE: &str = "www-authenticate";
+}
+
+/// Status codes the service answers with, by name.
+pub mod status {
+    pub const OK: u16 = 200;
+    pub const CREATED: u16 = 201;
+    pub const ACCEPTED: u16 = 202;
+    pub const NO_CONTENT: u16 = 204;
+    pub const NOT_MODIFIED: u16 = 304;
+    pub const BAD_REQUEST: u16 = 400;
+    pub const UNAUTHORIZED: u16 = 401;
+    pub const FORBIDDEN: u16 = 403;
+    pub const NOT_FOUND: u16 = 404;
+    pub const METHOD_NOT_ALLOWED: u16 = 405;
+    pub const CONFLICT: u16 = 409;
+    pub const PRECONDITION_FAILED: u16 = 412;
+    pub const PAYLOAD_TOO_LARGE: u16 = 413;
+    pub const UNSUPPORTED_MEDIA_TYPE: u16 = 415;
+    pub const UNPROCESSABLE_CONTENT: u16 = 422;
+    pub const PRECONDITION_REQUIRED: u16 = 428;
+    pub const TOO_MANY_REQUESTS: u16 = 429;
+    pub const INTERNAL_SERVER_ERROR: u16 = 500;
+    pub const SERVICE_UNAVAILABLE: u16 = 503;
+
+    /// 4xx: the client's request was refused (and may be answered again as it was).
+    pub fn is_client_error(status: u16) -> bool {
+        (400..500).contains(&status)
+    }
 }
 
 /// HTTP methods the service routes on.
@@ -120,6 +150,30 @@ pub struct Resp {
     /// The change behind it wrote events: once the response is sent, the pipeline asks the
     /// notifier to deliver them.
     pub notify: bool,
+    /// Work of the component's own for after the response is sent.
+    pub after: After,
+}
+
+/// Work a response leaves for after it is sent: the client never waits for it.
+#[derive(Default)]
+pub struct After(Option<LocalBoxFuture<'static, ()>>);
+
+impl After {
+    pub async fn run(self) {
+        if let Some(work) = self.0 {
+            work.await;
+        }
+    }
+}
+
+impl std::fmt::Debug for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "After(work)"
+        } else {
+            "After(nothing)"
+        })
+    }
 }
 
 impl Resp {
@@ -129,12 +183,19 @@ impl Resp {
             headers: Vec::new(),
             body: Vec::new(),
             notify: false,
+            after: After::default(),
         }
     }
 
     /// Asks for the notifier after the response if `needed` (see `Db::needs_notifier`).
     pub fn notifying(mut self, needed: bool) -> Self {
         self.notify = needed;
+        self
+    }
+
+    /// Leaves `work` for after the response is sent.
+    pub fn then(mut self, work: impl Future<Output = ()> + 'static) -> Self {
+        self.after = After(Some(Box::pin(work)));
         self
     }
 

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::db::Db;
 use crate::store::idempotency::{self as records, StoredResponse};
-use crate::web::http::{header, Req, Resp};
+use crate::web::http::{header, status, Req, Resp};
 use crate::web::problem::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
@@ -99,7 +99,7 @@ pub fn run_once(
         }
         let resp = match operation(db) {
             Ok(resp) => resp,
-            Err(err) if err.status() < 500 => err.into_response(request_id),
+            Err(err) if status::is_client_error(err.status()) => err.into_response(request_id),
             Err(err) => return Err(err),
         };
         let stored = StoredResponse {
@@ -113,7 +113,7 @@ pub fn run_once(
 }
 
 fn replay(status: u16, body: String) -> Resp {
-    let content_type = if status >= 400 {
+    let content_type = if status >= status::BAD_REQUEST {
         "application/problem+json"
     } else {
         "application/json"

@@ -6,17 +6,29 @@
 
 use spin_sdk::http::{IncomingResponse, Method, Request};
 
-/// The notifier's entry for "there is something to deliver".
-pub const NOTIFIER_URL: &str = "http://notifier.spin.internal/notify";
+use crate::web::http::{header, status};
 
-pub async fn notifier(request_id: &str) {
-    let request = Request::builder()
+/// The notifier component, by service chaining.
+const NOTIFIER: &str = "http://notifier.spin.internal";
+/// Its entry for "there is something to deliver": answers at once, delivers after.
+pub const NOTIFY_PATH: &str = "/notify";
+/// Its entry for one delivery pass now: answers with the counts when done.
+pub const DELIVER_PATH: &str = "/deliver";
+
+/// A `POST` of `path` to the notifier, with the caller's request id.
+pub fn notifier_request(path: &str, request_id: &str) -> Request {
+    Request::builder()
         .method(Method::Post)
-        .uri(NOTIFIER_URL)
-        .header("x-request-id", request_id)
-        .build();
+        .uri(format!("{NOTIFIER}{path}"))
+        .header(header::REQUEST_ID, request_id)
+        .build()
+}
+
+/// Asks the notifier to deliver what is due.
+pub async fn notifier(request_id: &str) {
+    let request = notifier_request(NOTIFY_PATH, request_id);
     match spin_sdk::http::send::<_, IncomingResponse>(request).await {
-        Ok(response) if response.status() == 202 => {}
+        Ok(response) if response.status() == status::ACCEPTED => {}
         Ok(response) => eprintln!(
             "{request_id}: the notifier answered {}; the events stay in the outbox",
             response.status()

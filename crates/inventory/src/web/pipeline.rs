@@ -12,8 +12,8 @@
 //! 9. the handler;
 //! 10. the response, errors rendered as problem+json, with the `RateLimit` headers, sent
 //!     whole; then one access-log line;
-//! 11. if the change wrote events, a chained request to the notifier, after the client has
-//!     its response (`notify.rs`).
+//! 11. what the response leaves for after it, once the client has it: if the change wrote
+//!     events, a chained request to the notifier (`notify.rs`).
 
 use futures::StreamExt;
 use spin_sdk::http::{
@@ -22,7 +22,7 @@ use spin_sdk::http::{
 
 use crate::web::context::Ctx;
 use crate::web::guard::{self, Principal};
-use crate::web::http::{header, Method, Req, Resp};
+use crate::web::http::{header, status, After, Method, Req, Resp};
 use crate::web::log;
 use crate::web::notify;
 use crate::web::problem::ApiError;
@@ -38,11 +38,41 @@ pub async fn serve(
     component: &'static str,
     routes: &[Route],
 ) {
+    serve_with(incoming, out, component, routes, guarded).await
+}
+
+/// The pipeline of a private component, reached only by service chaining from the app's own
+/// components (the notifier): every route is `Access::Open`, and the guard's stages (3 to 7)
+/// are left out, so such a component imports nothing of the guard and needs no dependency.
+pub async fn serve_private(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    component: &'static str,
+    routes: &[Route],
+) {
+    serve_with(incoming, out, component, routes, unguarded).await
+}
+
+/// Stages 3 and 4 for a route with `access` (`None`: no route matched): whom the request
+/// speaks for (the verdict on its bearer token, if it sent one, for stage 6), the request
+/// counted against the rate limit; `Err` when it is refused before the route's own failure.
+type Admit = fn(&Req, &mut Ctx, Option<Access>) -> Result<Option<Verdict>, ApiError>;
+
+/// A bearer token, verified (or refused, with why).
+type Verdict = Result<Principal, ApiError>;
+
+async fn serve_with(
+    incoming: IncomingRequest,
+    out: ResponseOutparam,
+    component: &'static str,
+    routes: &[Route],
+    admit: Admit,
+) {
     let method = method_of(&incoming.method());
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
     let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
     let mut ctx = Ctx::new(&req, component);
-    let result = run(incoming, &mut req, &mut ctx, routes).await;
+    let result = run(incoming, &mut req, &mut ctx, routes, admit).await;
     let (resp, error) = match result {
         Ok(resp) => (resp, None),
         Err(err) => {
@@ -62,7 +92,7 @@ pub async fn serve(
         );
     }
     let (status, notify) = (resp.status, resp.notify);
-    send(resp, out, &ctx.request_id).await;
+    let after = send(resp, out, &ctx.request_id).await;
     log::access(&log::AccessEntry {
         ctx: &ctx,
         method: method.as_str(),
@@ -73,6 +103,7 @@ pub async fn serve(
     if notify {
         notify::notifier(&ctx.request_id).await;
     }
+    after.run().await;
 }
 
 async fn run(
@@ -80,42 +111,15 @@ async fn run(
     req: &mut Req,
     ctx: &mut Ctx,
     routes: &[Route],
+    admit: Admit,
 ) -> Result<Resp, ApiError> {
     let matched = match_route(routes, req.method, &req.path);
-    let open = matches!(&matched, Ok((route, _)) if route.access == Access::Open);
-    let mut principal = None;
-    if !open {
-        // The token is verified before counting, so a valid token is counted per subject
-        // wherever the client connects from.
-        principal = bearer_token(req)
-            .map(|token| guard::verify(token).and_then(|principal| honour(principal, ctx)));
-        if let Some(Ok(valid)) = &principal {
-            // Known before the limit is checked, so a 429 is logged with who it refused.
-            ctx.sub = Some(valid.subject.clone());
-        }
-        let client = match &principal {
-            Some(Ok(principal)) => format!("sub:{}", principal.subject),
-            _ => match ctx.client_ip() {
-                Some(ip) => client_network(ip),
-                // Failing open here would let a client without an address go unlimited.
-                None => {
-                    return Err(ApiError::Internal(
-                        "no client address to rate-limit by (spin-client-addr)".into(),
-                    ))
-                }
-            },
-        };
-        let rate = guard::check_rate(&client)?;
-        let (allowed, retry_after) = (rate.allowed, rate.reset);
-        ctx.rate = Some(rate);
-        if !allowed {
-            return Err(ApiError::RateLimited { retry_after });
-        }
-    }
+    let access = matched.as_ref().ok().map(|(route, _)| route.access);
+    let verdict = admit(req, ctx, access)?;
     let (route, params) = matched?;
     if let Access::AnyOf(scopes) = route.access {
         let principal =
-            principal.unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
+            verdict.unwrap_or_else(|| Err(ApiError::Unauthorized("no bearer token".into())))?;
         authorize(&principal, scopes)?;
     }
     let ctx: &Ctx = ctx;
@@ -135,6 +139,46 @@ async fn run(
         Handler::Sync(handler) => handler(&call),
         Handler::Async(handler) => handler(&call).await,
     }
+}
+
+/// Stages 3 and 4 with the guard: an open route (`/health`) skips them; any other request,
+/// matched or not, has its token verified (to learn whom to count) and is counted.
+fn guarded(req: &Req, ctx: &mut Ctx, access: Option<Access>) -> Result<Option<Verdict>, ApiError> {
+    if access == Some(Access::Open) {
+        return Ok(None);
+    }
+    // The token is verified before counting, so a valid token is counted per subject
+    // wherever the client connects from.
+    let verdict = bearer_token(req)
+        .map(|token| guard::verify(token).and_then(|principal| honour(principal, ctx)));
+    if let Some(Ok(valid)) = &verdict {
+        // Known before the limit is checked, so a 429 is logged with who it refused.
+        ctx.sub = Some(valid.subject.clone());
+    }
+    let client = match &verdict {
+        Some(Ok(principal)) => format!("sub:{}", principal.subject),
+        _ => match ctx.client_ip() {
+            Some(ip) => client_network(ip),
+            // Failing open here would let a client without an address go unlimited.
+            None => {
+                return Err(ApiError::Internal(
+                    "no client address to rate-limit by (spin-client-addr)".into(),
+                ))
+            }
+        },
+    };
+    let rate = guard::check_rate(&client)?;
+    let (allowed, retry_after) = (rate.allowed, rate.reset);
+    ctx.rate = Some(rate);
+    if !allowed {
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    Ok(verdict)
+}
+
+/// Stages 3 and 4 without the guard: nobody is verified or counted.
+fn unguarded(_: &Req, _: &mut Ctx, _: Option<Access>) -> Result<Option<Verdict>, ApiError> {
+    Ok(None)
 }
 
 /// A token signed with the shipped development `jwt_secret` is honoured only for a client on
@@ -233,7 +277,7 @@ fn is_json(content_type: Option<&str>) -> bool {
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
 }
 
-pub fn method_of(method: &SdkMethod) -> Method {
+fn method_of(method: &SdkMethod) -> Method {
     match method {
         SdkMethod::Get => Method::Get,
         SdkMethod::Head => Method::Head,
@@ -247,8 +291,9 @@ pub fn method_of(method: &SdkMethod) -> Method {
 }
 
 /// Sends the whole response: the body stream is finished when this returns, so the client
-/// has its answer while the component goes on (with the notifier).
-pub async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) {
+/// has its answer while the component goes on with what the response leaves for after it.
+async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) -> After {
+    let after = resp.after;
     let headers: Vec<(String, Vec<u8>)> = resp
         .headers
         .into_iter()
@@ -258,7 +303,11 @@ pub async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) {
         Ok(fields) => (OutgoingResponse::new(fields), resp.status, resp.body),
         Err(err) => {
             eprintln!("{request_id}: a response header was refused ({err:?}); answering 500");
-            (OutgoingResponse::new(Fields::new()), 500, Vec::new())
+            (
+                OutgoingResponse::new(Fields::new()),
+                status::INTERNAL_SERVER_ERROR,
+                Vec::new(),
+            )
         }
     };
     if response.set_status_code(status).is_err() {
@@ -268,6 +317,7 @@ pub async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) {
         // The client went away; nothing else to tell it.
         eprintln!("{request_id}: the response body could not be sent: {err:?}");
     }
+    after
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::domain::stock::Shortfall;
 use crate::store::StoreError;
-use crate::web::http::{header, Resp};
+use crate::web::http::{header, status, Resp};
 
 pub use crate::domain::FieldError;
 
@@ -50,23 +50,23 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
-            Self::InvalidRequest(_) => 400,
-            Self::Unauthorized(_) => 401,
-            Self::Forbidden(_) => 403,
-            Self::NotFound(_) => 404,
-            Self::MethodNotAllowed(_) => 405,
+            Self::InvalidRequest(_) => status::BAD_REQUEST,
+            Self::Unauthorized(_) => status::UNAUTHORIZED,
+            Self::Forbidden(_) => status::FORBIDDEN,
+            Self::NotFound(_) => status::NOT_FOUND,
+            Self::MethodNotAllowed(_) => status::METHOD_NOT_ALLOWED,
             Self::Conflict(_)
             | Self::InsufficientStock { .. }
-            | Self::InsufficientStockLines(_) => 409,
-            Self::IdempotencyConflict => 422,
-            Self::PreconditionFailed(_) => 412,
-            Self::PreconditionRequired(_) => 428,
-            Self::PayloadTooLarge(_) => 413,
-            Self::UnsupportedMediaType => 415,
-            Self::Validation(_) => 422,
-            Self::RateLimited { .. } => 429,
-            Self::Internal(_) => 500,
-            Self::Unavailable(_) => 503,
+            | Self::InsufficientStockLines(_) => status::CONFLICT,
+            Self::IdempotencyConflict => status::UNPROCESSABLE_CONTENT,
+            Self::PreconditionFailed(_) => status::PRECONDITION_FAILED,
+            Self::PreconditionRequired(_) => status::PRECONDITION_REQUIRED,
+            Self::PayloadTooLarge(_) => status::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => status::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => status::UNPROCESSABLE_CONTENT,
+            Self::RateLimited { .. } => status::TOO_MANY_REQUESTS,
+            Self::Internal(_) => status::INTERNAL_SERVER_ERROR,
+            Self::Unavailable(_) => status::SERVICE_UNAVAILABLE,
         }
     }
 

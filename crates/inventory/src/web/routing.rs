@@ -107,9 +107,10 @@ fn match_path(pattern: &'static str, path: &str) -> Option<ParamRanges> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::web::http::status;
 
     fn ok(_: &Call<'_>) -> Result<Resp, ApiError> {
-        Ok(Resp::new(200))
+        Ok(Resp::new(status::OK))
     }
 
     const ROUTES: &[Route] = &[
