@@ -74,19 +74,17 @@ pub fn spawn_app() -> TestApp {
     spawn_app_with(&manifest(), &[])
 }
 
-/// A token from the host's own `token` command for `manifest`, with the app's `--variable`s.
+/// A token from the app's dev tool (`inventory-dev-token`) for `manifest`, with its
+/// command-line `args` (`--sub`, `--scope`, the app's `--variable`s...).
 pub fn cli_token(manifest: &Path, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(HOST)
-        .args(["token", "-f"])
-        .arg(manifest)
-        .args(args)
-        .output()
-        .expect("run the host's token command");
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
+    use clap::Parser;
+    let argv = ["inventory-dev-token", "-f"]
+        .into_iter()
+        .map(std::ffi::OsString::from)
+        .chain([manifest.as_os_str().to_owned()])
+        .chain(args.iter().map(std::ffi::OsString::from));
+    let args = inventory_dev_token::TokenArgs::try_parse_from(argv).map_err(|e| e.to_string())?;
+    inventory_dev_token::sign(&args).map_err(|err| format!("{err:#}"))
 }
 
 pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {

@@ -1,4 +1,4 @@
-//! The command line, in one place: `build`, `up` and `token`, mirroring the spin CLI.
+//! The command line, in one place: `build`, `up` and `watch`, mirroring the spin CLI.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,8 +22,6 @@ pub enum Command {
     /// Build, serve, and on every change rebuild what changed and swap it in without
     /// closing the listener, like `spin watch` (`up --build --watch`).
     Watch(UpArgs),
-    /// Print an access token the app accepts, signed with its JWT variables (for local use).
-    Token(TokenArgs),
 }
 
 #[derive(clap::Args)]
@@ -88,31 +86,6 @@ pub struct UpArgs {
     pub max_memory_mib: u64,
 }
 
-#[derive(clap::Args)]
-pub struct TokenArgs {
-    /// The manifest, or a directory holding `spin.toml`.
-    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
-    manifest: PathBuf,
-    /// The subject (`sub`): who the token speaks for.
-    #[arg(long, default_value = "dev")]
-    pub sub: String,
-    /// Space-separated scopes (default: every scope).
-    #[arg(
-        long,
-        default_value = "inventory:read inventory:write stock:deduct events:admin"
-    )]
-    pub scope: String,
-    /// Seconds until the token expires.
-    #[arg(long = "ttl", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
-    pub ttl_secs: u64,
-    /// Set an application variable, as `up --variable` does.
-    #[arg(long = "variable", value_name = "KEY=VALUE", value_parser = parse_variable)]
-    pub variables: Vec<(String, String)>,
-    /// The PEM private key to sign with, when the app verifies with `jwt_public_key`.
-    #[arg(long = "private-key", value_name = "PEM_FILE")]
-    pub private_key: Option<PathBuf>,
-}
-
 fn parse_variable(text: &str) -> Result<(String, String)> {
     let (key, value) = text
         .split_once('=')
@@ -136,12 +109,6 @@ impl BuildArgs {
 }
 
 impl UpArgs {
-    pub fn manifest(&self) -> PathBuf {
-        manifest_path(&self.manifest)
-    }
-}
-
-impl TokenArgs {
     pub fn manifest(&self) -> PathBuf {
         manifest_path(&self.manifest)
     }

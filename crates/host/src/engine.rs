@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::state::HostState;
+use crate::factors::InstanceState;
 
 /// Per slot, the most memory reset in place rather than returned to the kernel.
 const KEEP_RESIDENT_BYTES: usize = 16 << 20;
@@ -66,14 +66,9 @@ fn compile_cache(dir: Option<&Path>) -> Result<wasmtime::Cache> {
     Ok(wasmtime::Cache::new(config)?)
 }
 
-/// The host's interfaces: WASI 0.2, `wasi:http`, and the Spin interfaces of `wit/`.
-pub fn new_linker(engine: &Engine) -> Result<Linker<HostState>> {
+/// A linker with every host interface (`factors.rs`).
+pub fn new_linker(engine: &Engine) -> Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    crate::bindings::SpinSubset::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-        &mut linker,
-        |state| state,
-    )?;
+    crate::factors::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -16,114 +16,159 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, StoreContextMut};
 
+use crate::factors::InstanceState;
 use crate::manifest::Dependency;
-use crate::state::HostState;
 
-/// Links `main`'s imports that `deps` satisfy into `linker`. `base` is the linker the
-/// dependencies themselves are instantiated with (the host's interfaces). Returns how many
-/// dependency instances a store of this component may hold.
-pub fn link(
-    engine: &Engine,
-    id: &str,
-    main: &Component,
-    deps: &[(Dependency, Component)],
-    base: &Linker<HostState>,
-    linker: &mut Linker<HostState>,
-) -> Result<usize> {
-    let main_ty = main.component_type();
-    let mut satisfied_by: BTreeMap<String, &str> = BTreeMap::new();
-    for (slot, (dep, component)) in deps.iter().enumerate() {
-        let pre = base
-            .instantiate_pre(component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| {
-                format!(
-                    "dependency '{}' of component '{id}' imports something this host does not \
-                     provide",
-                    dep.key
-                )
-            })?;
-        let dep_ty = component.component_type();
-        let imports: Vec<(String, ComponentItem)> = main_ty
-            .imports(engine)
-            .filter(|(name, _)| dep.name.satisfies(name))
-            .map(|(name, ext)| (name.to_owned(), ext.ty))
-            .collect();
-        ensure!(
-            !imports.is_empty(),
-            "dependency '{}' doesn't match any imports of component '{id}'",
-            dep.key
-        );
-        for (import, import_ty) in imports {
-            if let Some(other) = satisfied_by.insert(import.clone(), &dep.key) {
-                bail!(
-                    "component '{id}' has dependency conflicts: import '{import}' satisfied by \
-                     dependencies: '{other}', '{}'",
-                    dep.key
-                );
-            }
-            let export = dep.export.clone().unwrap_or_else(|| import.clone());
-            let missing = || {
-                anyhow::anyhow!(
-                    "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
-                    dep.key
-                )
-            };
-            let export_ty = dep_ty.get_export(engine, &export).ok_or_else(missing)?.ty;
-            let export_index = component
-                .get_export_index(None, &export)
-                .ok_or_else(missing)?;
-            let incompatible = |what: &str| {
-                anyhow::anyhow!(
-                    "dependency '{}' exports '{export}' which is not compatible with import \
-                     '{import}' ({what})",
-                    dep.key
-                )
-            };
-            let (
-                ComponentItem::ComponentInstance(import_ty),
-                ComponentItem::ComponentInstance(export_ty),
-            ) = (&import_ty, &export_ty)
-            else {
-                bail!(incompatible("only interface imports can be satisfied"));
-            };
-            let mut instance = linker.instance(&import)?;
-            for (name, item) in import_ty.exports(engine) {
-                match item.ty {
-                    ComponentItem::ComponentFunc(wanted) => {
-                        let given = match export_ty.get_export(engine, name).map(|e| e.ty) {
-                            Some(ComponentItem::ComponentFunc(given)) => given,
-                            _ => bail!(incompatible(&format!("no function `{name}`"))),
-                        };
-                        ensure!(
-                            same_signature(&wanted, &given),
-                            incompatible(&format!("`{name}` has another signature"))
-                        );
-                        let func = component
-                            .get_export_index(Some(&export_index), name)
-                            .ok_or_else(|| incompatible(&format!("no function `{name}`")))?;
-                        let target = Arc::new(Target {
-                            pre: pre.clone(),
-                            func,
-                            slot,
-                            inherit: dep.inherit,
-                        });
-                        instance.func_new_async(name, move |store, _ty, params, results| {
-                            let target = Arc::clone(&target);
-                            Box::new(async move { target.call(store, params, results).await })
-                        })?;
-                    }
-                    // Types travel by structure; there is nothing to link.
-                    ComponentItem::Type(_) => {}
-                    _ => bail!(incompatible(&format!(
-                        "`{name}` is a resource or a nested item, which this host does not \
-                         forward"
-                    ))),
+/// Links one component's dependencies. `base` is the linker the dependencies themselves
+/// are instantiated with (the host's interfaces).
+pub struct Dependencies<'a> {
+    engine: &'a Engine,
+    /// The importing component's id, for errors.
+    id: &'a str,
+    base: &'a Linker<InstanceState>,
+}
+
+impl<'a> Dependencies<'a> {
+    pub fn new(engine: &'a Engine, id: &'a str, base: &'a Linker<InstanceState>) -> Self {
+        Self { engine, id, base }
+    }
+
+    /// Links `main`'s imports that `deps` satisfy into `linker`; the `slot`th dependency's
+    /// instance is kept in the store's `dependencies[slot]`.
+    pub fn link(
+        &self,
+        main: &Component,
+        deps: &[(Dependency, Component)],
+        linker: &mut Linker<InstanceState>,
+    ) -> Result<()> {
+        let main_ty = main.component_type();
+        let mut satisfied_by: BTreeMap<String, &str> = BTreeMap::new();
+        for (slot, (dep, component)) in deps.iter().enumerate() {
+            let pre = self
+                .base
+                .instantiate_pre(component)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "dependency '{}' of component '{}' imports something this host does not \
+                         provide",
+                        dep.key, self.id
+                    )
+                })?;
+            let imports: Vec<(String, ComponentItem)> = main_ty
+                .imports(self.engine)
+                .filter(|(name, _)| dep.name.satisfies(name))
+                .map(|(name, ext)| (name.to_owned(), ext.ty))
+                .collect();
+            ensure!(
+                !imports.is_empty(),
+                "dependency '{}' doesn't match any imports of component '{}'",
+                dep.key,
+                self.id
+            );
+            for (import, import_ty) in imports {
+                if let Some(other) = satisfied_by.insert(import.clone(), &dep.key) {
+                    bail!(
+                        "component '{}' has dependency conflicts: import '{import}' satisfied by \
+                         dependencies: '{other}', '{}'",
+                        self.id,
+                        dep.key
+                    );
                 }
+                let target = Export {
+                    dep,
+                    component,
+                    pre: &pre,
+                    slot,
+                };
+                self.forward(linker, &import, &import_ty, &target)?;
             }
         }
+        Ok(())
     }
-    Ok(deps.len())
+
+    /// Defines each function of the interface `import` in `linker` as a call to the same
+    /// function of the dependency's export.
+    fn forward(
+        &self,
+        linker: &mut Linker<InstanceState>,
+        import: &str,
+        import_ty: &ComponentItem,
+        target: &Export<'_>,
+    ) -> Result<()> {
+        let Export { dep, component, .. } = target;
+        let export = dep.export.clone().unwrap_or_else(|| import.to_owned());
+        let missing = || {
+            anyhow::anyhow!(
+                "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
+                dep.key
+            )
+        };
+        let export_ty = component
+            .component_type()
+            .get_export(self.engine, &export)
+            .ok_or_else(missing)?
+            .ty;
+        let export_index = component
+            .get_export_index(None, &export)
+            .ok_or_else(missing)?;
+        let incompatible = |what: &str| {
+            anyhow::anyhow!(
+                "dependency '{}' exports '{export}' which is not compatible with import \
+                 '{import}' ({what})",
+                dep.key
+            )
+        };
+        let (
+            ComponentItem::ComponentInstance(import_ty),
+            ComponentItem::ComponentInstance(export_ty),
+        ) = (import_ty, &export_ty)
+        else {
+            bail!(incompatible("only interface imports can be satisfied"));
+        };
+        let mut instance = linker.instance(import)?;
+        for (name, item) in import_ty.exports(self.engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(wanted) => {
+                    let given = match export_ty.get_export(self.engine, name).map(|e| e.ty) {
+                        Some(ComponentItem::ComponentFunc(given)) => given,
+                        _ => bail!(incompatible(&format!("no function `{name}`"))),
+                    };
+                    ensure!(
+                        same_signature(&wanted, &given),
+                        incompatible(&format!("`{name}` has another signature"))
+                    );
+                    let func = component
+                        .get_export_index(Some(&export_index), name)
+                        .ok_or_else(|| incompatible(&format!("no function `{name}`")))?;
+                    let call = Arc::new(Target {
+                        pre: target.pre.clone(),
+                        func,
+                        slot: target.slot,
+                        inherit: dep.inherit,
+                    });
+                    instance.func_new_async(name, move |store, _ty, params, results| {
+                        let call = Arc::clone(&call);
+                        Box::new(async move { call.call(store, params, results).await })
+                    })?;
+                }
+                // Types travel by structure; there is nothing to link.
+                ComponentItem::Type(_) => {}
+                _ => bail!(incompatible(&format!(
+                    "`{name}` is a resource or a nested item, which this host does not forward"
+                ))),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A dependency, as linked: its declaration, its component, its instance-to-be, its slot.
+struct Export<'a> {
+    dep: &'a Dependency,
+    component: &'a Component,
+    pre: &'a InstancePre<InstanceState>,
+    slot: usize,
 }
 
 fn same_signature(a: &ComponentFunc, b: &ComponentFunc) -> bool {
@@ -135,7 +180,7 @@ fn same_signature(a: &ComponentFunc, b: &ComponentFunc) -> bool {
 
 /// One forwarded function: which dependency instance, and which of its exports.
 struct Target {
-    pre: InstancePre<HostState>,
+    pre: InstancePre<InstanceState>,
     func: ComponentExportIndex,
     slot: usize,
     inherit: bool,
@@ -144,22 +189,22 @@ struct Target {
 impl Target {
     async fn call(
         &self,
-        mut store: StoreContextMut<'_, HostState>,
+        mut store: StoreContextMut<'_, InstanceState>,
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         // Taken away before the dependency runs any code, its instantiation included.
-        let grants = (!self.inherit).then(|| store.data_mut().deny_configuration());
+        let taken = (!self.inherit).then(|| store.data_mut().factors.deny());
         let result = self.instantiate_and_call(&mut store, params, results).await;
-        if let Some(grants) = grants {
-            store.data_mut().restore_configuration(grants);
+        if let Some(taken) = taken {
+            store.data_mut().factors.restore(taken);
         }
         result
     }
 
     async fn instantiate_and_call(
         &self,
-        store: &mut StoreContextMut<'_, HostState>,
+        store: &mut StoreContextMut<'_, InstanceState>,
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {

@@ -1,57 +1,15 @@
-//! The runtime config file (`--runtime-config-file`): where each store label lives, read as
-//! Spin reads it.
+//! The runtime config file (`--runtime-config-file`), read as Spin reads it: a table whose
+//! top-level keys belong to the host interfaces (`[sqlite_database.<label>]` to `sqlite`,
+//! `[key_value_store.<label>]` to `key_value`: each parses its own), and `state_dir`, where
+//! the `default` stores live unless `--state-dir` is given (`""`: in memory, as on Spin).
 //!
-//! - `[key_value_store.<label>]`: `type = "spin"` with an optional `path` (relative to this
-//!   file's directory; none is an in-memory store), or `type = "redis"` with `url`.
-//! - `[sqlite_database.<label>]`: `type = "spin"` with an optional `path` (relative to the
-//!   working directory, as `spin up` resolves it; none is an in-memory database).
-//! - `state_dir`: where the `default` stores live unless `--state-dir` is given (`""`: in
-//!   memory).
-//!
-//! The `default` labels, when not configured, are `sqlite_db.db` and `sqlite_key_value.db`
-//! in the state directory. A key or a type this host does not know is an error naming it,
-//! as with Spin ("unused runtime config key(s)"); so is one Spin knows but this host does
-//! not run (libSQL, cloud stores, variable providers), never a silent fallback.
+//! A key no interface reads is an error naming it, as with Spin ("unused runtime config
+//! key(s)"); so is one Spin knows but this host does not run (variable providers, logs...),
+//! never a silent fallback.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-
-/// Where a local store's data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    File(PathBuf),
-    /// In memory, for as long as the host runs (Spin's `spin` type without a `path`).
-    Memory,
-}
-
-/// One key-value store label's backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyValueConfig {
-    /// Spin's SQLite file layout.
-    Spin(Location),
-    /// A Redis server (`redis://host:port[/db]` or `redis+unix:///path`).
-    Redis { url: String },
-}
-
-/// The state directory as the runtime config file sets it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-enum StateDir {
-    /// Not set: `.spin` beside the manifest.
-    #[default]
-    Default,
-    /// `state_dir = ""`: the default stores are in memory.
-    Unset,
-    Provided(PathBuf),
-}
-
-#[derive(Debug, Default)]
-pub struct RuntimeConfig {
-    sqlite_database: BTreeMap<String, Location>,
-    key_value_store: BTreeMap<String, KeyValueConfig>,
-    state_dir: StateDir,
-}
 
 /// Keys Spin's runtime config knows that this host does not run.
 const SPIN_KEYS_NOT_RUN: &[&str] = &[
@@ -64,130 +22,152 @@ const SPIN_KEYS_NOT_RUN: &[&str] = &[
     "otel",
 ];
 
-/// Key-value store types Spin knows that this host does not run.
-const SPIN_KEY_VALUE_TYPES_NOT_RUN: &[&str] = &["azure_cosmos", "aws_dynamo"];
+/// Where a local store's data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    File(PathBuf),
+    /// In memory, for as long as the host runs (Spin's `spin` type without a `path`).
+    Memory,
+}
+
+#[derive(Debug)]
+pub struct RuntimeConfig {
+    table: toml::Table,
+    /// The file's directory: key-value paths resolve against it, as on Spin.
+    config_dir: PathBuf,
+    /// The working directory: SQLite paths resolve against it, as `spin up` resolves them.
+    cwd: PathBuf,
+    /// `None`: the default stores are in memory.
+    state_dir: Option<PathBuf>,
+}
 
 impl RuntimeConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the runtime config {}", path.display()))?;
+    /// The app's runtime config: the file at `path` if there is one. `state_dir` is
+    /// `--state-dir`, which wins over the file's; by default it is `.spin` beside the
+    /// manifest.
+    pub fn load(
+        path: Option<&Path>,
+        state_dir: Option<&Path>,
+        manifest_dir: &Path,
+    ) -> Result<Self> {
         let cwd = std::env::current_dir().context("cannot read the working directory")?;
-        let dir = path.parent().unwrap_or(Path::new(""));
-        Self::parse(&text, &cwd.join(dir), &cwd)
-            .with_context(|| format!("invalid runtime config {}", path.display()))
+        let (text, config_dir) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the runtime config {}", path.display())
+                })?;
+                (text, cwd.join(path.parent().unwrap_or(Path::new(""))))
+            }
+            None => (String::new(), cwd.clone()),
+        };
+        let what = || match path {
+            Some(path) => format!("invalid runtime config {}", path.display()),
+            None => "invalid runtime config".to_owned(),
+        };
+        Self::parse(&text, config_dir, cwd, state_dir, manifest_dir).with_context(what)
     }
 
-    /// `config_dir` resolves key-value paths, `cwd` SQLite paths, as Spin resolves them.
-    fn parse(text: &str, config_dir: &Path, cwd: &Path) -> Result<Self> {
-        let table: toml::Table = toml::from_str(text)?;
-        let mut config = Self::default();
+    fn parse(
+        text: &str,
+        config_dir: PathBuf,
+        cwd: PathBuf,
+        state_dir: Option<&Path>,
+        manifest_dir: &Path,
+    ) -> Result<Self> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let from_file = match table.remove("state_dir") {
+            None => None,
+            Some(toml::Value::String(dir)) => Some(dir),
+            Some(_) => bail!("`state_dir` must be a string"),
+        };
+        let state_dir = match (state_dir, from_file) {
+            (Some(cli), _) => (!cli.as_os_str().is_empty()).then(|| cli.to_path_buf()),
+            (None, Some(dir)) => (!dir.is_empty()).then(|| cwd.join(dir)),
+            (None, None) => Some(manifest_dir.join(".spin")),
+        };
+        Ok(Self {
+            table,
+            config_dir,
+            cwd,
+            state_dir,
+        })
+    }
+
+    /// Refuses any top-level key that none of the interfaces reads (`known`).
+    pub fn check_keys(&self, known: &[&str]) -> Result<()> {
         let mut unused = Vec::new();
-        for (key, value) in &table {
-            match key.as_str() {
-                "key_value_store" => {
-                    for (label, store) in tables(key, value)? {
-                        let store = key_value_store(&label, store, config_dir)
-                            .with_context(|| format!("`[key_value_store.{label}]`"))?;
-                        config.key_value_store.insert(label, store);
-                    }
-                }
-                "sqlite_database" => {
-                    for (label, db) in tables(key, value)? {
-                        let db = sqlite_database(&label, db, cwd)
-                            .with_context(|| format!("`[sqlite_database.{label}]`"))?;
-                        config.sqlite_database.insert(label, db);
-                    }
-                }
-                "state_dir" => {
-                    let dir = value
-                        .as_str()
-                        .ok_or_else(|| anyhow!("`state_dir` must be a string"))?;
-                    config.state_dir = match dir {
-                        "" => StateDir::Unset,
-                        dir => StateDir::Provided(cwd.join(dir)),
-                    };
-                }
-                known if SPIN_KEYS_NOT_RUN.contains(&known) => bail!(
-                    "`{known}` is a Spin runtime config key this host does not run; use \
-                     `spin up` or a Spin host for it"
-                ),
-                other => unused.push(other.to_owned()),
+        for key in self.table.keys() {
+            if known.contains(&key.as_str()) {
+                continue;
             }
+            if SPIN_KEYS_NOT_RUN.contains(&key.as_str()) {
+                bail!(
+                    "invalid runtime config: `{key}` is a Spin runtime config key this host does \
+                     not run; use `spin up` or a Spin host for it"
+                );
+            }
+            unused.push(key.clone());
         }
         if !unused.is_empty() {
-            bail!("unused runtime config key(s): {}", unused.join(", "));
+            bail!(
+                "invalid runtime config: unused runtime config key(s): {}",
+                unused.join(", ")
+            );
         }
-        Ok(config)
+        Ok(())
     }
 
-    /// The state directory: `--state-dir`, else the file's `state_dir`, else `.spin`
-    /// beside the manifest; `None` when either sets it to `""` (in memory, as on Spin).
-    pub fn state_dir(&self, cli: Option<&Path>, manifest_dir: &Path) -> Option<PathBuf> {
-        if let Some(dir) = cli {
-            return (!dir.as_os_str().is_empty()).then(|| dir.to_path_buf());
-        }
+    /// The `[<key>.<label>]` tables, by label.
+    pub fn stores(&self, key: &str) -> Result<Vec<(&str, StoreTable<'_>)>> {
+        let Some(value) = self.table.get(key) else {
+            return Ok(Vec::new());
+        };
+        let labels = value
+            .as_table()
+            .ok_or_else(|| anyhow!("`{key}` must be a table of `[{key}.<label>]` tables"))?;
+        labels
+            .iter()
+            .map(|(label, store)| match store.as_table() {
+                Some(table) => Ok((label.as_str(), StoreTable { table })),
+                None => Err(anyhow!("`{key}.{label}` must be a table")),
+            })
+            .collect()
+    }
+
+    /// Where the default store's `file` lives: in the state directory, or in memory.
+    pub fn default_location(&self, file: &str) -> Location {
         match &self.state_dir {
-            StateDir::Default => Some(manifest_dir.join(".spin")),
-            StateDir::Unset => None,
-            StateDir::Provided(dir) => Some(dir.clone()),
+            Some(dir) => Location::File(dir.join(file)),
+            None => Location::Memory,
         }
     }
 
-    /// Where the SQLite database `label` lives; `None` if it is not defined.
-    pub fn sqlite_database(&self, label: &str, state_dir: Option<&Path>) -> Option<Location> {
-        match self.sqlite_database.get(label) {
-            Some(location) => Some(location.clone()),
-            None => (label == "default").then(|| default_location(state_dir, "sqlite_db.db")),
-        }
+    pub fn config_dir(&self) -> &Path {
+        &self.config_dir
     }
 
-    /// The key-value store `label`'s backend; `None` if it is not defined.
-    pub fn key_value_store(&self, label: &str, state_dir: Option<&Path>) -> Option<KeyValueConfig> {
-        match self.key_value_store.get(label) {
-            Some(store) => Some(store.clone()),
-            None => (label == "default")
-                .then(|| KeyValueConfig::Spin(default_location(state_dir, "sqlite_key_value.db"))),
-        }
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
     }
 }
 
-fn default_location(state_dir: Option<&Path>, file: &str) -> Location {
-    match state_dir {
-        Some(dir) => Location::File(dir.join(file)),
-        None => Location::Memory,
-    }
-}
-
-/// `[<key>.<label>]` tables.
-fn tables<'a>(key: &str, value: &'a toml::Value) -> Result<Vec<(String, &'a toml::Table)>> {
-    let labels = value
-        .as_table()
-        .ok_or_else(|| anyhow!("`{key}` must be a table of `[{key}.<label>]` tables"))?;
-    labels
-        .iter()
-        .map(|(label, store)| match store.as_table() {
-            Some(store) => Ok((label.clone(), store)),
-            None => Err(anyhow!("`{key}.{label}` must be a table")),
-        })
-        .collect()
-}
-
-/// A store's keys, checked: `type` first, then only `allowed`.
-struct StoreTable<'a> {
+/// A store's table, checked: `type` first, then only the keys that type takes.
+pub struct StoreTable<'a> {
     table: &'a toml::Table,
 }
 
 impl<'a> StoreTable<'a> {
-    fn kind(table: &'a toml::Table) -> Result<(&'a str, Self)> {
-        let kind = table
+    /// The store's `type`.
+    pub fn kind(&self) -> Result<&'a str> {
+        self.table
             .get("type")
             .ok_or_else(|| anyhow!("`type` is missing"))?
             .as_str()
-            .ok_or_else(|| anyhow!("`type` must be a string"))?;
-        Ok((kind, Self { table }))
+            .ok_or_else(|| anyhow!("`type` must be a string"))
     }
 
-    fn only(&self, kind: &str, allowed: &[&str]) -> Result<()> {
+    /// Refuses a key other than `type` and `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> Result<()> {
         for key in self.table.keys() {
             if key != "type" && !allowed.contains(&key.as_str()) {
                 let expected = allowed
@@ -195,13 +175,16 @@ impl<'a> StoreTable<'a> {
                     .map(|k| format!("`{k}`"))
                     .collect::<Vec<_>>()
                     .join(", ");
-                bail!("unknown key `{key}` for type `{kind}` (it takes {expected})");
+                bail!(
+                    "unknown key `{key}` for type `{}` (it takes {expected})",
+                    self.kind()?
+                );
             }
         }
         Ok(())
     }
 
-    fn string(&self, key: &str) -> Result<Option<&'a str>> {
+    pub fn string(&self, key: &str) -> Result<Option<&'a str>> {
         self.table
             .get(key)
             .map(|value| {
@@ -211,227 +194,105 @@ impl<'a> StoreTable<'a> {
             })
             .transpose()
     }
-}
 
-fn key_value_store(label: &str, table: &toml::Table, config_dir: &Path) -> Result<KeyValueConfig> {
-    let (kind, store) = StoreTable::kind(table)?;
-    match kind {
-        "spin" => {
-            store.only(kind, &["path"])?;
-            Ok(KeyValueConfig::Spin(match store.string("path")? {
-                Some(path) => Location::File(config_dir.join(path)),
-                None => Location::Memory,
-            }))
-        }
-        "redis" => {
-            store.only(kind, &["url"])?;
-            let url = store
-                .string("url")?
-                .ok_or_else(|| anyhow!("type `redis` needs `url`"))?;
-            crate::key_value::RedisKeyValue::check_url(url)?;
-            Ok(KeyValueConfig::Redis {
-                url: url.to_owned(),
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        self.table
+            .get(key)
+            .map(|value| {
+                value
+                    .as_bool()
+                    .ok_or_else(|| anyhow!("`{key}` must be true or false"))
             })
-        }
-        known if SPIN_KEY_VALUE_TYPES_NOT_RUN.contains(&known) => bail!(
-            "type `{known}` is a Spin key-value store this host does not run (it runs `spin` \
-             and `redis`); use `spin up` or a Spin host for it"
-        ),
-        other => bail!(
-            "could not configure key-value store with label '{label}': the store type \
-             '{other}' is not one this host knows (`spin`, `redis`)"
-        ),
-    }
-}
-
-fn sqlite_database(label: &str, table: &toml::Table, cwd: &Path) -> Result<Location> {
-    let (kind, db) = StoreTable::kind(table)?;
-    match kind {
-        "spin" => {
-            db.only(kind, &["path", "allow_attach_file"])?;
-            if table
-                .get("allow_attach_file")
-                .and_then(toml::Value::as_bool)
-                == Some(true)
-            {
-                bail!("`allow_attach_file = true` is not supported by this host");
-            }
-            Ok(match db.string("path")? {
-                Some(path) => Location::File(cwd.join(path)),
-                None => Location::Memory,
-            })
-        }
-        "libsql" => bail!(
-            "type `libsql` (a remote libSQL server) is not run by this host, which keeps \
-             SQLite in local files; use `spin up` or a Spin host such as SpinKube for it"
-        ),
-        other => bail!("database `{label}`: Unknown database kind: {other}"),
+            .transpose()
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<RuntimeConfig> {
-        RuntimeConfig::parse(text, Path::new("/etc/app"), Path::new("/work"))
+    /// A config read from `text` as if the file were in `/etc/app` and the host ran in
+    /// `/work`, for an app in `/app`.
+    pub fn config(text: &str) -> Result<RuntimeConfig> {
+        config_with(text, None)
     }
 
-    fn error(text: &str) -> String {
-        format!("{:#}", parse(text).unwrap_err())
+    pub fn config_with(text: &str, state_dir: Option<&Path>) -> Result<RuntimeConfig> {
+        RuntimeConfig::parse(
+            text,
+            PathBuf::from("/etc/app"),
+            PathBuf::from("/work"),
+            state_dir,
+            Path::new("/app"),
+        )
     }
 
     #[test]
     fn the_default_stores_live_in_the_state_directory() {
-        let config = parse("").unwrap();
-        let state = config.state_dir(None, Path::new("/app"));
-        assert_eq!(state, Some(PathBuf::from("/app/.spin")));
         assert_eq!(
-            config.sqlite_database("default", state.as_deref()),
-            Some(Location::File(PathBuf::from("/app/.spin/sqlite_db.db")))
+            config("").unwrap().default_location("x.db"),
+            Location::File(PathBuf::from("/app/.spin/x.db"))
         );
-        assert_eq!(
-            config.key_value_store("default", state.as_deref()),
-            Some(KeyValueConfig::Spin(Location::File(PathBuf::from(
-                "/app/.spin/sqlite_key_value.db"
-            ))))
-        );
-        assert_eq!(config.sqlite_database("orders", state.as_deref()), None);
-        assert_eq!(config.key_value_store("cache", state.as_deref()), None);
     }
 
     #[test]
     fn state_dir_comes_from_the_command_line_then_the_file() {
-        let config = parse("state_dir = \"data\"").unwrap();
+        let file = "state_dir = \"data\"";
         let cli = Path::new("/cli");
         assert_eq!(
-            config.state_dir(Some(cli), Path::new("/app")),
-            Some(cli.to_path_buf())
+            config_with(file, Some(cli))
+                .unwrap()
+                .default_location("x.db"),
+            Location::File(PathBuf::from("/cli/x.db"))
         );
         assert_eq!(
-            config.state_dir(None, Path::new("/app")),
-            Some(PathBuf::from("/work/data"))
+            config(file).unwrap().default_location("x.db"),
+            Location::File(PathBuf::from("/work/data/x.db"))
         );
         assert_eq!(
-            config.state_dir(Some(Path::new("")), Path::new("/app")),
-            None
+            config_with(file, Some(Path::new("")))
+                .unwrap()
+                .default_location("x.db"),
+            Location::Memory
         );
-        let memory = parse("state_dir = \"\"").unwrap();
-        let state = memory.state_dir(None, Path::new("/app"));
-        assert_eq!(state, None);
         assert_eq!(
-            memory.sqlite_database("default", state.as_deref()),
-            Some(Location::Memory)
+            config("state_dir = \"\"").unwrap().default_location("x.db"),
+            Location::Memory
         );
     }
 
     #[test]
-    fn paths_resolve_as_spin_resolves_them() {
-        let config = parse(
-            "[sqlite_database.orders]\ntype = \"spin\"\npath = \"data/orders.db\"\n\
-             [sqlite_database.scratch]\ntype = \"spin\"\n\
-             [key_value_store.cache]\ntype = \"spin\"\npath = \"kv/cache.db\"\n\
-             [key_value_store.default]\ntype = \"spin\"\n",
-        )
-        .unwrap();
-        // SQLite against the working directory, key-value against the file's directory.
-        assert_eq!(
-            config.sqlite_database("orders", None),
-            Some(Location::File(PathBuf::from("/work/data/orders.db")))
-        );
-        assert_eq!(
-            config.sqlite_database("scratch", None),
-            Some(Location::Memory)
-        );
-        assert_eq!(
-            config.key_value_store("cache", None),
-            Some(KeyValueConfig::Spin(Location::File(PathBuf::from(
-                "/etc/app/kv/cache.db"
-            ))))
-        );
-        assert_eq!(
-            config.key_value_store("default", Some(Path::new("/s"))),
-            Some(KeyValueConfig::Spin(Location::Memory))
-        );
-    }
-
-    #[test]
-    fn redis_takes_a_url() {
-        let config = parse(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379/2\"\n",
-        )
-        .unwrap();
-        assert_eq!(
-            config.key_value_store("default", None),
-            Some(KeyValueConfig::Redis {
-                url: "redis://127.0.0.1:6379/2".into()
-            })
-        );
-        let missing = error("[key_value_store.default]\ntype = \"redis\"\n");
-        assert!(missing.contains("needs `url`"), "{missing}");
-        let bad = error("[key_value_store.default]\ntype = \"redis\"\nurl = \"http://x\"\n");
-        assert!(bad.contains("http://x"), "{bad}");
-    }
-
-    #[test]
-    fn the_repositorys_redis_example_reads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../runtime-config.redis.toml");
-        let config = RuntimeConfig::load(&path).unwrap();
-        assert_eq!(
-            config.key_value_store("default", None),
-            Some(KeyValueConfig::Redis {
-                url: "redis://127.0.0.1:6379".into()
-            })
-        );
-        let db = config.sqlite_database("default", None);
+    fn unknown_keys_are_refused_by_name_and_spins_own_with_a_way_out() {
+        let err = config("cache_dir = \"x\"\n")
+            .unwrap()
+            .check_keys(&["sqlite_database"])
+            .unwrap_err();
         assert!(
-            matches!(&db, Some(Location::File(p)) if p.ends_with(".spin/sqlite_db.db")),
-            "{db:?}"
+            err.to_string()
+                .contains("unused runtime config key(s): cache_dir"),
+            "{err}"
         );
+        let err = config("[[variables_provider]]\ntype = \"vault\"\n")
+            .unwrap()
+            .check_keys(&[])
+            .unwrap_err();
+        assert!(err.to_string().contains("spin up"), "{err}");
+        assert!(config("[sqlite_database.x]\ntype = \"spin\"\n")
+            .unwrap()
+            .check_keys(&["sqlite_database"])
+            .is_ok());
     }
 
     #[test]
-    fn unknown_keys_and_types_are_refused_by_name() {
-        for (text, named) in [
-            (
-                "cache_dir = \"x\"\n",
-                "unused runtime config key(s): cache_dir",
-            ),
-            (
-                "[key_value_store.default]\ntype = \"redis\"\nuri = \"redis://x\"\n",
-                "`uri`",
-            ),
-            (
-                "[key_value_store.default]\ntype = \"memcached\"\n",
-                "'memcached'",
-            ),
-            (
-                "[key_value_store.default]\npath = \"x\"\n",
-                "`type` is missing",
-            ),
-            (
-                "[sqlite_database.default]\ntype = \"spin\"\nfile = \"x\"\n",
-                "`file`",
-            ),
-            (
-                "[sqlite_database.orders]\ntype = \"postgres\"\n",
-                "Unknown database kind: postgres",
-            ),
-        ] {
-            let err = error(text);
-            assert!(err.contains(named), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn what_spin_runs_but_this_host_does_not_is_refused_with_a_way_out() {
-        for text in [
-            "[sqlite_database.default]\ntype = \"libsql\"\nurl = \"https://db\"\ntoken = \"t\"\n",
-            "[key_value_store.default]\ntype = \"azure_cosmos\"\n",
-            "[[variables_provider]]\ntype = \"vault\"\n",
-        ] {
-            let err = error(text);
-            assert!(err.contains("spin up"), "{text}: {err}");
-        }
+    fn a_store_table_takes_its_type_and_only_its_keys() {
+        let config = config("[s.a]\ntype = \"spin\"\npath = \"x\"\n[s.b]\npath = \"x\"\n").unwrap();
+        let stores = config.stores("s").unwrap();
+        let (label, a) = &stores[0];
+        assert_eq!((*label, a.kind().unwrap()), ("a", "spin"));
+        assert!(a.only(&["path"]).is_ok());
+        let err = a.only(&["url"]).unwrap_err().to_string();
+        assert!(err.contains("unknown key `path`"), "{err}");
+        let err = stores[1].1.kind().unwrap_err().to_string();
+        assert!(err.contains("`type` is missing"), "{err}");
     }
 }

@@ -1,45 +1,29 @@
-//! The HTTP trigger: accept connections, route each request, run it in a fresh instance.
+//! The HTTP server: accept connections within the host's bounds and hand each request to
+//! the trigger (`trigger.rs`), which routes it and runs it in a fresh instance.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, HOST};
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
-use wasmtime::{Store, StoreLimitsBuilder};
-use wasmtime_wasi::WasiCtx;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
-use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpCtx, WasiHttpView};
+use tokio::net::{TcpListener, TcpStream};
 
-use crate::app::{App, LoadedComponent};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::app::LiveApp;
 use crate::connections::Connections;
-use crate::key_value::KeyValueAccess;
-use crate::outbound::{Chain, ChainFuture, OutboundHttp};
-use crate::routes::RouteMatch;
-use crate::sqlite::SqliteAccess;
-use crate::state::HostState;
+use crate::trigger::{Trigger, TriggerOptions, EPOCH_TICK};
 
-/// How often the epoch advances; the unit of the per-request deadline.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// How long in-flight requests get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ServeOptions {
-    pub max_instances: u32,
-    pub request_timeout: Duration,
-    /// How long a request may wait for an instance before it is answered 503.
-    pub queue_timeout: Duration,
+    pub trigger: TriggerOptions,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
     /// How long a client may take to send a request head, or keep a connection idle.
@@ -70,48 +54,6 @@ fn open_file_limit() -> Option<usize> {
     ok.then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
 }
 
-/// The app being served now. A request takes the current one when it arrives and keeps it
-/// to the end; a reload (`watch`) replaces it for the requests that come after.
-pub struct LiveApp {
-    current: RwLock<Arc<App>>,
-}
-
-impl LiveApp {
-    pub fn new(app: App) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(app)),
-        }
-    }
-
-    pub fn get(&self) -> Arc<App> {
-        match self.current.read() {
-            Ok(current) => Arc::clone(&current),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    pub fn replace(&self, app: App) {
-        let app = Arc::new(app);
-        match self.current.write() {
-            Ok(mut current) => *current = app,
-            Err(poisoned) => *poisoned.into_inner() = app,
-        }
-    }
-}
-
-/// The app being served, and what every request shares.
-struct Trigger {
-    live: Arc<LiveApp>,
-    /// Instance slots for requests from clients...
-    permits: Arc<Semaphore>,
-    /// ...and, apart, for chained requests, so a caller never waits on its own kind.
-    chain_permits: Arc<Semaphore>,
-    request_timeout: Duration,
-    queue_timeout: Duration,
-    /// Itself, for the outbound hooks of the instances it makes (service chaining).
-    me: Weak<Trigger>,
-}
-
 /// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
 pub async fn serve(
     live: Arc<LiveApp>,
@@ -121,22 +63,9 @@ pub async fn serve(
 ) -> Result<()> {
     // Reloads keep the engine, so one ticker serves every version of the app.
     spawn_epoch_ticker(live.get().engine.clone());
-    let trigger = Arc::new_cyclic(|me| Trigger {
-        live,
-        permits: Arc::new(Semaphore::new(options.max_instances as usize)),
-        chain_permits: Arc::new(Semaphore::new(options.max_instances as usize)),
-        request_timeout: options.request_timeout,
-        queue_timeout: options.queue_timeout,
-        me: me.clone(),
-    });
+    let trigger = Trigger::new(live, &options.trigger);
     let connections = Connections::new(options.max_connections);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // The timer makes the header timeout work; it also bounds an idle keep-alive
-    // connection, which is waiting for the head of its next request.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(options.header_timeout)
-        .max_header_size(MAX_HEADER_BYTES)
-        .keep_alive(true);
+    let http = http_builder(&options);
     let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
     loop {
@@ -161,28 +90,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         accept_errors.succeeded();
-        let _ = stream.set_nodelay(true);
-        let admitted = connections.admit(slot);
-        let busy = Arc::clone(&admitted.busy);
-        let trigger = Arc::clone(&trigger);
-        let service = hyper::service::service_fn(move |req| {
-            let trigger = Arc::clone(&trigger);
-            let serving = Serving::start(&busy);
-            async move {
-                let response = trigger.handle(req, client).await;
-                drop(serving);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let conn = http.serve_connection(TokioIo::new(stream), service);
-        let connections = Arc::clone(&connections);
-        tokio::spawn(async move {
-            if let Some(Err(err)) = admitted.serve(connections, conn).await {
-                if !err.is_incomplete_message() && !err.is_timeout() {
-                    eprintln!("connection from {client}: {err}");
-                }
-            }
-        });
+        spawn_connection(&http, &trigger, &connections, slot, stream, client);
     }
     drop(listener);
     eprintln!("Shutting down: waiting for in-flight requests");
@@ -190,6 +98,50 @@ pub async fn serve(
         eprintln!("Some requests did not finish within {DRAIN_TIMEOUT:?}");
     }
     Ok(())
+}
+
+/// HTTP/1.1 with the host's bounds: the timer makes the header timeout work; it also bounds
+/// an idle keep-alive connection, which is waiting for the head of its next request.
+fn http_builder(options: &ServeOptions) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .keep_alive(true);
+    http
+}
+
+/// Serves one accepted connection in a task of its own, each request by the trigger.
+fn spawn_connection(
+    http: &http1::Builder,
+    trigger: &Arc<Trigger>,
+    connections: &Arc<Connections>,
+    slot: OwnedSemaphorePermit,
+    stream: TcpStream,
+    client: SocketAddr,
+) {
+    let _ = stream.set_nodelay(true);
+    let admitted = connections.admit(slot);
+    let busy = Arc::clone(&admitted.busy);
+    let trigger = Arc::clone(trigger);
+    let service = hyper::service::service_fn(move |req| {
+        let trigger = Arc::clone(&trigger);
+        let serving = Serving::start(&busy);
+        async move {
+            let response = trigger.handle(req, client).await;
+            drop(serving);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    let connections = Arc::clone(connections);
+    tokio::spawn(async move {
+        if let Some(Err(err)) = admitted.serve(connections, conn).await {
+            if !err.is_incomplete_message() && !err.is_timeout() {
+                eprintln!("connection from {client}: {err}");
+            }
+        }
+    });
 }
 
 /// A request being served on a connection: it keeps the connection from being evicted.
@@ -240,352 +192,4 @@ fn spawn_epoch_ticker(engine: wasmtime::Engine) {
         std::thread::sleep(EPOCH_TICK);
         engine.increment_epoch();
     });
-}
-
-/// Paths Spin answers itself, before routing.
-const WELL_KNOWN: &str = "/.well-known/spin/";
-/// The client address a chained request carries, as on Spin.
-const CHAINED_CLIENT_ADDR: &str = "0.0.0.0:0";
-
-impl Trigger {
-    fn well_known(&self, path: &str) -> Response<HyperOutgoingBody> {
-        match path {
-            "health" => bytes_response(
-                StatusCode::OK,
-                Some("text/plain"),
-                Bytes::from_static(b"OK"),
-            ),
-            "info" => {
-                let app = self.live.get();
-                let info = serde_json::json!({ "name": app.name, "version": app.version });
-                let body = serde_json::to_vec_pretty(&info).unwrap_or_default();
-                bytes_response(StatusCode::OK, Some("application/json"), Bytes::from(body))
-            }
-            _ => host_response(StatusCode::NOT_FOUND),
-        }
-    }
-
-    /// A request from a client: route it, then run the component in a fresh instance.
-    async fn handle(
-        self: Arc<Self>,
-        mut req: Request<Incoming>,
-        client: SocketAddr,
-    ) -> Response<HyperOutgoingBody> {
-        let path = req.uri().path().to_owned();
-        if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
-            return self.well_known(reserved);
-        }
-        let app = self.live.get();
-        let Some(matched) = app.router.route(&path) else {
-            return host_response(StatusCode::NOT_FOUND);
-        };
-        let component_index = matched.route.component;
-        set_spin_headers(&mut req, &matched, client);
-        // A request waits for a free instance, but not forever.
-        let Some(permit) = self.wait_for_slot(&self.permits).await else {
-            return overloaded(req.headers());
-        };
-        self.run_or_500(&app, component_index, req, permit).await
-    }
-
-    /// A free instance slot, or `None` if none frees within the queue timeout.
-    async fn wait_for_slot(&self, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        tokio::time::timeout(self.queue_timeout, Arc::clone(slots).acquire_owned())
-            .await
-            .ok()?
-            .ok()
-    }
-
-    /// Runs a component; a failure is logged with the request id and answered with a 500.
-    async fn run_or_500<B>(
-        &self,
-        app: &App,
-        component_index: usize,
-        req: Request<B>,
-        permit: OwnedSemaphorePermit,
-    ) -> Response<HyperOutgoingBody>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<ChainError>,
-    {
-        let Some(component) = app.components.get(component_index) else {
-            return host_response(StatusCode::INTERNAL_SERVER_ERROR);
-        };
-        let path = req.uri().path().to_owned();
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        match self.run(app, component, req, permit).await {
-            Ok(response) => response,
-            Err(err) => {
-                eprintln!(
-                    "component `{}` failed on {path} (request id {}): {err:#}",
-                    component.id,
-                    request_id.as_deref().unwrap_or("-")
-                );
-                host_response(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
-    }
-
-    async fn run<B>(
-        &self,
-        app: &App,
-        component: &LoadedComponent,
-        req: Request<B>,
-        permit: OwnedSemaphorePermit,
-    ) -> Result<Response<HyperOutgoingBody>>
-    where
-        B: Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<ChainError>,
-    {
-        let mut store = self.new_store(app, component);
-        let (sender, receiver) = oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = component.pre.clone();
-        let timeout = self.request_timeout;
-        let task = tokio::spawn(async move {
-            // The slot is held until the task ends: body streaming, and whatever the
-            // component does after its response (the notifier delivers then), included.
-            let _permit = permit;
-            let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
-            };
-            match tokio::time::timeout(timeout, run).await {
-                Ok(result) => result.map_err(anyhow::Error::from),
-                Err(_) => Err(anyhow::anyhow!("the request took longer than {timeout:?}")),
-            }
-        });
-        match receiver.await {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => Err(anyhow::anyhow!(
-                "the component answered with an error: {code:?}"
-            )),
-            // The component ended without setting a response: its own error says why.
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(anyhow::anyhow!(
-                    "the component returned without sending a response"
-                )),
-                Ok(Err(err)) => Err(err),
-                Err(join) => Err(anyhow::anyhow!("the request task failed: {join}")),
-            },
-        }
-    }
-
-    fn new_store(&self, app: &App, component: &LoadedComponent) -> Store<HostState> {
-        let wasi = WasiCtx::builder()
-            .inherit_stdout()
-            .inherit_stderr()
-            .envs(&component.environment)
-            .build();
-        let chain: Arc<dyn Chain> = match self.me.upgrade() {
-            Some(me) => me,
-            None => Arc::new(NoChain),
-        };
-        let state = HostState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: Default::default(),
-            sqlite: SqliteAccess::new(
-                Arc::clone(&app.databases),
-                Arc::clone(&component.sqlite_databases),
-            ),
-            key_value: KeyValueAccess::new(
-                Arc::clone(&app.key_value),
-                Arc::clone(&component.key_value_stores),
-            ),
-            variables: component.variables.clone(),
-            outbound: OutboundHttp::new(
-                Arc::from(component.id.as_str()),
-                Arc::clone(&component.allowed_hosts),
-                chain,
-            ),
-            limits: StoreLimitsBuilder::new().instances(64).build(),
-            dependencies: vec![None; component.dependency_count],
-        };
-        let mut store = Store::new(&app.engine, state);
-        store.limiter(HostState::limiter);
-        let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        store
-    }
-}
-
-/// Service chaining: `http://<component>.spin.internal/<path>` runs that component, in this
-/// process, whatever its route (private ones too), as Spin does. Chained requests have
-/// instance slots of their own, so a host full of callers cannot deadlock on their chains;
-/// one that finds none free within the queue timeout is answered 503.
-impl Chain for Trigger {
-    fn chain(&self, target: &str, mut request: Request<WasiBody>) -> ChainFuture {
-        let me = self.me.upgrade();
-        let target = target.to_owned();
-        Box::pin(async move {
-            let Some(me) = me else {
-                return Err(ChainError::InternalError(Some(
-                    "the host is stopping".into(),
-                )));
-            };
-            let app = me.live.get();
-            let Some(index) = app.components.iter().position(|c| c.id == target) else {
-                eprintln!("service chaining: the app has no component `{target}`");
-                return Err(ChainError::DestinationNotFound);
-            };
-            set_chained_headers(&mut request);
-            let Some(permit) = me.wait_for_slot(&me.chain_permits).await else {
-                return Ok(overloaded(request.headers()));
-            };
-            Ok(me.run_or_500(&app, index, request, permit).await)
-        })
-    }
-}
-
-/// The outbound hooks of an instance made while the host stops: nothing to chain to.
-struct NoChain;
-
-impl Chain for NoChain {
-    fn chain(&self, _target: &str, _request: Request<WasiBody>) -> ChainFuture {
-        Box::pin(async {
-            Err(ChainError::InternalError(Some(
-                "the host is stopping".into(),
-            )))
-        })
-    }
-}
-
-/// Adds the `spin-*` headers Spin sets. As Spin does, a client's own `spin-*` headers are
-/// kept and Spin's values come after them: a guest that trusts these reads the last value.
-fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, client: SocketAddr) {
-    let host = req
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| "localhost".to_owned());
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .to_owned();
-    let headers = req.headers_mut();
-    let mut set = |name: &str, value: &str| {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
-            headers.append(name, value);
-        }
-    };
-    let route = matched.route;
-    set("spin-full-url", &format!("http://{host}{path_and_query}"));
-    set("spin-path-info", &matched.path_info);
-    set("spin-matched-route", route.based());
-    set(
-        "spin-component-route",
-        route.raw().strip_suffix("/...").unwrap_or(route.raw()),
-    );
-    set("spin-raw-component-route", route.raw());
-    set("spin-base-path", "/");
-    set("spin-client-addr", &client.to_string());
-    for (name, value) in &matched.params {
-        set(
-            &format!(
-                "spin-path-match-{}",
-                name.to_ascii_lowercase().replace('_', "-")
-            ),
-            value,
-        );
-    }
-}
-
-/// The `spin-*` headers of a chained request, as Spin sets them for its synthetic route
-/// match: the whole path is the path info, and the client is `0.0.0.0:0`.
-fn set_chained_headers(req: &mut Request<WasiBody>) {
-    let full_url = req.uri().to_string();
-    let path = req.uri().path().to_owned();
-    let headers = req.headers_mut();
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.append(HeaderName::from_static(name), value);
-        }
-    };
-    set("spin-full-url", &full_url);
-    set("spin-path-info", &path);
-    set("spin-matched-route", "/...");
-    set("spin-component-route", "");
-    set("spin-raw-component-route", "/...");
-    set("spin-base-path", "/");
-    set("spin-client-addr", CHAINED_CLIENT_ADDR);
-}
-
-/// How long an overloaded host asks clients to wait before trying again.
-const RETRY_AFTER_SECONDS: &str = "1";
-
-/// 503 when no instance frees in time: problem+json as the app's own errors (`unavailable`,
-/// with `Retry-After`), keeping the client's request id if it sent one.
-fn overloaded(headers: &http::HeaderMap) -> Response<HyperOutgoingBody> {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            (1..=128).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-        })
-        .unwrap_or("-")
-        .to_owned();
-    let body = serde_json::json!({
-        "type": "https://inventory.example/problems/unavailable",
-        "title": "Service unavailable",
-        "status": 503,
-        "detail": "every instance is busy; retry later",
-        "request_id": request_id,
-    });
-    let mut response = bytes_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        Some("application/problem+json"),
-        Bytes::from(body.to_string()),
-    );
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::RETRY_AFTER,
-        HeaderValue::from_static(RETRY_AFTER_SECONDS),
-    );
-    if let Ok(id) = HeaderValue::try_from(request_id) {
-        headers.insert(HeaderName::from_static("x-request-id"), id);
-    }
-    response
-}
-
-/// A response the host makes itself (no route, or the component failed): an empty body
-/// with the status, as Spin sends.
-fn host_response(status: StatusCode) -> Response<HyperOutgoingBody> {
-    bytes_response(status, None, Bytes::new())
-}
-
-fn bytes_response(
-    status: StatusCode,
-    content_type: Option<&'static str>,
-    body: Bytes,
-) -> Response<HyperOutgoingBody> {
-    let body = Full::new(body)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    }
-    response
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::app::{App, AppOptions};
+use crate::app::{App, AppOptions, LiveApp};
 use crate::cli::UpArgs;
 use crate::manifest::LoadedManifest;
-use crate::server::{self, LiveApp, ServeOptions};
+use crate::server::{self, ServeOptions};
+use crate::trigger::TriggerOptions;
 use crate::watch;
 
 pub fn run(args: &UpArgs) -> Result<()> {
@@ -44,9 +45,11 @@ pub fn run(args: &UpArgs) -> Result<()> {
         .context("cannot start the async runtime")?;
     let listen = args.listen;
     let serve = ServeOptions {
-        max_instances: args.max_instances,
-        request_timeout: Duration::from_secs(args.request_timeout_secs),
-        queue_timeout: Duration::from_secs(args.queue_timeout_secs),
+        trigger: TriggerOptions {
+            max_instances: args.max_instances,
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            queue_timeout: Duration::from_secs(args.queue_timeout_secs),
+        },
         max_connections: args
             .max_connections
             .map_or_else(server::default_max_connections, |n| {

@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use crate::app::{AppOptions, FileStamp};
+use crate::app::{AppOptions, LiveApp};
 use crate::builder;
+use crate::compile::FileStamp;
 use crate::manifest::{DependencySource, LoadedManifest};
-use crate::server::LiveApp;
 
 /// How often the files are looked at.
 const POLL: Duration = Duration::from_millis(200);

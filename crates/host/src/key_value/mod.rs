@@ -1,26 +1,45 @@
-//! Spin's key-value stores, split as Spin splits them: the storage behind a label is a
-//! [`Backend`] (`sqlite.rs`: Spin's local file layout; `redis.rs`: a Redis server), and the
-//! guest interfaces (`spin.rs`:
-//! `fermyon:spin/key-value@2.0.0`; `wasi.rs`: `wasi:keyvalue/{store,atomics,batch}
-//! @0.2.0-draft2`) share one implementation of opening and using a store, here.
+//! Spin's key-value interfaces, as Spin's `factor-key-value` serves them: the storage behind
+//! a label is a [`Backend`] (`sqlite.rs`: Spin's local file layout; `redis.rs`: a Redis
+//! server), chosen by `[key_value_store.<label>]` (`config.rs`); a component opens the labels
+//! its `key_value_stores` lists (`access-denied` for the others). The guest interfaces
+//! (`spin.rs`: `fermyon:spin/key-value@2.0.0`; `wasi.rs`: `wasi:keyvalue/{store,atomics,batch}
+//! @0.2.0-draft2`) share one implementation of opening and using a store, here, and keep
+//! their open stores in the instance's own resource table.
 
 mod backend;
+mod config;
 mod redis;
 mod spin;
 mod sqlite;
 mod wasi;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use wasmtime::component::Resource;
+use anyhow::{bail, Result};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
-use crate::bindings::blocking;
-use crate::state::HostState;
+use crate::blocking::blocking;
+use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::runtime_config::Location;
+use backend::{Backend, KvResult};
+use config::StoreConfig;
+use redis::RedisKeyValue;
+use sqlite::SqliteKeyValue;
 
-pub use backend::{Backend, KvResult};
-pub use redis::RedisKeyValue;
-pub use sqlite::SqliteKeyValue;
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "key-value",
+        imports: { default: async | trappable },
+        with: {
+            "fermyon:spin/key-value.store": crate::key_value::Store,
+            "wasi:keyvalue/store.bucket": crate::key_value::Store,
+            "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
+        },
+    });
+}
 
 /// Why a key-value operation failed, before each interface names it in its own error type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,43 +51,171 @@ pub enum KvError {
     Other(String),
 }
 
-/// The app's stores, by label.
-#[derive(Default)]
-pub struct KeyValueStores {
-    by_label: HashMap<String, Arc<dyn Backend>>,
+pub struct KeyValueFactor;
+
+/// The app's stores by label, and how each was configured.
+pub struct AppState {
+    stores: Arc<HashMap<String, Arc<dyn Backend>>>,
+    configs: BTreeMap<String, StoreConfig>,
 }
 
-impl KeyValueStores {
-    pub fn insert(&mut self, label: String, backend: Arc<dyn Backend>) {
-        self.by_label.insert(label, backend);
-    }
-
-    pub fn get(&self, label: &str) -> Option<Arc<dyn Backend>> {
-        self.by_label.get(label).map(Arc::clone)
-    }
-}
-
-/// What one component instance may open.
-#[derive(Clone, Default)]
-pub struct KeyValueAccess {
-    stores: Arc<KeyValueStores>,
+/// The stores one component may open.
+#[derive(Clone)]
+pub struct ComponentState {
+    stores: Arc<HashMap<String, Arc<dyn Backend>>>,
     granted: Arc<[String]>,
 }
 
-impl KeyValueAccess {
-    pub fn new(stores: Arc<KeyValueStores>, granted: Arc<[String]>) -> Self {
-        Self { stores, granted }
+/// One instance's grant and its open stores.
+pub struct InstanceState {
+    grant: ComponentState,
+    table: ResourceTable,
+}
+
+impl Factor for KeyValueFactor {
+    type AppState = AppState;
+    type ComponentState = ComponentState;
+    type InstanceState = InstanceState;
+
+    const RUNTIME_CONFIG_KEYS: &'static [&'static str] = &[config::KEY];
+
+    /// Opens the stores the components use. Labels that share a file share one connection,
+    /// labels that share a Redis URL one pool; those `previous` has open where they are still
+    /// configured the same are kept.
+    fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+        let configured = config::stores(ctx.runtime_config)?;
+        let mut opener = Opener::default();
+        let mut stores = HashMap::new();
+        let mut configs = BTreeMap::new();
+        for label in used_labels(ctx) {
+            let Some(config) = configured.get(&label) else {
+                bail!(
+                    "unknown key_value_stores label `{label}`: only `default` exists without \
+                     configuration; define `[key_value_store.{label}]` in a runtime config file \
+                     (--runtime-config-file)"
+                );
+            };
+            let kept = previous
+                .filter(|p| p.configs.get(&label) == Some(config))
+                .and_then(|p| p.stores.get(&label));
+            let backend = match kept {
+                Some(open) => Arc::clone(open),
+                None => opener.open(&label, config)?,
+            };
+            configs.insert(label.clone(), config.clone());
+            stores.insert(label, backend);
+        }
+        Ok(AppState {
+            stores: Arc::new(stores),
+            configs,
+        })
     }
 
+    fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
+        Ok(ComponentState {
+            stores: Arc::clone(&app.stores),
+            granted: ctx.component.key_value_stores.clone().into(),
+        })
+    }
+
+    fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
+        InstanceState {
+            grant: component.clone(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn denied() -> Option<InstanceState> {
+        Some(InstanceState {
+            grant: ComponentState {
+                stores: Arc::default(),
+                granted: Arc::from(Vec::new()),
+            },
+            table: ResourceTable::new(),
+        })
+    }
+}
+
+/// Links both generations of the interfaces, on the state `get` projects to.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut InstanceState,
+) -> Result<()> {
+    bindings::KeyValue::add_to_linker::<T, HasSelf<InstanceState>>(linker, get)
+        .map_err(anyhow::Error::from)
+}
+
+/// Every label a component lists, once each, in order.
+fn used_labels(ctx: &AppContext<'_>) -> Vec<String> {
+    let mut labels: Vec<String> = ctx
+        .manifest
+        .manifest
+        .component
+        .values()
+        .flat_map(|c| c.key_value_stores.iter().cloned())
+        .collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+/// Opens stores, each file and each Redis server once however many labels use it.
+#[derive(Default)]
+struct Opener {
+    files: Vec<(PathBuf, Arc<SqliteKeyValue>)>,
+    servers: Vec<(String, Arc<RedisKeyValue>)>,
+}
+
+impl Opener {
+    fn open(&mut self, label: &str, config: &StoreConfig) -> Result<Arc<dyn Backend>> {
+        Ok(match config {
+            StoreConfig::Spin(Location::File(path)) => self.file(label, path)?.store(label),
+            StoreConfig::Spin(Location::Memory) => {
+                eprintln!(
+                    "Storing key-value data of `{label}` in memory: it is gone when the host stops."
+                );
+                SqliteKeyValue::open_in_memory()?.store(label)
+            }
+            StoreConfig::Redis { url } => {
+                let server = self.server(url)?;
+                eprintln!(
+                    "Storing key-value data of `{label}` in {}.",
+                    server.summary()
+                );
+                server
+            }
+        })
+    }
+
+    fn file(&mut self, label: &str, path: &std::path::Path) -> Result<Arc<SqliteKeyValue>> {
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some((_, file)) = self.files.iter().find(|(p, _)| *p == shown) {
+            return Ok(Arc::clone(file));
+        }
+        if label == "default" {
+            eprintln!("Storing default key-value data to {shown:?}.");
+        }
+        let file = SqliteKeyValue::open(path)?;
+        self.files.push((shown, Arc::clone(&file)));
+        Ok(file)
+    }
+
+    fn server(&mut self, url: &str) -> Result<Arc<RedisKeyValue>> {
+        if let Some((_, server)) = self.servers.iter().find(|(u, _)| u == url) {
+            return Ok(Arc::clone(server));
+        }
+        let server = Arc::new(RedisKeyValue::new(url)?);
+        self.servers.push((url.to_owned(), Arc::clone(&server)));
+        Ok(server)
+    }
+}
+
+impl ComponentState {
     fn open(&self, label: &str) -> KvResult<Store> {
         if !self.granted.iter().any(|g| g == label) {
             return Err(KvError::AccessDenied);
         }
-        let backend = self
-            .stores
-            .by_label
-            .get(label)
-            .ok_or(KvError::NoSuchStore)?;
+        let backend = self.stores.get(label).ok_or(KvError::NoSuchStore)?;
         Ok(Store(Arc::clone(backend)))
     }
 }
@@ -92,7 +239,7 @@ macro_rules! store_methods {
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<Option<Vec<u8>>, $error>> {
-            let store = self.kv_store(&this)?;
+            let store = self.backend(&this)?;
             Ok(blocking(move || store.get(&key)).await?.map_err(Into::into))
         }
 
@@ -102,7 +249,7 @@ macro_rules! store_methods {
             key: String,
             value: Vec<u8>,
         ) -> wasmtime::Result<Result<(), $error>> {
-            let store = self.kv_store(&this)?;
+            let store = self.backend(&this)?;
             Ok(blocking(move || store.set(&key, &value))
                 .await?
                 .map_err(Into::into))
@@ -113,7 +260,7 @@ macro_rules! store_methods {
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<(), $error>> {
-            let store = self.kv_store(&this)?;
+            let store = self.backend(&this)?;
             Ok(blocking(move || store.delete(&key))
                 .await?
                 .map_err(Into::into))
@@ -124,14 +271,15 @@ macro_rules! store_methods {
             this: Resource<Store>,
             key: String,
         ) -> wasmtime::Result<Result<bool, $error>> {
-            let store = self.kv_store(&this)?;
+            let store = self.backend(&this)?;
             Ok(blocking(move || store.exists(&key))
                 .await?
                 .map_err(Into::into))
         }
 
         async fn drop(&mut self, this: Resource<Store>) -> wasmtime::Result<()> {
-            self.kv_drop(this)
+            self.table.delete(this)?;
+            Ok(())
         }
     };
 }
@@ -154,30 +302,25 @@ macro_rules! error_from_kv {
 use error_from_kv;
 
 /// The operations both interface generations expose, written once.
-impl HostState {
-    fn kv_open(&mut self, label: &str) -> wasmtime::Result<KvResult<Resource<Store>>> {
-        Ok(match self.key_value.open(label) {
+impl InstanceState {
+    fn open_store(&mut self, label: &str) -> wasmtime::Result<KvResult<Resource<Store>>> {
+        Ok(match self.grant.open(label) {
             Ok(store) => Ok(self.table.push(store)?),
             Err(err) => Err(err),
         })
     }
 
     /// The backend of an open store, to use on the blocking pool.
-    fn kv_store(&self, handle: &Resource<Store>) -> wasmtime::Result<Arc<dyn Backend>> {
+    fn backend(&self, handle: &Resource<Store>) -> wasmtime::Result<Arc<dyn Backend>> {
         Ok(Arc::clone(&self.table.get(handle)?.0))
     }
 
-    fn kv_drop(&mut self, handle: Resource<Store>) -> wasmtime::Result<()> {
-        self.table.delete(handle)?;
-        Ok(())
-    }
-
-    async fn kv_cas_new(
+    async fn read_for_swap(
         &mut self,
         handle: &Resource<Store>,
         key: String,
     ) -> wasmtime::Result<KvResult<Resource<Cas>>> {
-        let store = self.kv_store(handle)?;
+        let store = self.backend(handle)?;
         let (store, key, read) = blocking(move || {
             let read = store.get(&key);
             (store, key, read)
@@ -194,7 +337,7 @@ impl HostState {
     }
 
     /// Swaps if unchanged; otherwise a fresh `Cas` holding what the key holds now.
-    async fn kv_cas_swap(
+    async fn swap_if_unchanged(
         &mut self,
         handle: Resource<Cas>,
         value: Vec<u8>,
@@ -221,12 +364,11 @@ mod tests {
     fn a_store_not_granted_is_access_denied_and_an_unknown_one_no_such_store() {
         let dir = tempfile::tempdir().unwrap();
         let file = SqliteKeyValue::open(&dir.path().join("kv.db")).unwrap();
-        let mut stores = KeyValueStores::default();
-        stores.insert("default".into(), file.store("default"));
-        let access = KeyValueAccess::new(
-            Arc::new(stores),
-            Arc::from(vec!["default".to_owned(), "ghost".to_owned()]),
-        );
+        let stores = HashMap::from([("default".to_owned(), file.store("default"))]);
+        let access = ComponentState {
+            stores: Arc::new(stores),
+            granted: Arc::from(vec!["default".to_owned(), "ghost".to_owned()]),
+        };
         assert!(access.open("default").is_ok());
         assert_eq!(access.open("private").err(), Some(KvError::AccessDenied));
         assert_eq!(access.open("ghost").err(), Some(KvError::NoSuchStore));

@@ -2,18 +2,18 @@
 
 use wasmtime::component::Resource;
 
+use super::bindings::fermyon::spin::key_value::{self as v2, Error};
+use super::InstanceState;
 use super::{KvError, Store};
-use crate::bindings::blocking;
-use crate::bindings::fermyon::spin::key_value::{self as v2, Error};
-use crate::state::HostState;
+use crate::blocking::blocking;
 
 super::error_from_kv!(Error);
 
-impl v2::Host for HostState {}
+impl v2::Host for InstanceState {}
 
-impl v2::HostStore for HostState {
+impl v2::HostStore for InstanceState {
     async fn open(&mut self, label: String) -> wasmtime::Result<Result<Resource<Store>, Error>> {
-        Ok(self.kv_open(&label)?.map_err(Into::into))
+        Ok(self.open_store(&label)?.map_err(Into::into))
     }
 
     super::store_methods!(Error);
@@ -22,7 +22,7 @@ impl v2::HostStore for HostState {
         &mut self,
         this: Resource<Store>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        let store = self.kv_store(&this)?;
+        let store = self.backend(&this)?;
         Ok(blocking(move || store.keys()).await?.map_err(Into::into))
     }
 }

@@ -3,25 +3,25 @@
 
 use wasmtime::component::Resource;
 
+use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::InstanceState;
 use super::{Cas, KvError, Store};
-use crate::bindings::blocking;
-use crate::bindings::wasi::keyvalue::{atomics, batch, store};
-use crate::state::HostState;
+use crate::blocking::blocking;
 
 use store::Error;
 
 super::error_from_kv!(Error);
 
-impl store::Host for HostState {
+impl store::Host for InstanceState {
     async fn open(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Store>, Error>> {
-        Ok(self.kv_open(&identifier)?.map_err(Into::into))
+        Ok(self.open_store(&identifier)?.map_err(Into::into))
     }
 }
 
-impl store::HostBucket for HostState {
+impl store::HostBucket for InstanceState {
     super::store_methods!(Error);
 
     /// All keys in one page, as Spin's SQLite store answers.
@@ -30,7 +30,7 @@ impl store::HostBucket for HostState {
         this: Resource<Store>,
         _cursor: Option<String>,
     ) -> wasmtime::Result<Result<store::KeyResponse, Error>> {
-        let store = self.kv_store(&this)?;
+        let store = self.backend(&this)?;
         Ok(blocking(move || store.keys())
             .await?
             .map(|keys| store::KeyResponse { keys, cursor: None })
@@ -38,14 +38,14 @@ impl store::HostBucket for HostState {
     }
 }
 
-impl atomics::Host for HostState {
+impl atomics::Host for InstanceState {
     async fn increment(
         &mut self,
         bucket: Resource<Store>,
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, Error>> {
-        let store = self.kv_store(&bucket)?;
+        let store = self.backend(&bucket)?;
         Ok(blocking(move || store.increment(&key, delta))
             .await?
             .map_err(Into::into))
@@ -56,7 +56,7 @@ impl atomics::Host for HostState {
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        Ok(match self.kv_cas_swap(cas, value).await? {
+        Ok(match self.swap_if_unchanged(cas, value).await? {
             Ok(Ok(())) => Ok(()),
             Ok(Err(fresh)) => Err(atomics::CasError::CasFailed(fresh)),
             Err(err) => Err(atomics::CasError::StoreError(err.into())),
@@ -64,13 +64,13 @@ impl atomics::Host for HostState {
     }
 }
 
-impl atomics::HostCas for HostState {
+impl atomics::HostCas for InstanceState {
     async fn new(
         &mut self,
         bucket: Resource<Store>,
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, Error>> {
-        Ok(self.kv_cas_new(&bucket, key).await?.map_err(Into::into))
+        Ok(self.read_for_swap(&bucket, key).await?.map_err(Into::into))
     }
 
     async fn current(
@@ -86,13 +86,13 @@ impl atomics::HostCas for HostState {
     }
 }
 
-impl batch::Host for HostState {
+impl batch::Host for InstanceState {
     async fn get_many(
         &mut self,
         bucket: Resource<Store>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
-        let store = self.kv_store(&bucket)?;
+        let store = self.backend(&bucket)?;
         let values = blocking(move || {
             keys.into_iter()
                 .map(|key| store.get(&key).map(|value| (key, value)))
@@ -107,7 +107,7 @@ impl batch::Host for HostState {
         bucket: Resource<Store>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let store = self.kv_store(&bucket)?;
+        let store = self.backend(&bucket)?;
         let done = blocking(move || {
             key_values
                 .iter()
@@ -122,7 +122,7 @@ impl batch::Host for HostState {
         bucket: Resource<Store>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let store = self.kv_store(&bucket)?;
+        let store = self.backend(&bucket)?;
         let done = blocking(move || keys.iter().try_for_each(|key| store.delete(key))).await?;
         Ok(done.map_err(Into::into))
     }

@@ -1,20 +1,20 @@
 //! The guest interfaces of SQLite: both generations, `fermyon:spin/sqlite@2.0.0` and
-//! `spin:sqlite/sqlite@3.0.0`, over one implementation.
+//! `spin:sqlite/sqlite@3.0.0`, implemented once on the instance state (`generation!`).
 
 use wasmtime::component::Resource;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{execute, Connection, Rows, SqlError, SqlValue, LOCK_WAIT};
-use crate::bindings::blocking;
-use crate::bindings::fermyon::spin::sqlite as v2;
-use crate::bindings::spin::sqlite::sqlite as v3;
-use crate::state::HostState;
+use super::bindings::fermyon::spin::sqlite as v2;
+use super::bindings::spin::sqlite::sqlite as v3;
+use super::database::{execute, Connection, Rows, SqlError, SqlValue, LOCK_WAIT};
+use super::InstanceState;
+use crate::blocking::blocking;
 
-/// Both interface generations have the same types in different modules: one conversion
-/// written once, instantiated per module.
-macro_rules! convert_types {
+/// Both interface generations have the same types and functions in different modules: the
+/// conversions and the `connection` methods written once, instantiated per module.
+macro_rules! generation {
     ($wit:ident) => {
         impl From<$wit::Value> for SqlValue {
             fn from(value: $wit::Value) -> Self {
@@ -67,19 +67,62 @@ macro_rules! convert_types {
             }
         }
 
-        impl $wit::Host for HostState {}
+        impl $wit::Host for InstanceState {}
+
+        impl $wit::HostConnection for InstanceState {
+            async fn open(
+                &mut self,
+                database: String,
+            ) -> wasmtime::Result<Result<Resource<Connection>, $wit::Error>> {
+                Ok(self.open_connection(&database).await?.map_err(Into::into))
+            }
+
+            async fn execute(
+                &mut self,
+                conn: Resource<Connection>,
+                statement: String,
+                parameters: Vec<$wit::Value>,
+            ) -> wasmtime::Result<Result<$wit::QueryResult, $wit::Error>> {
+                let params = parameters.into_iter().map(Into::into).collect();
+                Ok(self
+                    .run_statement(&conn, statement, params)
+                    .await?
+                    .map(Into::into)
+                    .map_err(Into::into))
+            }
+
+            async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
+                self.table.delete(conn)?;
+                Ok(())
+            }
+
+            generation!(@$wit extra);
+        }
     };
+    // What only `spin:sqlite@3.0.0` has.
+    (@v3 extra) => {
+        async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
+            let conn = self.table.get(&conn)?;
+            Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
+        }
+
+        async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
+            let conn = self.table.get(&conn)?;
+            Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
+        }
+    };
+    (@v2 extra) => {};
 }
 
-convert_types!(v2);
-convert_types!(v3);
+generation!(v2);
+generation!(v3);
 
-impl HostState {
-    async fn sqlite_open(
+impl InstanceState {
+    async fn open_connection(
         &mut self,
         label: &str,
     ) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
-        let db = match self.sqlite.database(label) {
+        let db = match self.grant.database(label) {
             Ok(db) => db,
             Err(err) => return Ok(Err(err)),
         };
@@ -99,7 +142,7 @@ impl HostState {
     ///   inside a write transaction holds the lock already. Running it in place matters: a
     ///   hop to another thread would leave every other writer waiting while this one sat in
     ///   the async run queue, lock in hand.
-    async fn sqlite_execute(
+    async fn run_statement(
         &mut self,
         conn: &Resource<Connection>,
         sql: String,
@@ -109,9 +152,9 @@ impl HostState {
             return Ok(Err(err));
         }
         let result = if ends_transaction(&sql) {
-            self.sqlite_execute_blocking(conn, sql, params).await?
+            self.run_on_blocking_pool(conn, sql, params).await?
         } else {
-            self.sqlite_execute_here(conn, &sql, &params).await?
+            self.run_here(conn, &sql, &params).await?
         };
         // The turn at the write lock lasts as long as the transaction.
         let handle = self.table.get_mut(conn)?;
@@ -151,7 +194,7 @@ impl HostState {
     /// Runs a statement on this thread. If another process holds the write lock it returns
     /// `SQLITE_BUSY` at once (connections have no busy handler); it is then tried again
     /// after an async pause, for `LOCK_WAIT`.
-    async fn sqlite_execute_here(
+    async fn run_here(
         &mut self,
         conn: &Resource<Connection>,
         sql: &str,
@@ -176,7 +219,7 @@ impl HostState {
     /// Runs a statement on the blocking pool. The connection leaves its resource for the
     /// call and comes back with the result; if the instance is dropped meanwhile (a timeout)
     /// it is closed instead, which rolls back any transaction it had open.
-    async fn sqlite_execute_blocking(
+    async fn run_on_blocking_pool(
         &mut self,
         conn: &Resource<Connection>,
         sql: String,
@@ -199,11 +242,6 @@ impl HostState {
         handle.conn = Some(raw);
         handle.write_turn = turn;
         Ok(result)
-    }
-
-    fn sqlite_drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(conn)?;
-        Ok(())
     }
 }
 
@@ -251,70 +289,6 @@ fn ends_transaction(sql: &str) -> bool {
     ["COMMIT", "END", "ROLLBACK", "RELEASE"]
         .iter()
         .any(|k| keyword.eq_ignore_ascii_case(k))
-}
-
-impl v2::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<Connection>, v2::Error>> {
-        Ok(self.sqlite_open(&database).await?.map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<Connection>,
-        statement: String,
-        parameters: Vec<v2::Value>,
-    ) -> wasmtime::Result<Result<v2::QueryResult, v2::Error>> {
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(self
-            .sqlite_execute(&conn, statement, params)
-            .await?
-            .map(Into::into)
-            .map_err(Into::into))
-    }
-
-    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
-        self.sqlite_drop(conn)
-    }
-}
-
-impl v3::HostConnection for HostState {
-    async fn open(
-        &mut self,
-        database: String,
-    ) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
-        Ok(self.sqlite_open(&database).await?.map_err(Into::into))
-    }
-
-    async fn execute(
-        &mut self,
-        conn: Resource<Connection>,
-        statement: String,
-        parameters: Vec<v3::Value>,
-    ) -> wasmtime::Result<Result<v3::QueryResult, v3::Error>> {
-        let params = parameters.into_iter().map(Into::into).collect();
-        Ok(self
-            .sqlite_execute(&conn, statement, params)
-            .await?
-            .map(Into::into)
-            .map_err(Into::into))
-    }
-
-    async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
-        let conn = self.table.get(&conn)?;
-        Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
-    }
-
-    async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
-        let conn = self.table.get(&conn)?;
-        Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
-    }
-
-    async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
-        self.sqlite_drop(conn)
-    }
 }
 
 #[cfg(test)]

@@ -1,191 +1,133 @@
-//! Spin's SQLite databases: local files, each with a pool of connections. The guest
-//! interfaces (`fermyon:spin/sqlite@2.0.0`, `spin:sqlite/sqlite@3.0.0`) are in `host.rs`.
-//!
-//! Each guest `open` checks a connection out of the database's pool and keeps it until the
-//! guest drops it, so a transaction a guest begins stays on its own connection, as on Spin.
-//! A connection goes back to the pool rolled back if the guest left a transaction open.
+//! Spin's SQLite interface, both generations (`fermyon:spin/sqlite@2.0.0`,
+//! `spin:sqlite/sqlite@3.0.0`), as Spin's `factor-sqlite` serves it: the app's databases are
+//! local files (`database.rs`), configured by `[sqlite_database.<label>]` (`config.rs`); a
+//! component opens those its `sqlite_databases` lists (`access-denied` for the others); its
+//! connections live in its instance's own resource table (`host.rs`).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use rusqlite::types::ValueRef;
+mod config;
+mod database;
 mod host;
 
-/// How many times a statement at start (`--sqlite`) retries for another connection's write
-/// lock (about 5 s in all, see `wait_for_lock`).
-const BUSY_RETRIES: i32 = 8000;
-/// How long a guest's statement waits for another connection's write lock before
-/// `SQLITE_BUSY` reaches the guest (see `host.rs`: it waits without holding a thread).
-const LOCK_WAIT: Duration = Duration::from_secs(5);
-/// Prepared statements kept per connection; the app issues a few dozen distinct ones.
-const STATEMENT_CACHE: usize = 64;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-/// One database file and its idle connections.
-pub struct Database {
-    /// What connections open: the file, or an in-memory database's URI.
-    target: Target,
-    idle: Mutex<Vec<rusqlite::Connection>>,
-    /// The write lock's queue in this process: a guest connection takes the one permit
-    /// before a statement that needs SQLite's write lock and keeps it until its transaction
-    /// ends, so writers wait in arrival order, asynchronously, instead of racing for the
-    /// lock. (Other processes sharing the file still meet `SQLITE_BUSY`.)
-    writer: Arc<tokio::sync::Semaphore>,
-    /// An in-memory database lives while a connection to it is open: this one.
-    _keep_alive: Option<Mutex<rusqlite::Connection>>,
+use anyhow::{bail, Context, Result};
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+
+use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::runtime_config::Location;
+use database::{Database, Databases, SqlError};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "sqlite",
+        imports: { default: async | trappable },
+        with: {
+            "fermyon:spin/sqlite.connection": crate::sqlite::database::Connection,
+            "spin:sqlite/sqlite.connection": crate::sqlite::database::Connection,
+        },
+    });
 }
 
-enum Target {
-    File(PathBuf),
-    /// SQLite's `memdb` VFS under a name of its own: shared by this process's connections,
-    /// with the same locking as a file.
-    Memory(String),
+pub struct SqliteFactor;
+
+/// The app's databases, and where each was configured to be.
+pub struct AppState {
+    databases: Arc<Databases>,
+    locations: BTreeMap<String, Location>,
 }
 
-impl Target {
-    fn open(&self) -> Result<rusqlite::Connection> {
-        match self {
-            Self::File(path) => rusqlite::Connection::open(path)
-                .with_context(|| format!("cannot open the SQLite database {}", path.display())),
-            Self::Memory(uri) => rusqlite::Connection::open_with_flags(
-                uri,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_URI
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .context("cannot open an in-memory SQLite database"),
-        }
-    }
-}
-
-impl Database {
-    pub fn open(path: &Path) -> Result<Arc<Self>> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
-        }
-        let db = Arc::new(Self {
-            target: Target::File(path.to_path_buf()),
-            idle: Mutex::new(Vec::new()),
-            writer: Arc::new(tokio::sync::Semaphore::new(1)),
-            _keep_alive: None,
-        });
-        // Open one connection now, so a bad path fails at start, not on the first request.
-        let conn = db.connect()?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .with_context(|| format!("cannot enable WAL on {}", path.display()))?;
-        db.put_back(conn);
-        Ok(db)
-    }
-
-    /// A database that lives as long as the host (Spin's `spin` type without a `path`).
-    pub fn open_in_memory(label: &str) -> Result<Arc<Self>> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let label: String = label.chars().filter(char::is_ascii_alphanumeric).collect();
-        let target = Target::Memory(format!("file:/{label}-{n}?vfs=memdb"));
-        let keep_alive = target.open()?;
-        Ok(Arc::new(Self {
-            target,
-            idle: Mutex::new(Vec::new()),
-            writer: Arc::new(tokio::sync::Semaphore::new(1)),
-            _keep_alive: Some(Mutex::new(keep_alive)),
-        }))
-    }
-
-    /// A connection for guests: no busy handler, so a statement that finds the write lock
-    /// taken returns `SQLITE_BUSY` at once and the host waits for it asynchronously.
-    fn connect(&self) -> Result<rusqlite::Connection> {
-        let conn = self.target.open()?;
-        conn.busy_handler(None)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        Ok(conn)
-    }
-
-    /// A connection for a guest (may open a file: call it where blocking is fine).
-    fn connection(self: &Arc<Self>) -> Result<Connection, SqlError> {
-        self.checkout().map_err(|e| SqlError::Io(format!("{e:#}")))
-    }
-
-    fn checkout(self: &Arc<Self>) -> Result<Connection> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => self.connect()?,
-        };
-        Ok(Connection {
-            conn: Some(conn),
-            db: Arc::clone(self),
-            write_turn: None,
-        })
-    }
-
-    fn put_back(&self, conn: rusqlite::Connection) {
-        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
-            // A connection we cannot bring back to a clean state is closed, not reused.
-            return;
-        }
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
-    }
-
-    /// Runs statements given at start (`--sqlite`), as one batch.
-    pub fn execute_batch(&self, sql: &str) -> Result<()> {
-        let conn = self.connect()?;
-        conn.busy_handler(Some(wait_for_lock))?;
-        conn.execute_batch(sql)?;
-        Ok(())
-    }
-}
-
-/// The busy handler of connections used outside requests: waits for a writer on another
-/// connection to commit, retrying after 10 us, doubling to 640 us, for about 5 s in all.
-fn wait_for_lock(attempt: i32) -> bool {
-    if attempt >= BUSY_RETRIES {
-        return false;
-    }
-    let shift = u32::try_from(attempt).unwrap_or(0).min(6);
-    std::thread::sleep(Duration::from_micros(10 << shift));
-    true
-}
-
-/// The databases of the app, by label.
-#[derive(Default)]
-pub struct Databases {
-    by_label: HashMap<String, Arc<Database>>,
-}
-
-impl Databases {
-    pub fn insert(&mut self, label: String, db: Arc<Database>) {
-        self.by_label.insert(label, db);
-    }
-
-    pub fn get(&self, label: &str) -> Option<&Arc<Database>> {
-        self.by_label.get(label)
-    }
-}
-
-/// What one component instance may open.
-pub struct SqliteAccess {
+/// The databases one component may open.
+#[derive(Clone)]
+pub struct ComponentState {
     databases: Arc<Databases>,
     granted: Arc<[String]>,
 }
 
-impl SqliteAccess {
-    pub fn new(databases: Arc<Databases>, granted: Arc<[String]>) -> Self {
-        Self { databases, granted }
+/// One instance's grant and its open connections.
+pub struct InstanceState {
+    grant: ComponentState,
+    table: ResourceTable,
+}
+
+impl Factor for SqliteFactor {
+    type AppState = AppState;
+    type ComponentState = ComponentState;
+    type InstanceState = InstanceState;
+
+    const RUNTIME_CONFIG_KEYS: &'static [&'static str] = &[config::KEY];
+
+    /// Opens the databases the components use (and `default`, which `--sqlite` statements
+    /// may use); keeps those `previous` has open where they are still configured.
+    fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+        let configured = config::locations(ctx.runtime_config)?;
+        let mut databases = Databases::default();
+        let mut locations = BTreeMap::new();
+        for label in used_labels(ctx) {
+            let Some(location) = configured.get(&label) else {
+                bail!(
+                    "component `{}` uses the SQLite database `{label}`, which is not defined: \
+                     only `default` exists without configuration; define \
+                     `[sqlite_database.{label}]` in a runtime config file \
+                     (--runtime-config-file)",
+                    users(ctx, &label).join("`, `")
+                );
+            };
+            let kept = previous
+                .filter(|p| p.locations.get(&label) == Some(location))
+                .and_then(|p| p.databases.get(&label));
+            let db = match kept {
+                Some(open) => Arc::clone(open),
+                None => open(&label, location)?,
+            };
+            locations.insert(label.clone(), location.clone());
+            databases.insert(label, db);
+        }
+        if previous.is_none() {
+            run_start_statements(&databases, ctx.sqlite_statements)?;
+        }
+        Ok(AppState {
+            databases: Arc::new(databases),
+            locations,
+        })
     }
 
-    /// No database at all.
-    pub fn denied() -> Self {
-        Self::new(Arc::default(), Arc::from(Vec::new()))
+    fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
+        Ok(ComponentState {
+            databases: Arc::clone(&app.databases),
+            granted: ctx.component.sqlite_databases.clone().into(),
+        })
     }
 
+    fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
+        InstanceState {
+            grant: component.clone(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    fn denied() -> Option<InstanceState> {
+        Some(InstanceState {
+            grant: ComponentState {
+                databases: Arc::default(),
+                granted: Arc::from(Vec::new()),
+            },
+            table: ResourceTable::new(),
+        })
+    }
+}
+
+/// Links both generations of the interface, on the state `get` projects to.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut InstanceState,
+) -> Result<()> {
+    bindings::Sqlite::add_to_linker::<T, HasSelf<InstanceState>>(linker, get)
+        .map_err(anyhow::Error::from)
+}
+
+impl ComponentState {
     /// The database `label`, if this component may open it.
     fn database(&self, label: &str) -> Result<Arc<Database>, SqlError> {
         if !self.granted.iter().any(|g| g == label) {
@@ -196,190 +138,99 @@ impl SqliteAccess {
             .cloned()
             .ok_or(SqlError::NoSuchDatabase)
     }
+}
 
-    #[cfg(test)]
-    fn open(&self, label: &str) -> Result<Connection, SqlError> {
-        self.database(label)?.connection()
+/// `default`, and every label a component lists, once each, in order.
+fn used_labels(ctx: &AppContext<'_>) -> Vec<String> {
+    let mut labels = vec!["default".to_owned()];
+    for component in ctx.manifest.manifest.component.values() {
+        labels.extend(component.sqlite_databases.iter().cloned());
     }
+    labels.sort();
+    labels.dedup();
+    labels
 }
 
-/// A guest's connection; returns to its pool when the guest drops it.
-pub struct Connection {
-    conn: Option<rusqlite::Connection>,
-    db: Arc<Database>,
-    /// Its turn at the write lock, from the statement that needed it to the end of its
-    /// transaction.
-    write_turn: Option<tokio::sync::OwnedSemaphorePermit>,
+/// The components that list `label`.
+fn users<'a>(ctx: &'a AppContext<'_>, label: &str) -> Vec<&'a str> {
+    ctx.manifest
+        .manifest
+        .component
+        .iter()
+        .filter(|(_, c)| c.sqlite_databases.iter().any(|l| l == label))
+        .map(|(id, _)| id.as_str())
+        .collect()
 }
 
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            self.db.put_back(conn);
-        }
-        // The turn ends after the rollback above, never before.
-        self.write_turn = None;
-    }
-}
-
-impl Connection {
-    fn raw(&self) -> Result<&rusqlite::Connection, SqlError> {
-        self.conn.as_ref().ok_or(SqlError::InvalidConnection)
-    }
-
-    #[cfg(test)]
-    fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<Rows, SqlError> {
-        execute(self.raw()?, sql, &params)
-    }
-}
-
-/// Runs one statement and reads every row.
-fn execute(conn: &rusqlite::Connection, sql: &str, params: &[SqlValue]) -> Result<Rows, SqlError> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-    let width = columns.len();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let mut values = Vec::with_capacity(width);
-        for index in 0..width {
-            values.push(SqlValue::from(row.get_ref(index)?));
-        }
-        out.push(values);
-    }
-    Ok(Rows { columns, rows: out })
-}
-
-/// A value crossing the boundary, independent of the interface generation.
-pub enum SqlValue {
-    Integer(i64),
-    Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
-    Null,
-}
-
-impl From<ValueRef<'_>> for SqlValue {
-    fn from(value: ValueRef<'_>) -> Self {
-        match value {
-            ValueRef::Null => Self::Null,
-            ValueRef::Integer(i) => Self::Integer(i),
-            ValueRef::Real(f) => Self::Real(f),
-            ValueRef::Text(t) => Self::Text(String::from_utf8_lossy(t).into_owned()),
-            ValueRef::Blob(b) => Self::Blob(b.to_vec()),
-        }
-    }
-}
-
-impl rusqlite::ToSql for SqlValue {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::{ToSqlOutput, Value};
-        Ok(match self {
-            Self::Integer(i) => ToSqlOutput::Owned(Value::Integer(*i)),
-            Self::Real(f) => ToSqlOutput::Owned(Value::Real(*f)),
-            Self::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
-            Self::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            Self::Null => ToSqlOutput::Owned(Value::Null),
-        })
-    }
-}
-
-pub struct Rows {
-    columns: Vec<String>,
-    rows: Vec<Vec<SqlValue>>,
-}
-
-pub enum SqlError {
-    NoSuchDatabase,
-    AccessDenied,
-    InvalidConnection,
-    DatabaseFull,
-    /// Another connection holds the write lock (`SQLITE_BUSY`, "database is locked").
-    Busy(String),
-    Io(String),
-}
-
-/// `SQLITE_BUSY_SNAPSHOT`: a read transaction's snapshot is too old to write from. Waiting
-/// does not help, so it is not retried.
-const SQLITE_BUSY_SNAPSHOT: i32 = 517;
-
-impl From<rusqlite::Error> for SqlError {
-    fn from(err: rusqlite::Error) -> Self {
-        let busy_snapshot = matches!(
-            &err,
-            rusqlite::Error::SqliteFailure(e, _) if e.extended_code == SQLITE_BUSY_SNAPSHOT
-        );
-        match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::DiskFull) => Self::DatabaseFull,
-            Some(rusqlite::ErrorCode::DatabaseBusy) if !busy_snapshot => {
-                Self::Busy(err.to_string())
+fn open(label: &str, location: &Location) -> Result<Arc<Database>> {
+    match location {
+        Location::File(path) => {
+            if label == "default" {
+                let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                eprintln!("Storing default SQLite data to {shown:?}.");
             }
-            _ => Self::Io(err.to_string()),
+            Database::open(path)
+        }
+        Location::Memory => {
+            eprintln!(
+                "Storing SQLite data of `{label}` in memory: it is gone when the host stops."
+            );
+            Database::open_in_memory(label)
         }
     }
+}
+
+/// `--sqlite @FILE[:LABEL]` runs a file of statements on a database (`default` unless a
+/// label is given); `--sqlite STATEMENT` runs a statement on the default database.
+fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<()> {
+    for statement in statements {
+        let (sql, label, origin) = match statement.strip_prefix('@') {
+            Some(spec) => {
+                let (file, label) = match spec.rsplit_once(':') {
+                    Some((file, label)) if !label.is_empty() && !label.contains(['/', '\\']) => {
+                        (file, label)
+                    }
+                    _ => (spec, "default"),
+                };
+                let sql = std::fs::read_to_string(file).with_context(|| {
+                    format!("could not read file '{file}' containing sql statements")
+                })?;
+                (sql, label, format!("from file '{file}'"))
+            }
+            None => (statement.clone(), "default", format!("'{statement}'")),
+        };
+        let db = databases.get(label).with_context(|| {
+            format!("--sqlite {statement}: a database named '{label}' was expected but not found")
+        })?;
+        db.execute_batch(&sql).with_context(|| {
+            format!("failed to execute sql against database '{label}' {origin}")
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn access(dir: &Path, granted: &[&str]) -> SqliteAccess {
-        let mut dbs = Databases::default();
-        dbs.insert(
+    fn grant(dir: &std::path::Path, granted: &[&str]) -> ComponentState {
+        let mut databases = Databases::default();
+        databases.insert(
             "default".into(),
             Database::open(&dir.join("db.sqlite")).unwrap(),
         );
         let granted: Vec<String> = granted.iter().map(|s| s.to_string()).collect();
-        SqliteAccess::new(Arc::new(dbs), granted.into())
-    }
-
-    fn ints(rows: &Rows) -> Vec<i64> {
-        rows.rows
-            .iter()
-            .flatten()
-            .map(|v| match v {
-                SqlValue::Integer(i) => *i,
-                _ => panic!("not an integer"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn an_in_memory_database_is_shared_by_its_connections_only() {
-        let db = Database::open_in_memory("default").unwrap();
-        let other = Database::open_in_memory("default").unwrap();
-        db.execute_batch("CREATE TABLE t (n); INSERT INTO t VALUES (7)")
-            .unwrap();
-        let conn = db.connect().unwrap();
-        let n: i64 = conn.query_row("SELECT n FROM t", [], |r| r.get(0)).unwrap();
-        assert_eq!(n, 7);
-        // Another label (or another host run) is another database.
-        assert!(other.connect().unwrap().prepare("SELECT n FROM t").is_err());
-    }
-
-    #[test]
-    fn guest_connections_commit_durably_in_wal() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("db.sqlite")).unwrap();
-        let conn = db.connect().unwrap();
-        let pragma = |name: &str| -> String {
-            conn.query_row(&format!("PRAGMA {name}"), [], |row| {
-                row.get::<_, rusqlite::types::Value>(0)
-            })
-            .map(|v| format!("{v:?}"))
-            .unwrap()
-        };
-        // FULL (2): WAL commits survive power loss, not only a killed process.
-        assert_eq!(pragma("synchronous"), "Integer(2)");
-        assert_eq!(pragma("journal_mode"), "Text(\"wal\")");
+        ComponentState {
+            databases: Arc::new(databases),
+            granted: granted.into(),
+        }
     }
 
     #[test]
     fn an_undeclared_database_is_access_denied() {
         let dir = tempfile::tempdir().unwrap();
-        let access = access(dir.path(), &[]);
         assert!(matches!(
-            access.open("default"),
+            grant(dir.path(), &[]).database("default"),
             Err(SqlError::AccessDenied)
         ));
     }
@@ -387,55 +238,9 @@ mod tests {
     #[test]
     fn a_declared_but_undefined_database_is_no_such_database() {
         let dir = tempfile::tempdir().unwrap();
-        let access = access(dir.path(), &["default", "orders"]);
         assert!(matches!(
-            access.open("orders"),
+            grant(dir.path(), &["default", "orders"]).database("orders"),
             Err(SqlError::NoSuchDatabase)
         ));
-    }
-
-    #[test]
-    fn a_transaction_left_open_is_rolled_back_when_the_connection_is_dropped() {
-        let dir = tempfile::tempdir().unwrap();
-        let access = access(dir.path(), &["default"]);
-        let conn = access.open("default").ok().unwrap();
-        conn.execute("CREATE TABLE t (v INTEGER)", vec![])
-            .ok()
-            .unwrap();
-        conn.execute("BEGIN", vec![]).ok().unwrap();
-        conn.execute("INSERT INTO t VALUES (1)", vec![])
-            .ok()
-            .unwrap();
-        drop(conn);
-        let conn = access.open("default").ok().unwrap();
-        let rows = conn.execute("SELECT count(*) FROM t", vec![]).ok().unwrap();
-        assert_eq!(ints(&rows), vec![0]);
-    }
-
-    #[test]
-    fn parameters_and_values_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let access = access(dir.path(), &["default"]);
-        let conn = access.open("default").ok().unwrap();
-        let rows = conn
-            .execute(
-                "SELECT ?, ?, ?, ?, ?",
-                vec![
-                    SqlValue::Integer(-7),
-                    SqlValue::Real(1.5),
-                    SqlValue::Text("é".into()),
-                    SqlValue::Blob(vec![0, 1]),
-                    SqlValue::Null,
-                ],
-            )
-            .ok()
-            .unwrap();
-        assert_eq!(rows.columns.len(), 5);
-        let row = &rows.rows[0];
-        assert!(matches!(row[0], SqlValue::Integer(-7)));
-        assert!(matches!(row[1], SqlValue::Real(f) if f == 1.5));
-        assert!(matches!(&row[2], SqlValue::Text(t) if t == "é"));
-        assert!(matches!(&row[3], SqlValue::Blob(b) if b == &[0, 1]));
-        assert!(matches!(row[4], SqlValue::Null));
     }
 }
