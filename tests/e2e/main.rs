@@ -11,6 +11,7 @@
 
 mod app;
 mod common;
+mod conformance;
 mod contract;
 mod deploy;
 mod events;

@@ -10,11 +10,11 @@ use wit::{FieldError as WitFieldError, ValidationError};
 
 inventory_domain::guard_records!(wit);
 
+/// A domain type's parser: every broken field at once.
+type Parse<T> = fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>;
+
 /// Parses `body` as a JSON object into `T`, then into its record `R`.
-pub fn validate<T, R: From<T>>(
-    body: &[u8],
-    parse: fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>,
-) -> Result<R, ValidationError> {
+pub fn validate<T, R: From<T>>(body: &[u8], parse: Parse<T>) -> Result<R, ValidationError> {
     parse(&object(body)?).map(R::from).map_err(fields)
 }
 
