@@ -39,6 +39,9 @@ if [[ -z ${HOST:-} ]]; then
   cargo build --release -p inventory-host --quiet
   HOST=./target/release/inventory-host
 fi
+# Tokens come from the app's dev tool.
+cargo build --release -p inventory-dev-token --quiet
+DEV_TOKEN=./target/release/inventory-dev-token
 "$HOST" build >/dev/null
 
 state=$(mktemp -d)
@@ -67,7 +70,7 @@ trap 'kill $host $receiver $redis 2>/dev/null; wait $host $receiver $redis 2>/de
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
 
 base="http://127.0.0.1:$PORT"
-token=$("$HOST" token --sub bench)
+token=$("$DEV_TOKEN" --sub bench)
 auth="Authorization: Bearer $token"
 products=100
 [[ $ONLY == *deduct-random* ]] && products=1000
@@ -156,7 +159,7 @@ fi
 if [[ -n $receiver ]]; then
   # The backlog the load left, and how long the notifier takes to drain it once the load
   # stops (POST /events/deliver kicks a pass in case no notifier is active).
-  admin=$("$HOST" token --sub bench --scope events:admin)
+  admin=$("$DEV_TOKEN" --sub bench --scope events:admin)
   pending_now() { curl -fs "$base/events?status=pending&limit=1" -H "Authorization: Bearer $admin" | sed 's/.*"total":\([0-9]*\).*/\1/'; }
   backlog=$(pending_now)
   start=$(date +%s.%N)

@@ -96,22 +96,8 @@ impl<'a> Dependencies<'a> {
         import_ty: &ComponentItem,
         target: &Export<'_>,
     ) -> Result<()> {
-        let Export { dep, component, .. } = target;
+        let dep = target.dep;
         let export = dep.export.clone().unwrap_or_else(|| import.to_owned());
-        let missing = || {
-            anyhow::anyhow!(
-                "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
-                dep.key
-            )
-        };
-        let export_ty = component
-            .component_type()
-            .get_export(self.engine, &export)
-            .ok_or_else(missing)?
-            .ty;
-        let export_index = component
-            .get_export_index(None, &export)
-            .ok_or_else(missing)?;
         let incompatible = |what: &str| {
             anyhow::anyhow!(
                 "dependency '{}' exports '{export}' which is not compatible with import \
@@ -119,6 +105,7 @@ impl<'a> Dependencies<'a> {
                 dep.key
             )
         };
+        let (export_ty, export_index) = self.export_of(target, &export, import)?;
         let (
             ComponentItem::ComponentInstance(import_ty),
             ComponentItem::ComponentInstance(export_ty),
@@ -128,38 +115,62 @@ impl<'a> Dependencies<'a> {
         };
         let mut instance = linker.instance(import)?;
         for (name, item) in import_ty.exports(self.engine) {
-            match item.ty {
-                ComponentItem::ComponentFunc(wanted) => {
-                    let given = match export_ty.get_export(self.engine, name).map(|e| e.ty) {
-                        Some(ComponentItem::ComponentFunc(given)) => given,
-                        _ => bail!(incompatible(&format!("no function `{name}`"))),
-                    };
-                    ensure!(
-                        same_signature(&wanted, &given),
-                        incompatible(&format!("`{name}` has another signature"))
-                    );
-                    let func = component
-                        .get_export_index(Some(&export_index), name)
-                        .ok_or_else(|| incompatible(&format!("no function `{name}`")))?;
-                    let call = Arc::new(Target {
-                        pre: target.pre.clone(),
-                        func,
-                        slot: target.slot,
-                        inherit: dep.inherit,
-                    });
-                    instance.func_new_async(name, move |store, _ty, params, results| {
-                        let call = Arc::clone(&call);
-                        Box::new(async move { call.call(store, params, results).await })
-                    })?;
-                }
+            let wanted = match item.ty {
+                ComponentItem::ComponentFunc(wanted) => wanted,
                 // Types travel by structure; there is nothing to link.
-                ComponentItem::Type(_) => {}
+                ComponentItem::Type(_) => continue,
                 _ => bail!(incompatible(&format!(
                     "`{name}` is a resource or a nested item, which this host does not forward"
                 ))),
+            };
+            let func = match export_ty.get_export(self.engine, name).map(|e| e.ty) {
+                Some(ComponentItem::ComponentFunc(given)) if same_signature(&wanted, &given) => {
+                    target.component.get_export_index(Some(&export_index), name)
+                }
+                Some(ComponentItem::ComponentFunc(_)) => {
+                    bail!(incompatible(&format!("`{name}` has another signature")))
+                }
+                _ => None,
             }
+            .ok_or_else(|| incompatible(&format!("no function `{name}`")))?;
+            let call = Arc::new(Target {
+                pre: target.pre.clone(),
+                func,
+                slot: target.slot,
+                inherit: dep.inherit,
+            });
+            instance.func_new_async(name, move |store, _ty, params, results| {
+                let call = Arc::clone(&call);
+                Box::new(async move { call.call(store, params, results).await })
+            })?;
         }
         Ok(())
+    }
+
+    /// The type and index of the dependency's export `export`.
+    fn export_of(
+        &self,
+        target: &Export<'_>,
+        export: &str,
+        import: &str,
+    ) -> Result<(ComponentItem, ComponentExportIndex)> {
+        let missing = || {
+            anyhow::anyhow!(
+                "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
+                target.dep.key
+            )
+        };
+        let ty = target
+            .component
+            .component_type()
+            .get_export(self.engine, export)
+            .ok_or_else(missing)?
+            .ty;
+        let index = target
+            .component
+            .get_export_index(None, export)
+            .ok_or_else(missing)?;
+        Ok((ty, index))
     }
 }
 

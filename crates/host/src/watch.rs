@@ -158,6 +158,17 @@ impl Snapshot {
     }
 }
 
+/// What the watcher carries from one change to the next.
+struct WatchState {
+    /// The files as last acted on.
+    last: Snapshot,
+    /// Components whose sources changed since they last built: a failed build is tried
+    /// again, with any others still owed, on the next change.
+    unbuilt: BTreeSet<String>,
+    /// Whether the files are newer than the app serving (a build or a reload failed).
+    stale: bool,
+}
+
 struct Watcher {
     options: AppOptions,
     live: Arc<LiveApp>,
@@ -176,80 +187,99 @@ impl Watcher {
     }
 
     fn run(mut self) {
-        let mut last = Snapshot::take(&self.plan);
-        // Components whose sources changed since they last built: a failed build is tried
-        // again, with any others still owed, on the next change.
-        let mut unbuilt: BTreeSet<String> = BTreeSet::new();
-        // Whether the files are newer than the app serving (a build or a reload failed).
-        let mut stale = false;
+        let mut state = WatchState {
+            last: Snapshot::take(&self.plan),
+            unbuilt: BTreeSet::new(),
+            stale: false,
+        };
         loop {
-            std::thread::sleep(POLL);
-            let mut now = Snapshot::take(&self.plan);
-            if now == last && self.plan.is_current(&now) {
+            let now = self.next_change(&state.last);
+            let Some(now) = self.follow_manifest(now, &mut state) else {
                 continue;
-            }
-            // Debounced: wait until the files hold still.
-            loop {
-                std::thread::sleep(self.debounce);
-                let again = Snapshot::take(&self.plan);
-                if again == now {
-                    break;
-                }
-                now = again;
-            }
-            // A changed manifest may name other components, commands and globs.
-            if !self.plan.is_current(&now) {
-                match Plan::read(
-                    &self.options.manifest,
-                    self.options.runtime_config.as_deref(),
-                ) {
-                    Ok(plan) => {
-                        self.plan = plan;
-                        now = Snapshot::take(&self.plan);
-                    }
-                    Err(err) => {
-                        eprintln!(
-                            "The manifest does not load: {err:#}; still serving the previous \
-                             version"
-                        );
-                        self.plan.manifest_stamp =
-                            now.artifacts.get(&self.plan.manifest).copied().flatten();
-                        last = now;
-                        stale = true;
-                        continue;
-                    }
-                }
-            }
-            stale |= now.artifacts != last.artifacts;
-            unbuilt.extend(
-                now.changed_sources(&last, &self.plan)
-                    .into_iter()
-                    .map(str::to_owned),
-            );
-            let to_build: Vec<String> = self
-                .plan
-                .sources
-                .iter()
-                .map(|(id, _)| id)
-                .filter(|id| unbuilt.contains(*id))
-                .cloned()
-                .collect();
-            unbuilt.retain(|id| to_build.contains(id));
-            stale |= !to_build.is_empty();
-            self.build(&to_build, &mut unbuilt);
-            // Artifacts as the builds left them: their own output is not a change to act on
-            // again, the reload below (or a later one) loads it.
-            let built = Snapshot::take(&self.plan);
-            // A failed build (still owed) keeps the previous version serving: it said so.
-            if stale && unbuilt.is_empty() {
-                stale = !self.reload(&to_build);
-            }
-            // Sources as they were before the builds: a save during one is seen next time.
-            last = Snapshot {
-                sources: now.sources,
-                artifacts: built.artifacts,
             };
+            self.act_on(now, &mut state);
         }
+    }
+
+    /// The files once they changed and then held still for the debounce.
+    fn next_change(&self, last: &Snapshot) -> Snapshot {
+        let mut now = loop {
+            std::thread::sleep(POLL);
+            let now = Snapshot::take(&self.plan);
+            if now != *last || !self.plan.is_current(&now) {
+                break now;
+            }
+        };
+        loop {
+            std::thread::sleep(self.debounce);
+            let again = Snapshot::take(&self.plan);
+            if again == now {
+                return now;
+            }
+            now = again;
+        }
+    }
+
+    /// A changed manifest may name other components, commands and globs: the plan is read
+    /// again, and the files with it. `None` if the manifest does not load (said, and the
+    /// previous version keeps serving).
+    fn follow_manifest(&mut self, now: Snapshot, state: &mut WatchState) -> Option<Snapshot> {
+        if self.plan.is_current(&now) {
+            return Some(now);
+        }
+        match Plan::read(
+            &self.options.manifest,
+            self.options.runtime_config.as_deref(),
+        ) {
+            Ok(plan) => {
+                self.plan = plan;
+                Some(Snapshot::take(&self.plan))
+            }
+            Err(err) => {
+                eprintln!(
+                    "The manifest does not load: {err:#}; still serving the previous version"
+                );
+                self.plan.manifest_stamp =
+                    now.artifacts.get(&self.plan.manifest).copied().flatten();
+                state.last = now;
+                state.stale = true;
+                None
+            }
+        }
+    }
+
+    /// Rebuilds the components whose sources changed (and those still owed), then reloads
+    /// if anything the app is loaded from is newer than the app serving.
+    fn act_on(&self, now: Snapshot, state: &mut WatchState) {
+        state.stale |= now.artifacts != state.last.artifacts;
+        state.unbuilt.extend(
+            now.changed_sources(&state.last, &self.plan)
+                .into_iter()
+                .map(str::to_owned),
+        );
+        let to_build: Vec<String> = self
+            .plan
+            .sources
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| state.unbuilt.contains(*id))
+            .cloned()
+            .collect();
+        state.unbuilt.retain(|id| to_build.contains(id));
+        state.stale |= !to_build.is_empty();
+        self.build(&to_build, &mut state.unbuilt);
+        // Artifacts as the builds left them: their own output is not a change to act on
+        // again, the reload below (or a later one) loads it.
+        let built = Snapshot::take(&self.plan);
+        // A failed build (still owed) keeps the previous version serving: it said so.
+        if state.stale && state.unbuilt.is_empty() {
+            state.stale = !self.reload(&to_build);
+        }
+        // Sources as they were before the builds: a save during one is seen next time.
+        state.last = Snapshot {
+            sources: now.sources,
+            artifacts: built.artifacts,
+        };
     }
 
     /// Runs the build commands of `ids` in order, removing each that succeeds from
