@@ -19,6 +19,7 @@ mod expressions;
 mod factor;
 mod factors;
 mod key_value;
+mod labels;
 mod link;
 mod manifest;
 mod outbound_http;

@@ -13,15 +13,15 @@ mod spin;
 mod sqlite;
 mod wasi;
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, Result};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 use crate::blocking::blocking;
 use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::labels::{Grant, Refused, Stores};
 use crate::runtime_config::Location;
 use backend::{Backend, KvResult};
 use config::StoreConfig;
@@ -53,18 +53,11 @@ pub enum KvError {
 
 pub struct KeyValueFactor;
 
-/// The app's stores by label, and how each was configured.
-pub struct AppState {
-    stores: Arc<HashMap<String, Arc<dyn Backend>>>,
-    configs: BTreeMap<String, StoreConfig>,
-}
+/// The app's stores by label.
+pub type AppState = Stores<StoreConfig, Arc<dyn Backend>>;
 
 /// The stores one component may open.
-#[derive(Clone)]
-pub struct ComponentState {
-    stores: Arc<HashMap<String, Arc<dyn Backend>>>,
-    granted: Arc<[String]>,
-}
+pub type ComponentState = Grant<Arc<dyn Backend>>;
 
 /// One instance's grant and its open stores.
 pub struct InstanceState {
@@ -83,39 +76,26 @@ impl Factor for KeyValueFactor {
     /// labels that share a Redis URL one pool; those `previous` has open where they are still
     /// configured the same are kept.
     fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+        let undefined = |label: &str| {
+            anyhow!(
+                "unknown key_value_stores label `{label}`: only `default` exists without \
+                 configuration; define `[key_value_store.{label}]` in a runtime config file \
+                 (--runtime-config-file)"
+            )
+        };
         let configured = config::stores(ctx.runtime_config)?;
         let mut opener = Opener::default();
-        let mut stores = HashMap::new();
-        let mut configs = BTreeMap::new();
-        for label in used_labels(ctx) {
-            let Some(config) = configured.get(&label) else {
-                bail!(
-                    "unknown key_value_stores label `{label}`: only `default` exists without \
-                     configuration; define `[key_value_store.{label}]` in a runtime config file \
-                     (--runtime-config-file)"
-                );
-            };
-            let kept = previous
-                .filter(|p| p.configs.get(&label) == Some(config))
-                .and_then(|p| p.stores.get(&label));
-            let backend = match kept {
-                Some(open) => Arc::clone(open),
-                None => opener.open(&label, config)?,
-            };
-            configs.insert(label.clone(), config.clone());
-            stores.insert(label, backend);
-        }
-        Ok(AppState {
-            stores: Arc::new(stores),
-            configs,
-        })
+        Stores::open(
+            used_labels(ctx),
+            &configured,
+            previous,
+            undefined,
+            |label, config| opener.open(label, config),
+        )
     }
 
     fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
-        Ok(ComponentState {
-            stores: Arc::clone(&app.stores),
-            granted: ctx.component.key_value_stores.clone().into(),
-        })
+        Ok(app.grant(&ctx.component.key_value_stores))
     }
 
     fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
@@ -127,10 +107,7 @@ impl Factor for KeyValueFactor {
 
     fn denied() -> Option<InstanceState> {
         Some(InstanceState {
-            grant: ComponentState {
-                stores: Arc::default(),
-                granted: Arc::from(Vec::new()),
-            },
+            grant: Grant::denied(),
             table: ResourceTable::new(),
         })
     }
@@ -207,16 +184,6 @@ impl Opener {
         let server = Arc::new(RedisKeyValue::new(url)?);
         self.servers.push((url.to_owned(), Arc::clone(&server)));
         Ok(server)
-    }
-}
-
-impl ComponentState {
-    fn open(&self, label: &str) -> KvResult<Store> {
-        if !self.granted.iter().any(|g| g == label) {
-            return Err(KvError::AccessDenied);
-        }
-        let backend = self.stores.get(label).ok_or(KvError::NoSuchStore)?;
-        Ok(Store(Arc::clone(backend)))
     }
 }
 
@@ -305,8 +272,9 @@ use error_from_kv;
 impl InstanceState {
     fn open_store(&mut self, label: &str) -> wasmtime::Result<KvResult<Resource<Store>>> {
         Ok(match self.grant.open(label) {
-            Ok(store) => Ok(self.table.push(store)?),
-            Err(err) => Err(err),
+            Ok(backend) => Ok(self.table.push(Store(backend))?),
+            Err(Refused::AccessDenied) => Err(KvError::AccessDenied),
+            Err(Refused::NoSuchStore) => Err(KvError::NoSuchStore),
         })
     }
 
@@ -353,24 +321,5 @@ impl InstanceState {
             Ok(Err(current)) => Ok(Err(self.table.push(Cas { current, ..cas })?)),
             Err(err) => Err(err),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_store_not_granted_is_access_denied_and_an_unknown_one_no_such_store() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = SqliteKeyValue::open(&dir.path().join("kv.db")).unwrap();
-        let stores = HashMap::from([("default".to_owned(), file.store("default"))]);
-        let access = ComponentState {
-            stores: Arc::new(stores),
-            granted: Arc::from(vec!["default".to_owned(), "ghost".to_owned()]),
-        };
-        assert!(access.open("default").is_ok());
-        assert_eq!(access.open("private").err(), Some(KvError::AccessDenied));
-        assert_eq!(access.open("ghost").err(), Some(KvError::NoSuchStore));
     }
 }

@@ -4,7 +4,6 @@
 //! guest drops it, so a transaction a guest begins stays on its own connection, as on Spin.
 //! A connection goes back to the pool rolled back if the guest left a transaction open.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,22 +149,6 @@ fn wait_for_lock(attempt: i32) -> bool {
     let shift = u32::try_from(attempt).unwrap_or(0).min(6);
     std::thread::sleep(Duration::from_micros(10 << shift));
     true
-}
-
-/// The databases of the app, by label.
-#[derive(Default)]
-pub struct Databases {
-    by_label: HashMap<String, Arc<Database>>,
-}
-
-impl Databases {
-    pub fn insert(&mut self, label: String, db: Arc<Database>) {
-        self.by_label.insert(label, db);
-    }
-
-    pub fn get(&self, label: &str) -> Option<&Arc<Database>> {
-        self.by_label.get(label)
-    }
 }
 
 /// A guest's connection; returns to its pool when the guest drops it.

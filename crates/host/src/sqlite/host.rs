@@ -122,9 +122,9 @@ impl InstanceState {
         &mut self,
         label: &str,
     ) -> wasmtime::Result<Result<Resource<Connection>, SqlError>> {
-        let db = match self.grant.database(label) {
+        let db = match self.grant.open(label) {
             Ok(db) => db,
-            Err(err) => return Ok(Err(err)),
+            Err(refused) => return Ok(Err(refused.into())),
         };
         match blocking(move || db.connection()).await? {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),

@@ -8,15 +8,15 @@ mod config;
 mod database;
 mod host;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 
 use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::labels::{Grant, Refused, Stores};
 use crate::runtime_config::Location;
-use database::{Database, Databases, SqlError};
+use database::{Database, SqlError};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -32,18 +32,11 @@ mod bindings {
 
 pub struct SqliteFactor;
 
-/// The app's databases, and where each was configured to be.
-pub struct AppState {
-    databases: Arc<Databases>,
-    locations: BTreeMap<String, Location>,
-}
+/// The app's databases, by label.
+pub type AppState = Stores<Location, Arc<Database>>;
 
 /// The databases one component may open.
-#[derive(Clone)]
-pub struct ComponentState {
-    databases: Arc<Databases>,
-    granted: Arc<[String]>,
-}
+pub type ComponentState = Grant<Arc<Database>>;
 
 /// One instance's grant and its open connections.
 pub struct InstanceState {
@@ -61,43 +54,24 @@ impl Factor for SqliteFactor {
     /// Opens the databases the components use (and `default`, which `--sqlite` statements
     /// may use); keeps those `previous` has open where they are still configured.
     fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+        let undefined = |label: &str| {
+            anyhow!(
+                "component `{}` uses the SQLite database `{label}`, which is not defined: only \
+                 `default` exists without configuration; define `[sqlite_database.{label}]` in \
+                 a runtime config file (--runtime-config-file)",
+                users(ctx, label).join("`, `")
+            )
+        };
         let configured = config::locations(ctx.runtime_config)?;
-        let mut databases = Databases::default();
-        let mut locations = BTreeMap::new();
-        for label in used_labels(ctx) {
-            let Some(location) = configured.get(&label) else {
-                bail!(
-                    "component `{}` uses the SQLite database `{label}`, which is not defined: \
-                     only `default` exists without configuration; define \
-                     `[sqlite_database.{label}]` in a runtime config file \
-                     (--runtime-config-file)",
-                    users(ctx, &label).join("`, `")
-                );
-            };
-            let kept = previous
-                .filter(|p| p.locations.get(&label) == Some(location))
-                .and_then(|p| p.databases.get(&label));
-            let db = match kept {
-                Some(open) => Arc::clone(open),
-                None => open(&label, location)?,
-            };
-            locations.insert(label.clone(), location.clone());
-            databases.insert(label, db);
-        }
+        let databases = Stores::open(used_labels(ctx), &configured, previous, undefined, open)?;
         if previous.is_none() {
             run_start_statements(&databases, ctx.sqlite_statements)?;
         }
-        Ok(AppState {
-            databases: Arc::new(databases),
-            locations,
-        })
+        Ok(databases)
     }
 
     fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
-        Ok(ComponentState {
-            databases: Arc::clone(&app.databases),
-            granted: ctx.component.sqlite_databases.clone().into(),
-        })
+        Ok(app.grant(&ctx.component.sqlite_databases))
     }
 
     fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
@@ -109,10 +83,7 @@ impl Factor for SqliteFactor {
 
     fn denied() -> Option<InstanceState> {
         Some(InstanceState {
-            grant: ComponentState {
-                databases: Arc::default(),
-                granted: Arc::from(Vec::new()),
-            },
+            grant: Grant::denied(),
             table: ResourceTable::new(),
         })
     }
@@ -125,19 +96,6 @@ pub fn add_to_linker<T: Send + 'static>(
 ) -> Result<()> {
     bindings::Sqlite::add_to_linker::<T, HasSelf<InstanceState>>(linker, get)
         .map_err(anyhow::Error::from)
-}
-
-impl ComponentState {
-    /// The database `label`, if this component may open it.
-    fn database(&self, label: &str) -> Result<Arc<Database>, SqlError> {
-        if !self.granted.iter().any(|g| g == label) {
-            return Err(SqlError::AccessDenied);
-        }
-        self.databases
-            .get(label)
-            .cloned()
-            .ok_or(SqlError::NoSuchDatabase)
-    }
 }
 
 /// `default`, and every label a component lists, once each, in order.
@@ -182,7 +140,7 @@ fn open(label: &str, location: &Location) -> Result<Arc<Database>> {
 
 /// `--sqlite @FILE[:LABEL]` runs a file of statements on a database (`default` unless a
 /// label is given); `--sqlite STATEMENT` runs a statement on the default database.
-fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<()> {
+fn run_start_statements(databases: &AppState, statements: &[String]) -> Result<()> {
     for statement in statements {
         let (sql, label, origin) = match statement.strip_prefix('@') {
             Some(spec) => {
@@ -209,38 +167,11 @@ fn run_start_statements(databases: &Databases, statements: &[String]) -> Result<
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn grant(dir: &std::path::Path, granted: &[&str]) -> ComponentState {
-        let mut databases = Databases::default();
-        databases.insert(
-            "default".into(),
-            Database::open(&dir.join("db.sqlite")).unwrap(),
-        );
-        let granted: Vec<String> = granted.iter().map(|s| s.to_string()).collect();
-        ComponentState {
-            databases: Arc::new(databases),
-            granted: granted.into(),
+impl From<Refused> for SqlError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::AccessDenied => Self::AccessDenied,
+            Refused::NoSuchStore => Self::NoSuchDatabase,
         }
-    }
-
-    #[test]
-    fn an_undeclared_database_is_access_denied() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            grant(dir.path(), &[]).database("default"),
-            Err(SqlError::AccessDenied)
-        ));
-    }
-
-    #[test]
-    fn a_declared_but_undefined_database_is_no_such_database() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            grant(dir.path(), &["default", "orders"]).database("orders"),
-            Err(SqlError::NoSuchDatabase)
-        ));
     }
 }

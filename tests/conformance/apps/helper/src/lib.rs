@@ -10,6 +10,26 @@ use std::fmt::Debug;
 
 use wasi::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
+/// Exports an app whose every request runs `$exercise` (`fn() -> Result<(), Failure>`) and
+/// answers with its outcome (`answer`). The app must depend on the `wasi` crate.
+#[macro_export]
+macro_rules! exercise {
+    ($exercise:path) => {
+        struct App;
+
+        impl wasi::exports::http::incoming_handler::Guest for App {
+            fn handle(
+                _request: wasi::http::types::IncomingRequest,
+                out: wasi::http::types::ResponseOutparam,
+            ) {
+                $crate::answer(out, $exercise());
+            }
+        }
+
+        wasi::http::proxy::export!(App);
+    };
+}
+
 /// Why a check failed: the text of the 500.
 #[derive(Debug)]
 pub struct Failure(pub String);

@@ -6,8 +6,7 @@
 // `generate!` and `export!` expand to the ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
 
-use conformance_helper::{answer, check, check_eq, Failure};
-use wasi::http::types::{IncomingRequest, ResponseOutparam};
+use conformance_helper::{check, check_eq, Failure};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -17,15 +16,7 @@ wit_bindgen::generate!({
 
 use fermyon::spin::key_value::{Error, Store};
 
-struct App;
-
-impl wasi::exports::http::incoming_handler::Guest for App {
-    fn handle(_request: IncomingRequest, out: ResponseOutparam) {
-        answer(out, exercise());
-    }
-}
-
-wasi::http::proxy::export!(App);
+conformance_helper::exercise!(exercise);
 
 fn exercise() -> Result<(), Failure> {
     check(
