@@ -69,6 +69,15 @@ fn schemathesis_finds_nothing_in_the_running_app() {
             "rate_limit_requests=100000000",
         ],
     );
+    // A hold for the fuzzer's operations on holds (`hooks.py`): its ids name none.
+    let product =
+        app.create_product(&serde_json::json!({"name": "Held", "price": 1, "stock": 1000}));
+    let hold = crate::reservations::held(
+        &app,
+        "contract-hold",
+        &[(product["id"].as_i64().unwrap(), 1)],
+        86_400,
+    );
     let contract = repo_root().join("tests/contract");
     // Hypothesis writes its own directory into the working directory: not the source tree.
     let scratch = tempfile::tempdir().unwrap();
@@ -76,6 +85,7 @@ fn schemathesis_finds_nothing_in_the_running_app() {
     let output = Command::new(&schemathesis)
         .current_dir(scratch.path())
         .env("INVENTORY_TOKEN", app.auth.as_deref().expect("a token"))
+        .env("INVENTORY_RESERVATION", &hold)
         .env("SCHEMATHESIS_HOOKS", contract.join("hooks.py"))
         .arg("--config-file")
         .arg(contract.join("schemathesis.toml"))

@@ -118,6 +118,48 @@ fn every_event_type(app: &TestApp) -> i64 {
     id
 }
 
+/// Makes a product's holds go through every reservation event: a hold committed, one
+/// released, one that expires (announced after the next request). Returns how many events
+/// that writes.
+pub(crate) fn every_reservation_event(app: &TestApp) -> usize {
+    let product = app.create_product(&json!({"name": "Held", "price": 1, "stock": 10}));
+    let lines = json!([{"product_id": product["id"], "quantity": 2}]);
+    let hold = |key: &str, ttl: i64| {
+        let body = json!({"order_id": format!("ord-{key}"), "lines": lines, "ttl_seconds": ttl});
+        let response = post_keyed(app, "/reservations", key, &body);
+        assert_eq!(
+            response.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&response.body)
+        );
+        response.json()["id"].as_str().unwrap().to_owned()
+    };
+    let committed = hold("hold-1", 900);
+    let commit = app.request(
+        "POST",
+        &format!("/reservations/{committed}/commit"),
+        &[],
+        None,
+    );
+    assert_eq!(commit.status, 200);
+    let released = hold("hold-2", 900);
+    let release = app.request(
+        "POST",
+        &format!("/reservations/{released}/release"),
+        &[],
+        None,
+    );
+    assert_eq!(release.status, 200);
+    hold("hold-3", 1);
+    std::thread::sleep(Duration::from_millis(1_200));
+    // The next request notices the expired hold and hands it to the notifier.
+    assert_eq!(app.get("/health").status, 200);
+    // product.created, 3 x reservation.created, stock.deducted, reservation.committed,
+    // reservation.released, reservation.expired.
+    8
+}
+
 #[test]
 fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
     let receiver = Receiver::start();
@@ -157,7 +199,8 @@ fn every_event_type_arrives_once_signed_in_commit_order_with_its_data() {
     let body = events[3].json();
     assert_eq!(
         body["data"],
-        json!({"product_id": id, "sku": "MUG-1", "stock": 5, "delta": -2, "order_id": "ord-1", "version": 4})
+        json!({"product_id": id, "sku": "MUG-1", "stock": 5, "reserved": 0, "available": 5,
+               "delta": -2, "order_id": "ord-1", "version": 4})
     );
     let timestamp = body["timestamp"].as_str().unwrap();
     assert!(
@@ -183,7 +226,8 @@ fn every_delivery_is_what_the_openapi_webhooks_describe() {
     let receiver = Receiver::start();
     let app = app_with(&receiver);
     every_event_type(&app);
-    let received = receiver.wait_for_events(10, Duration::from_secs(20));
+    let count = 10 + every_reservation_event(&app);
+    let received = receiver.wait_for_events(count, Duration::from_secs(20));
 
     let text = std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap();
     let document: Value = serde_json::from_str(&text).unwrap();
@@ -488,6 +532,98 @@ fn an_event_committed_before_a_crash_is_delivered_after_the_restart() {
     assert_eq!(event["type"], "product.created");
     assert_eq!(event["data"]["product_id"], product["id"]);
     received[0].verify(SECRET).unwrap();
+    drop(app);
+}
+
+#[test]
+fn after_a_kill_under_load_every_event_arrives_soon_after_one_request() {
+    let receiver = Receiver::start();
+    // Deliveries take a while, so runs are leased and in flight when the host dies.
+    receiver.set_delay(Duration::from_millis(20));
+    let mut app = app_with(&receiver);
+    let products: Vec<i64> = (0..8)
+        .map(|i| {
+            let p = app
+                .create_product(&json!({"name": format!("P{i}"), "price": 1, "stock": 1_000_000}));
+            p["id"].as_i64().unwrap()
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        for worker in 0..8 {
+            let (app, products, stop) = (&app, &products, &stop);
+            scope.spawn(move || {
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let id = products[(worker + i) % products.len()];
+                    let body = json!({"quantity": 1, "order_id": format!("ord-{worker}-{i}")});
+                    let path = format!("/product/{id}/deduct");
+                    // Once the host is killed, requests fail: the load is over.
+                    let sent = std::panic::catch_unwind(|| {
+                        post_keyed(app, &path, &format!("kill-{worker}-{i}"), &body).status
+                    });
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert!(receiver.arrivals() > 0, "deliveries under way");
+        let killed = Command::new("kill")
+            .args(["-9", &app.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    app.wait_exit(Duration::from_secs(10));
+    receiver.set_delay(Duration::ZERO);
+
+    // What the database committed before the kill: every event, and every deduct.
+    let (committed, deducts) = {
+        let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_db.db")).unwrap();
+        let mut ids = db.prepare("SELECT DISTINCT event_id FROM outbox").unwrap();
+        let ids: std::collections::BTreeSet<String> = ids
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let deducts: i64 = db
+            .query_row(
+                "SELECT count(*) FROM stock_movements WHERE reason = 'deducted'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        (ids, deducts)
+    };
+    let state = app.state_dir.path().to_str().unwrap().to_owned();
+    let again = app_sending_to(&receiver.url(PATH), &["--state-dir", &state]);
+    // One request, and nothing else: the app's clock starts delivery again.
+    assert_eq!(again.get("/health").status, 200);
+    let started = Instant::now();
+    let received = receiver.wait_for(Duration::from_secs(10), |ok| {
+        let ids: std::collections::BTreeSet<&str> = ok.iter().map(Delivery::id).collect();
+        committed.iter().all(|id| ids.contains(id.as_str()))
+    });
+    eprintln!(
+        "{} events, the last {:?} after the first request",
+        committed.len(),
+        started.elapsed()
+    );
+    // None invented: every event delivered is one the database committed.
+    for delivery in &received {
+        assert!(committed.contains(delivery.id()), "{}", delivery.id());
+    }
+    // Every deduct's event: one stock.deducted per ledger row.
+    let deducted = events(&received)
+        .iter()
+        .filter(|e| e.json()["type"] == "stock.deducted")
+        .count();
+    assert_eq!(deducted as i64, deducts);
     drop(app);
 }
 

@@ -24,5 +24,6 @@ mod products;
 mod receiver;
 mod redis_server;
 mod replicas;
+mod reservations;
 mod stock;
 mod watch;

@@ -60,10 +60,11 @@ fn scopes(op: &Operation) -> Vec<String> {
         .collect()
 }
 
-/// What the path parameters name: a product, and an event.
+/// What the path parameters name: a product, an event, and a hold.
 struct Ids {
     product: i64,
     event: String,
+    reservation: String,
 }
 
 impl Ids {
@@ -72,15 +73,44 @@ impl Ids {
         Self {
             product: 999_999,
             event: "evt_0000000000000000000000000".into(),
+            reservation: "res_00000000000000000000000000000000".into(),
         }
     }
 
     fn path(&self, template: &str) -> String {
+        let id = if template.starts_with("/reservations") {
+            self.reservation.clone()
+        } else {
+            self.product.to_string()
+        };
         template
-            .replace("{id}", &self.product.to_string())
+            .replace("{id}", &id)
             .replace("{event_id}", &self.event)
     }
 }
+
+/// A fresh hold of one unit of `product`.
+fn hold(app: &TestApp, product: i64) -> String {
+    let key = format!(
+        "hold-{}",
+        HOLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let response = crate::stock::post_keyed(
+        app,
+        "/reservations",
+        &key,
+        &json!({"order_id": "ord-contract", "lines": [{"product_id": product, "quantity": 1}]}),
+    );
+    assert_eq!(
+        response.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json()["id"].as_str().unwrap().to_owned()
+}
+
+static HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The app, sending its events to a closed port: they stay pending, so there is always an
 /// event to list and redeliver.
@@ -103,6 +133,7 @@ fn ids(app: &TestApp) -> Ids {
     Ids {
         product,
         event: event.to_owned(),
+        reservation: hold(app, product),
     }
 }
 
@@ -227,12 +258,17 @@ fn every_documented_path_allows_exactly_the_documented_methods() {
 fn every_documented_operation_answers_as_documented() {
     let doc = document();
     let app = contract_app();
-    let ids = ids(&app);
+    let mut ids = ids(&app);
     let token = app.auth.clone().unwrap();
     let mut ops = operations(&doc);
     // Deleting last keeps the product for the others.
     ops.sort_by_key(|op| op.method == "DELETE");
     for (index, op) in ops.iter().enumerate() {
+        // Each operation on a hold gets one of its own: a commit and a release of one hold
+        // cannot both succeed.
+        if op.path.starts_with("/reservations/") {
+            ids.reservation = hold(&app, ids.product);
+        }
         let response = send(&app, op, &ids, Some(&token), &format!("contract-{index}"));
         assert!(
             response.status < 300,

@@ -1,5 +1,6 @@
 //! `examples/order-service` against the inventory app, both on the host, side by side: an
-//! order deducts stock and a cancel gives it back, and the order service follows the stock
+//! order holds stock, its payment commits the hold, a cancel releases it (or gives the stock
+//! back), an unpaid order's hold expires, and the order service follows the stock
 //! through the inventory's events, verified with the `standardwebhooks` crate.
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, HOST};
+use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse, HOST};
 
 /// The inventory's dev `events_secret`, which the example's default matches.
 const DEV_EVENTS_SECRET: &str = "whsec_ZGV2LW9ubHktaW5zZWN1cmUtZXZlbnRzLXNlY3JldCE=";
@@ -83,14 +84,26 @@ fn both_apps() -> (TestApp, TestApp) {
     (inventory, orders)
 }
 
+/// The inventory's quantities of a product: `(stock, reserved, available)`.
+fn quantities(inventory: &TestApp, id: i64) -> (i64, i64, i64) {
+    let p = inventory.get(&format!("/product/{id}")).json();
+    let get = |name: &str| p[name].as_i64().unwrap();
+    (get("stock"), get("reserved"), get("available"))
+}
+
+fn post(app: &TestApp, path: &str) -> TestResponse {
+    app.request("POST", path, &[], None)
+}
+
 #[test]
-fn the_order_service_places_and_cancels_an_order_and_follows_the_stock_by_events() {
+fn the_order_service_checks_out_with_holds_and_follows_the_stock_by_events() {
     let (inventory, orders) = both_apps();
     let product =
         inventory.create_product(&json!({"name": "Mug", "price": 4, "stock": 10, "sku": "MUG"}));
     let id = product["id"].as_i64().unwrap();
     known_stock(&orders, id, |item| item["stock"] == 10);
 
+    // Placing an order holds its stock while the customer pays.
     let placed = orders.post_json(
         "/orders",
         &json!({"lines": [{"product_id": id, "quantity": 3}]}),
@@ -102,14 +115,13 @@ fn the_order_service_places_and_cancels_an_order_and_follows_the_stock_by_events
         String::from_utf8_lossy(&placed.body)
     );
     let order = placed.json();
-    assert_eq!(order["status"], "placed");
-    assert_eq!(order["detail"]["lines"][0]["stock"], 7);
-    assert_eq!(inventory.get(&format!("/product/{id}")).json()["stock"], 7);
-    let known = known_stock(&orders, id, |item| item["stock"] == 7);
-    assert_eq!(known["version"], 2);
-    assert_eq!(known["last_event"], "stock.deducted");
-
-    // More than there is: refused whole, nothing taken.
+    assert_eq!(order["status"], "awaiting_payment");
+    assert!(order["reservation_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("res_"));
+    assert_eq!(quantities(&inventory, id), (10, 3, 7));
+    // More than is available: refused whole, nothing held.
     let refused = orders.post_json(
         "/orders",
         &json!({"lines": [{"product_id": id, "quantity": 8}]}),
@@ -118,8 +130,22 @@ fn the_order_service_places_and_cancels_an_order_and_follows_the_stock_by_events
     assert_eq!(refused.json()["status"], "rejected");
     assert_eq!(refused.json()["detail"]["lines"][0]["available"], 7);
 
+    // Paying commits the hold: the sale. Paying twice sells once.
     let order_id = order["id"].as_str().unwrap();
-    let cancelled = orders.request("POST", &format!("/orders/{order_id}/cancel"), &[], None);
+    let paid = post(&orders, &format!("/orders/{order_id}/pay"));
+    assert_eq!(paid.status, 200, "{}", String::from_utf8_lossy(&paid.body));
+    assert_eq!(paid.json()["status"], "paid");
+    assert_eq!(paid.json()["detail"]["lines"][0]["stock"], 7);
+    assert_eq!(
+        post(&orders, &format!("/orders/{order_id}/pay")).status,
+        200
+    );
+    assert_eq!(quantities(&inventory, id), (7, 0, 7));
+    let known = known_stock(&orders, id, |item| item["stock"] == 7);
+    assert_eq!(known["last_event"], "stock.deducted");
+
+    // Cancelling a paid order gives its stock back.
+    let cancelled = post(&orders, &format!("/orders/{order_id}/cancel"));
     assert_eq!(
         cancelled.status,
         200,
@@ -127,17 +153,68 @@ fn the_order_service_places_and_cancels_an_order_and_follows_the_stock_by_events
         String::from_utf8_lossy(&cancelled.body)
     );
     assert_eq!(cancelled.json()["status"], "cancelled");
-    assert_eq!(inventory.get(&format!("/product/{id}")).json()["stock"], 10);
+    assert_eq!(quantities(&inventory, id), (10, 0, 10));
     known_stock(&orders, id, |item| {
         item["stock"] == 10 && item["last_event"] == "stock.restocked"
     });
-    // Cancelling again changes nothing.
-    orders.request("POST", &format!("/orders/{order_id}/cancel"), &[], None);
-    assert_eq!(inventory.get(&format!("/product/{id}")).json()["stock"], 10);
-    // Retrying a placed order's deduct replays the inventory's first answer: nothing taken.
-    let retried = orders.request("POST", &format!("/orders/{order_id}/place"), &[], None);
+    post(&orders, &format!("/orders/{order_id}/cancel"));
+    assert_eq!(
+        quantities(&inventory, id),
+        (10, 0, 10),
+        "cancelling again changes nothing"
+    );
+
+    // Cancelling an unpaid order releases its hold.
+    let second = orders.post_json(
+        "/orders",
+        &json!({"lines": [{"product_id": id, "quantity": 4}]}),
+    );
+    let second_id = second.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(quantities(&inventory, id), (10, 4, 6));
+    assert_eq!(
+        post(&orders, &format!("/orders/{second_id}/cancel")).status,
+        200
+    );
+    assert_eq!(quantities(&inventory, id), (10, 0, 10));
+    // Retrying a placed order's hold replays the inventory's first answer: nothing held.
+    let retried = post(&orders, &format!("/orders/{second_id}/place"));
     assert_eq!(retried.json()["status"], "cancelled");
-    assert_eq!(inventory.get(&format!("/product/{id}")).json()["stock"], 10);
+    assert_eq!(quantities(&inventory, id), (10, 0, 10));
+}
+
+#[test]
+fn an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused() {
+    let (inventory, orders) = both_apps();
+    let product = inventory.create_product(&json!({"name": "Cup", "price": 2, "stock": 5}));
+    let id = product["id"].as_i64().unwrap();
+    let placed = orders.post_json(
+        "/orders",
+        &json!({"lines": [{"product_id": id, "quantity": 5}], "hold_seconds": 1}),
+    );
+    assert_eq!(
+        placed.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&placed.body)
+    );
+    let order_id = placed.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(quantities(&inventory, id), (5, 5, 0));
+    std::thread::sleep(Duration::from_millis(1_200));
+    // The units are the inventory's again the instant the hold expires.
+    assert_eq!(quantities(&inventory, id), (5, 0, 5));
+    // The next request announced the expiry; the order service hears of it.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let status = orders.get(&format!("/orders/{order_id}")).json()["status"].clone();
+        if status == "expired" || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status, "expired");
+    let late = post(&orders, &format!("/orders/{order_id}/pay"));
+    assert_eq!(late.status, 409, "{}", String::from_utf8_lossy(&late.body));
+    assert_eq!(quantities(&inventory, id), (5, 0, 5), "nothing sold");
 }
 
 #[test]

@@ -63,6 +63,8 @@ struct Behaviour {
     otherwise: u16,
     /// Read the request, then never answer (until the connection is dropped).
     hang: bool,
+    /// How long to take over each answer.
+    delay: Duration,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ impl Receiver {
             next: Vec::new(),
             otherwise: 204,
             hang: false,
+            delay: Duration::ZERO,
         }));
         let log = Arc::new((Mutex::new(Log::default()), Condvar::new()));
         let (b, l) = (Arc::clone(&behaviour), Arc::clone(&log));
@@ -133,6 +136,11 @@ impl Receiver {
 
     pub fn set_hang(&self, hang: bool) {
         self.behaviour.lock().unwrap().hang = hang;
+    }
+
+    /// Every answer from now on takes `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.behaviour.lock().unwrap().delay = delay;
     }
 
     pub fn deliveries(&self) -> Vec<Delivery> {
@@ -232,15 +240,16 @@ fn serve(stream: TcpStream, behaviour: &Mutex<Behaviour>, log: &(Mutex<Log>, Con
         lock.lock().unwrap().arrivals += 1;
         ready.notify_all();
     }
-    let (status, hang) = {
+    let (status, hang, delay) = {
         let mut b = behaviour.lock().unwrap();
         let status = if b.next.is_empty() {
             b.otherwise
         } else {
             b.next.remove(0)
         };
-        (status, b.hang)
+        (status, b.hang, b.delay)
     };
+    std::thread::sleep(delay);
     if hang {
         // Hold the connection open and say nothing, until the other side gives up.
         let _ = reader.read_to_end(&mut Vec::new());

@@ -126,6 +126,56 @@ fn replicas_never_oversell_together_and_retries_replay_on_either() {
 }
 
 #[test]
+fn holds_and_deducts_on_two_replicas_never_sell_more_than_the_stock() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = replicas(&redis, dir.path(), &[]);
+    let id = product(&a, 50);
+    let answers = std::sync::Mutex::new(Vec::new());
+    // 200 holds of one unit, and 50 deducts among them, half on each replica.
+    let statuses = spread([&a, &b], 250, 16, |app, i| {
+        let key = format!("mixed-{i}");
+        let response = if i % 5 == 4 {
+            deduct(app, id, 1, &key)
+        } else {
+            crate::reservations::hold(app, &key, &[(id, 1)], 900)
+        };
+        answers.lock().unwrap().push(response.json());
+        response.status
+    });
+    assert_eq!(
+        count(&statuses, 200) + count(&statuses, 201),
+        50,
+        "{statuses:?}"
+    );
+    assert_eq!(count(&statuses, 409), 200, "{statuses:?}");
+    for answer in answers.into_inner().unwrap() {
+        for available in [
+            answer.get("available"),
+            answer.pointer("/lines/0/available"),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            assert!(available.as_i64().unwrap() >= 0, "{answer}");
+        }
+    }
+    let product = b.get(&format!("/product/{id}")).json();
+    let (stock, reserved) = (
+        product["stock"].as_i64().unwrap(),
+        product["reserved"].as_i64().unwrap(),
+    );
+    assert_eq!(reserved, stock, "every unit left is held: {product}");
+    assert_eq!(product["available"], 0);
+    assert_eq!(
+        50 - stock + reserved,
+        50,
+        "sold and held add up to the stock"
+    );
+    assert_ledger_sums(&a, id);
+}
+
+#[test]
 fn while_redis_is_down_the_limit_fails_closed_and_the_service_recovers() {
     let mut redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();

@@ -110,7 +110,8 @@ fn a_deduct_answers_with_the_new_stock_and_writes_the_ledger() {
     assert_eq!(response.status, 200);
     assert_eq!(
         response.json(),
-        json!({"product_id": id, "stock": 38, "deducted": 2, "order_id": "ord-k1"})
+        json!({"product_id": id, "stock": 38, "reserved": 0, "available": 38, "deducted": 2,
+               "order_id": "ord-k1"})
     );
     let entries = assert_ledger_sums(&app, id);
     assert_eq!(entries[0]["delta"], -2);
@@ -172,9 +173,9 @@ fn a_batch_is_all_or_nothing_and_names_every_short_line() {
     assert_eq!(
         done.json(),
         json!({"order_id": "ord-10", "lines": [
-            {"product_id": c, "stock": 6, "deducted": 4},
-            {"product_id": a, "stock": 0, "deducted": 5},
-            {"product_id": b, "stock": 0, "deducted": 1}
+            {"product_id": c, "stock": 6, "reserved": 0, "available": 6, "deducted": 4},
+            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5},
+            {"product_id": b, "stock": 0, "reserved": 0, "available": 0, "deducted": 1}
         ]})
     );
     for id in [a, b, c] {
@@ -220,8 +221,8 @@ fn lines_naming_one_product_add_up() {
     assert_eq!(
         done.json(),
         json!({"order_id": "ord-s", "lines": [
-            {"product_id": a, "stock": 0, "deducted": 5},
-            {"product_id": b, "stock": 8, "deducted": 1}
+            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5},
+            {"product_id": b, "stock": 8, "reserved": 0, "available": 8, "deducted": 1}
         ]})
     );
     // One ledger row per product, not per line.

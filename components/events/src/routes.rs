@@ -1,7 +1,6 @@
 //! The events routes and their handlers.
 
 use futures::future::LocalBoxFuture;
-use inventory::store;
 use inventory::store::outbox::{self, Redelivery, Status};
 use inventory::time::now_millis;
 use inventory::web::http::{header, status, Method};
@@ -52,7 +51,7 @@ fn list_events(call: &Call<'_>) -> Result<Resp, ApiError> {
         });
         Ok(true)
     })?;
-    let (items, total) = outbox::undelivered(&store::open()?, status, query.page, query.limit)?;
+    let (items, total) = outbox::undelivered(call.db()?, status, query.page, query.limit)?;
     let view = EventPageView {
         items: items.into_iter().map(EventView::from).collect(),
         page: query.page,
@@ -89,7 +88,7 @@ fn redeliver_event(call: &Call<'_>) -> Result<Resp, ApiError> {
             "`id` must be an event id (`evt_...`)".into(),
         ));
     }
-    match outbox::redeliver(&store::open()?, id, now_millis())? {
+    match outbox::redeliver(call.db()?, id, now_millis())? {
         Redelivery::Due(rows) => {
             let view = RedeliveryView {
                 id: id.to_owned(),

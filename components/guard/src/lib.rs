@@ -20,7 +20,8 @@ wit_bindgen::generate!({
 use exports::inventory::guard::auth::{AuthError, Principal};
 use exports::inventory::guard::rate_limit::{Decision, RateLimitError};
 use exports::inventory::guard::validation::{
-    BatchDeduct, Deduct, NewProduct, ProductPatch, Restock, ValidationError,
+    BatchDeduct, Deduct, Extension, NewProduct, NewReservation, PartialCommit, ProductPatch,
+    Restock, ValidationError,
 };
 
 struct Guard;
@@ -50,6 +51,18 @@ impl exports::inventory::guard::validation::Guest for Guard {
 
     fn validate_batch_deduct(body: Vec<u8>) -> Result<BatchDeduct, ValidationError> {
         validation::batch_deduct(&body)
+    }
+
+    fn validate_new_reservation(body: Vec<u8>) -> Result<NewReservation, ValidationError> {
+        validation::new_reservation(&body)
+    }
+
+    fn validate_partial_commit(body: Vec<u8>) -> Result<PartialCommit, ValidationError> {
+        validation::partial_commit(&body)
+    }
+
+    fn validate_extension(body: Vec<u8>) -> Result<Extension, ValidationError> {
+        validation::extension(&body)
     }
 }
 

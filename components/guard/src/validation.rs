@@ -1,6 +1,7 @@
 //! Body validation: the domain's parsers, every broken field reported at once; what they
 //! accept becomes the interface's record by the conversions of `guard_records!`.
 
+use inventory_domain::reservation::{Extension, NewReservation, PartialCommit};
 use inventory_domain::stock::{BatchDeduct, Deduct, Restock};
 use inventory_domain::{FieldError, NewProduct, ProductPatch};
 use serde_json::{Map, Value};
@@ -36,6 +37,18 @@ pub fn restock(body: &[u8]) -> Result<wit::Restock, ValidationError> {
 
 pub fn batch_deduct(body: &[u8]) -> Result<wit::BatchDeduct, ValidationError> {
     validate(body, BatchDeduct::parse)
+}
+
+pub fn new_reservation(body: &[u8]) -> Result<wit::NewReservation, ValidationError> {
+    validate(body, NewReservation::parse)
+}
+
+pub fn partial_commit(body: &[u8]) -> Result<wit::PartialCommit, ValidationError> {
+    validate(body, PartialCommit::parse)
+}
+
+pub fn extension(body: &[u8]) -> Result<wit::Extension, ValidationError> {
+    validate(body, Extension::parse)
 }
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {

@@ -9,18 +9,21 @@ use std::time::Duration;
 
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
-use inventory::store::outbox::{self, Delivery, Outcome};
-use inventory::store::{self, Db, StoreError};
+use inventory::store::outbox::{self, Delivery, Outcome, HEARTBEAT_MS};
+use inventory::store::{self, reservations, Db, StoreError};
 use inventory::time::now_millis;
 use serde_json::{json, Value};
 
-use crate::clock;
 use crate::webhook::{self, Signer};
+use inventory::sleep::sleep;
 
-/// How long a claimed run stays leased. A run starts no attempt after its invocation's
-/// deadline, so it ends within the deadline plus one attempt (`webhook::ATTEMPT_TIMEOUT`),
-/// well inside the lease; a notifier that dies holds its rows no longer than this.
-const LEASE_MS: i64 = 30_000;
+/// How long a claimed run stays leased unless renewed. The notifier renews the leases of
+/// its runs every `RENEW_MS` while it delivers them (an attempt may take
+/// `webhook::ATTEMPT_TIMEOUT`), so a notifier that dies holds its rows no longer than this.
+const LEASE_MS: i64 = 5_000;
+const RENEW_MS: i64 = 1_000;
+/// Expired holds announced per look, so a look is always short.
+const EXPIRED_PER_LOOK: i64 = 50;
 /// Rows leased per run of a line.
 const RUN_ROWS: i64 = 20;
 /// Lines delivered at once, and at once to one receiver.
@@ -34,8 +37,6 @@ const WINDOW_MS: i64 = 12_000;
 const DELIVER_WINDOW_MS: i64 = 8_000;
 /// How often to look for other lines that came due, and to renew the heartbeat.
 const TICK_MS: i64 = 250;
-/// The active notifier's heartbeat: it must renew its claim within this.
-const HEARTBEAT_MS: i64 = 5_000;
 /// Backoff after the first failure; it doubles per attempt, up to `MAX_BACKOFF_MS`.
 const FIRST_BACKOFF_MS: i64 = 1_000;
 const MAX_BACKOFF_MS: i64 = 10 * 60 * 1_000;
@@ -112,6 +113,8 @@ pub async fn once() -> Result<Counts, DeliverError> {
     outbox::sweep(&db, now_millis())?;
     let deadline = now_millis() + DELIVER_WINDOW_MS;
     let mut counts = Lines::new(&db, &setup, deadline, false).run().await?;
+    // Holds that expired while the pass ran.
+    reservations::announce_expired(&db, EXPIRED_PER_LOOK)?;
     (counts.pending, counts.dead_total) = outbox::counts(&db)?;
     Ok(counts)
 }
@@ -133,15 +136,28 @@ pub async fn until_idle(request_id: &str) -> Result<Counts, DeliverError> {
         }
         Err(err) => Err(err.into()),
     };
-    // On every way out: stand down, then look once more, for a change that saw this
-    // notifier active and so called none.
-    let stood_down = outbox::deactivate(&db);
-    if matches!(outbox::next_due(&db), Ok(Some(due)) if due <= now_millis()) {
+    // On every way out: stand down, setting the app's clock for the next notifier, in one
+    // transaction (a change before it saw this notifier active and called none: its events
+    // are due now; a change after it calls one itself). Work due already is handed over.
+    let next = db.transaction(|db| {
+        let next = next_work(db)?;
+        outbox::deactivate(db, next)?;
+        Ok::<_, StoreError>(next)
+    });
+    if matches!(next, Ok(Some(due)) if due <= now_millis()) {
         // A fresh invocation of this component, by `POST /notify`: it answers at once.
         inventory::web::notify::notifier(request_id).await;
     }
-    stood_down?;
+    next?;
     result
+}
+
+/// When work comes due next (Unix ms): the first line of events, or the first hold to
+/// expire (to be announced).
+fn next_work(db: &Db) -> Result<Option<i64>, StoreError> {
+    let events = outbox::next_due(db)?;
+    let holds = reservations::next_expiry(db)?;
+    Ok(events.into_iter().chain(holds).min())
 }
 
 /// Takes the active role. If another notifier holds it, it may have died: its heartbeat
@@ -152,7 +168,7 @@ async fn activate(db: &Db) -> Result<bool, DeliverError> {
         Ok(()) => Ok(true),
         Err(until) if until - now <= HEARTBEAT_MS => {
             let wait = u64::try_from(until - now + 50).unwrap_or(0);
-            clock::sleep(Duration::from_millis(wait)).await;
+            sleep(Duration::from_millis(wait)).await;
             let now = now_millis();
             Ok(outbox::try_activate(db, now, now + HEARTBEAT_MS)?.is_ok())
         }
@@ -180,6 +196,9 @@ struct Lines<'a> {
     running: FuturesUnordered<LocalBoxFuture<'a, Delivered>>,
     per_receiver: HashMap<String, usize>,
     lines: Vec<Line>,
+    /// The claims of the runs in flight, whose leases are renewed.
+    tokens: Vec<String>,
+    renewed_at: i64,
     counts: Counts,
 }
 
@@ -193,6 +212,8 @@ impl<'a> Lines<'a> {
             running: FuturesUnordered::new(),
             per_receiver: HashMap::new(),
             lines: Vec::new(),
+            tokens: Vec::new(),
+            renewed_at: now_millis(),
             counts: Counts::default(),
         }
     }
@@ -203,29 +224,25 @@ impl<'a> Lines<'a> {
             let now = now_millis();
             if last_look.is_none_or(|at| now - at >= TICK_MS) {
                 last_look = Some(now);
-                if self.active {
-                    outbox::keep_active(self.db, now + HEARTBEAT_MS)?;
-                }
-                if now < self.deadline {
-                    self.start_due_lines(now)?;
-                }
+                self.look(now)?;
             }
             if self.running.is_empty() {
                 if now >= self.deadline || !self.active {
                     break;
                 }
-                // Nothing in flight: wait for the next retry, if it falls in the window.
-                match outbox::next_due(self.db)? {
+                // Nothing in flight: wait for the next retry (or expiry), if it falls in the
+                // window.
+                match next_work(self.db)? {
                     Some(due) if due <= self.deadline => {
                         let wait = (due - now).clamp(0, TICK_MS);
-                        clock::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+                        sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
                         last_look = None;
                     }
                     _ => break,
                 }
                 continue;
             }
-            let tick = Box::pin(clock::sleep(Duration::from_millis(
+            let tick = Box::pin(sleep(Duration::from_millis(
                 u64::try_from(TICK_MS).unwrap_or(250),
             )));
             if let Either::Left((Some(done), _)) = future::select(self.running.next(), tick).await {
@@ -233,6 +250,23 @@ impl<'a> Lines<'a> {
             }
         }
         Ok(self.counts)
+    }
+
+    /// What the notifier does a few times a second: keep its role and its leases, announce
+    /// holds that expired, and start the lines that came due.
+    fn look(&mut self, now: i64) -> Result<(), StoreError> {
+        if self.active {
+            outbox::keep_active(self.db, now + HEARTBEAT_MS)?;
+        }
+        if now - self.renewed_at >= RENEW_MS {
+            outbox::renew(self.db, &self.tokens, now + LEASE_MS)?;
+            self.renewed_at = now;
+        }
+        if now < self.deadline {
+            reservations::announce_expired(self.db, EXPIRED_PER_LOOK)?;
+            self.start_due_lines(now)?;
+        }
+        Ok(())
     }
 
     /// Starts a task for each due line not yet running, within the limits.
@@ -270,6 +304,7 @@ impl<'a> Lines<'a> {
         }
         *self.per_receiver.entry(line.0.clone()).or_default() += 1;
         self.lines.push(line.clone());
+        self.tokens.push(token.clone());
         let (setup, deadline) = (self.setup, self.deadline);
         self.running.push(Box::pin(async move {
             let outcomes = deliver_run(setup, run, deadline).await;
@@ -286,6 +321,7 @@ impl<'a> Lines<'a> {
     fn finish(&mut self, done: Delivered) -> Result<(), StoreError> {
         let now = now_millis();
         outbox::record(self.db, &done.token, &done.outcomes, now)?;
+        self.tokens.retain(|token| *token != done.token);
         let mut clean = true;
         for (delivery, outcome) in &done.outcomes {
             match outcome {

@@ -11,7 +11,6 @@
 // `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
 #![allow(unsafe_code)]
 
-mod clock;
 mod deliver;
 mod webhook;
 

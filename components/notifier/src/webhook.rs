@@ -12,7 +12,7 @@ use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{FutureIncomingResponse, RequestOptions};
 use standardwebhooks::Webhook;
 
-use crate::clock;
+use inventory::sleep::sleep;
 
 /// No answer within this is a failure.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,7 +97,7 @@ pub async fn deliver(signer: &Signer, url: &str, id: &str, body: &str) -> Result
         ("webhook-signature", signature),
     ];
     let send = Box::pin(post(url, &headers, body.as_bytes()));
-    let outcome = match future::select(send, Box::pin(clock::sleep(ATTEMPT_TIMEOUT))).await {
+    let outcome = match future::select(send, Box::pin(sleep(ATTEMPT_TIMEOUT))).await {
         Either::Left((result, _)) => result,
         Either::Right(((), _)) => Err(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
     };

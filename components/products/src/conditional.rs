@@ -1,11 +1,21 @@
-//! Conditional requests on a product (RFC 9110 §13): its ETag is its version, `"4"`.
+//! Conditional requests on a product (RFC 9110 §13). Its ETag is its version, `"4"`, and,
+//! while units are held, what is held: `"4-3"`. Every change bumps the version, but a hold
+//! that expires changes `reserved` with no write at all, so the ETag names it too, and a
+//! cached copy from before the expiry is not taken for the current one.
+//!
+//! `If-Match` compares versions only: a stock count taken at version 4 is still right after
+//! a hold of that version expired, and wrong after any change.
 
+use inventory::store::products::Product;
 use inventory::web::http::{header, Req};
 use inventory::ApiError;
 
-/// The product's ETag for `version`.
-pub fn etag(version: i64) -> String {
-    format!("\"{version}\"")
+/// The product's ETag.
+pub fn etag(product: &Product) -> String {
+    match product.reserved {
+        0 => format!("\"{}\"", product.version),
+        reserved => format!("\"{}-{reserved}\"", product.version),
+    }
 }
 
 /// What `If-Match` asks of a write.
@@ -55,19 +65,22 @@ pub fn if_match(req: &Req) -> Result<IfMatch, ApiError> {
     ))
 }
 
-/// Whether `If-None-Match` matches `version`, by weak comparison (`W/"4"` matches version
-/// 4 too). A value that is not a list of entity tags matches nothing: a read stays a read.
-pub fn if_none_match(req: &Req, version: i64) -> bool {
+/// Whether `If-None-Match` matches the product's ETag, by weak comparison (`W/"4"` matches
+/// `"4"` too). A value that is not a list of entity tags matches nothing: a read stays a
+/// read.
+pub fn if_none_match(req: &Req, product: &Product) -> bool {
     let Some(Some(value)) = joined(req, header::IF_NONE_MATCH) else {
         return false;
     };
     if value.trim_matches(OWS) == "*" {
         return true;
     }
+    let current = etag(product);
+    let current = current.trim_matches('"');
     entity_tags(&value)
         .unwrap_or_default()
         .iter()
-        .any(|tag| parse_version(tag.opaque) == Some(version))
+        .any(|tag| tag.opaque == current)
 }
 
 const OWS: [char; 2] = [' ', '\t'];
@@ -117,11 +130,21 @@ fn entity_tags(value: &str) -> Option<Vec<EntityTag<'_>>> {
     }
 }
 
+/// The version an ETag of ours names: `4` of `"4"` or `"4-3"`.
 fn parse_version(opaque: &str) -> Option<i64> {
-    if opaque.is_empty() || !opaque.bytes().all(|b| b.is_ascii_digit()) {
+    let version = match opaque.split_once('-') {
+        Some((version, reserved))
+            if !reserved.is_empty() && reserved.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            version
+        }
+        Some(_) => return None,
+        None => opaque,
+    };
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    opaque.parse().ok()
+    version.parse().ok()
 }
 
 #[cfg(test)]
@@ -147,12 +170,12 @@ mod tests {
         assert_eq!(versions(&["*"]), Some(IfMatch::Any));
         assert_eq!(versions(&["\"4\""]), Some(IfMatch::Versions(vec![4])));
         assert_eq!(
-            versions(&["\"4\" ,\t\"5\"", "\"6\""]),
+            versions(&["\"4\" ,\t\"5-2\"", "\"6\""]),
             Some(IfMatch::Versions(vec![4, 5, 6]))
         );
         // Weak and foreign tags are well formed but match nothing.
         assert_eq!(
-            versions(&["W/\"4\", \"a,b\", \"\", \"+5\""]),
+            versions(&["W/\"4\", \"a,b\", \"\", \"+5\", \"5-\", \"-5\""]),
             Some(IfMatch::Versions(vec![]))
         );
     }
@@ -176,8 +199,31 @@ mod tests {
         }
     }
 
+    fn product(version: i64, reserved: i64) -> Product {
+        Product {
+            id: 1,
+            sku: None,
+            name: "Mug".into(),
+            description: String::new(),
+            price: inventory::domain::Price::from_checked(100),
+            stock: 10,
+            reserved,
+            available: 10 - reserved,
+            category_id: None,
+            version,
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
     #[test]
-    fn if_none_match_compares_weakly() {
+    fn the_etag_names_what_is_held() {
+        assert_eq!(etag(&product(4, 0)), "\"4\"");
+        assert_eq!(etag(&product(4, 3)), "\"4-3\"");
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_sees_an_expiry() {
         let req = |v: &str| {
             Req::new(
                 Method::Get,
@@ -185,10 +231,13 @@ mod tests {
                 vec![("if-none-match".to_owned(), v.as_bytes().to_vec())],
             )
         };
-        assert!(if_none_match(&req("W/\"4\""), 4));
-        assert!(if_none_match(&req("\"3\", \"4\""), 4));
-        assert!(if_none_match(&req("*"), 4));
-        assert!(!if_none_match(&req("\"3\""), 4));
-        assert!(!if_none_match(&req("4"), 4));
+        assert!(if_none_match(&req("W/\"4\""), &product(4, 0)));
+        assert!(if_none_match(&req("\"3\", \"4\""), &product(4, 0)));
+        assert!(if_none_match(&req("*"), &product(4, 0)));
+        assert!(!if_none_match(&req("\"3\""), &product(4, 0)));
+        assert!(!if_none_match(&req("4"), &product(4, 0)));
+        // A hold of version 4 expired: same version, another representation.
+        assert!(if_none_match(&req("\"4-3\""), &product(4, 3)));
+        assert!(!if_none_match(&req("\"4-3\""), &product(4, 0)));
     }
 }

@@ -1,6 +1,5 @@
 //! The products routes and their handlers.
 
-use inventory::store;
 use inventory::store::products::{self, ListFilter, WriteOutcome};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
@@ -60,15 +59,18 @@ pub const ROUTES: &[Route] = &[
 
 const MAX_QUERY_CHARS: usize = 200;
 
-fn get_health(_call: &Call<'_>) -> Result<Resp, ApiError> {
-    let db = store::open().map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
-    db.query("SELECT 1", &[])
-        .map_err(|err| ApiError::Unavailable(format!("{err:?}")))?;
-    Ok(Resp::json(status::OK, &HealthView { status: "ok" }))
+/// `GET /health`: the database answers (opening it reads the app's clock, so a probe also
+/// hands due events and expired holds to the notifier, after its answer).
+fn get_health(call: &Call<'_>) -> Result<Resp, ApiError> {
+    call.db().map_err(|err| match err {
+        ApiError::Internal(cause) | ApiError::Unavailable(cause) => ApiError::Unavailable(cause),
+        other => other,
+    })?;
+    Ok(Resp::json(status::OK, &HealthView { status: "ok" }).probing())
 }
 
 fn product_response(status: u16, product: products::Product) -> Resp {
-    let tag = etag(product.version);
+    let tag = etag(&product);
     Resp::json(status, &product).with_header(header::ETAG, &tag)
 }
 
@@ -78,21 +80,16 @@ fn not_found(id: i64) -> ApiError {
 
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let new = guard::new_product(&call.req.body)?;
-    let db = store::open()?;
-    let product = products::create(&db, &new)?;
+    let product = products::create(call.db()?, &new)?;
     let location = format!("/product/{}", product.id);
-    Ok(product_response(status::CREATED, product)
-        .with_header(header::LOCATION, &location)
-        .notifying(db.needs_notifier()))
+    Ok(product_response(status::CREATED, product).with_header(header::LOCATION, &location))
 }
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let product = products::get(&store::open()?, id)?.ok_or_else(|| not_found(id))?;
-    if conditional::if_none_match(call.req, product.version) {
-        return Ok(
-            Resp::new(status::NOT_MODIFIED).with_header(header::ETAG, &etag(product.version))
-        );
+    let product = products::get(call.db()?, id)?.ok_or_else(|| not_found(id))?;
+    if conditional::if_none_match(call.req, &product) {
+        return Ok(Resp::new(status::NOT_MODIFIED).with_header(header::ETAG, &etag(&product)));
     }
     Ok(product_response(status::OK, product))
 }
@@ -110,28 +107,24 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
                 .into(),
         ));
     }
-    let db = store::open()?;
-    match products::update(&db, id, &patch, expected.as_deref())? {
-        WriteOutcome::Done(product) => {
-            Ok(product_response(status::OK, product).notifying(db.needs_notifier()))
-        }
+    match products::update(call.db()?, id, &patch, expected.as_deref())? {
+        WriteOutcome::Done(product) => Ok(product_response(status::OK, product)),
         WriteOutcome::NotFound => Err(not_found(id)),
-        WriteOutcome::VersionMismatch { current } => Err(stale(current)),
+        WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
     }
 }
 
 fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let expected = conditional::if_match(call.req)?.versions();
-    let db = store::open()?;
-    match products::delete(&db, id, expected.as_deref())? {
-        WriteOutcome::Done(()) => Ok(Resp::new(status::NO_CONTENT).notifying(db.needs_notifier())),
+    match products::delete(call.db()?, id, expected.as_deref())? {
+        WriteOutcome::Done(()) => Ok(Resp::new(status::NO_CONTENT)),
         WriteOutcome::NotFound => Err(not_found(id)),
-        WriteOutcome::VersionMismatch { current } => Err(stale(current)),
+        WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
     }
 }
 
-fn stale(current: i64) -> ApiError {
+fn stale(current: &products::Product) -> ApiError {
     ApiError::PreconditionFailed(format!(
         "the product has changed: its current ETag is {}",
         etag(current)
@@ -169,7 +162,7 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
         },
     )?;
     let (page, limit) = (query.page, query.limit);
-    let (items, total) = products::list(&store::open()?, &filter, page, limit)?;
+    let (items, total) = products::list(call.db()?, &filter, page, limit)?;
     let links = query.links("/product", total);
     let view = ProductPageView {
         items,

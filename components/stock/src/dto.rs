@@ -9,6 +9,8 @@ use inventory::store::ledger::LedgerEntry;
 pub struct DeductedView<'a> {
     pub product_id: i64,
     pub stock: i64,
+    pub reserved: i64,
+    pub available: i64,
     pub deducted: i64,
     pub order_id: &'a str,
 }
@@ -18,6 +20,8 @@ pub struct DeductedView<'a> {
 pub struct RestockedView<'a> {
     pub product_id: i64,
     pub stock: i64,
+    pub reserved: i64,
+    pub available: i64,
     pub restocked: i64,
     pub order_id: Option<&'a str>,
     pub reason: &'a str,
@@ -34,6 +38,8 @@ pub struct BatchDeductedView<'a> {
 pub struct DeductedLineView {
     pub product_id: i64,
     pub stock: i64,
+    pub reserved: i64,
+    pub available: i64,
     pub deducted: i64,
 }
 

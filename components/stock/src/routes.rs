@@ -2,10 +2,10 @@
 
 use inventory::domain::MAX_STOCK;
 use inventory::store::stock::{self, BatchOutcome, Context, StockOutcome};
-use inventory::store::{self, ledger, products, Db};
+use inventory::store::{ledger, products, Db};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
-use inventory::web::idempotency::{self, IdempotencyKey};
+use inventory::web::idempotency::Idempotent;
 use inventory::web::paging::PageQuery;
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
@@ -47,67 +47,40 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// The parts of a stock write every handler needs: the key, its owner and the fingerprint.
-struct Idempotent {
-    key: IdempotencyKey,
-    subject: String,
-    fingerprint: String,
-}
-
-impl Idempotent {
-    /// `path` is the request's path as the handler parsed it, ids in canonical form.
-    fn of(call: &Call<'_>, path: &str) -> Result<Self, ApiError> {
-        Ok(Self {
-            key: IdempotencyKey::from_request(call.req)?,
-            subject: call.ctx.sub.clone().ok_or_else(|| {
-                ApiError::Internal("a stock write reached its handler unauthenticated".into())
-            })?,
-            fingerprint: idempotency::fingerprint(call.req, path),
-        })
-    }
-
-    /// Runs `operation` once for this key; its ledger rows name `order_id` and the key.
-    fn run(
-        &self,
-        call: &Call<'_>,
-        order_id: Option<&str>,
-        operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
-    ) -> Result<Resp, ApiError> {
-        let db = store::open()?;
-        let resp = idempotency::run_once(
-            &db,
-            &self.subject,
-            &self.key,
-            &self.fingerprint,
-            &call.ctx.request_id,
-            |db| {
-                operation(
-                    db,
-                    &Context {
-                        order_id,
-                        idempotency_key: Some(self.key.as_str()),
-                    },
-                )
-            },
-        )?;
-        // A replay wrote nothing; a first run's events are delivered after the response.
-        Ok(resp.notifying(db.needs_notifier()))
-    }
+/// Runs a stock write once for its key; its ledger rows name `order_id` and the key.
+fn run_keyed(
+    call: &Call<'_>,
+    once: &Idempotent,
+    order_id: Option<&str>,
+    operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
+) -> Result<Resp, ApiError> {
+    once.run(call, |db| {
+        let context = Context {
+            order_id,
+            idempotency_key: Some(once.key()),
+        };
+        operation(db, &context)
+    })
 }
 
 /// `POST /product/{id}/deduct` `{"quantity", "order_id"}`.
 fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let once = Idempotent::of(call, &format!("/product/{id}/deduct"))?;
+    let once = Idempotent::required(call, &format!("/product/{id}/deduct"))?;
     let request = guard::deduct(&call.req.body)?;
     let (quantity, order_id) = (request.quantity.get(), request.order_id.as_str());
-    once.run(call, Some(order_id), |db, context| {
-        match stock::deduct(db, id, quantity, context)? {
-            StockOutcome::Done { stock } => Ok(Resp::json(
-                200,
+    run_keyed(
+        call,
+        &once,
+        Some(order_id),
+        |db, context| match stock::deduct(db, id, quantity, context)? {
+            StockOutcome::Done(product) => Ok(Resp::json(
+                status::OK,
                 &DeductedView {
                     product_id: id,
-                    stock,
+                    stock: product.stock,
+                    reserved: product.reserved,
+                    available: product.available,
                     deducted: quantity,
                     order_id,
                 },
@@ -117,27 +90,30 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
                 requested: quantity,
                 available: current,
             }),
-        }
-    })
+        },
+    )
 }
 
 /// `POST /stock/deduct` `{"order_id", "lines": [{"product_id", "quantity"}]}`: all or none.
 fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let once = Idempotent::of(call, "/stock/deduct")?;
+    let once = Idempotent::required(call, "/stock/deduct")?;
     let request = guard::batch_deduct(&call.req.body)?;
     let order_id = request.order_id.as_str();
     let totals = request.totals();
-    once.run(
+    run_keyed(
         call,
+        &once,
         Some(order_id),
         |db, context| match stock::deduct_batch(db, &totals, context)? {
             BatchOutcome::Done(done) => {
                 let lines = done
                     .into_iter()
                     .zip(&totals)
-                    .map(|((product_id, stock), total)| DeductedLineView {
-                        product_id,
-                        stock,
+                    .map(|(product, total)| DeductedLineView {
+                        product_id: product.id,
+                        stock: product.stock,
+                        reserved: product.reserved,
+                        available: product.available,
                         deducted: total.quantity,
                     })
                     .collect();
@@ -161,18 +137,20 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
 /// `POST /product/{id}/restock` `{"quantity", "order_id"?, "reason"?}`.
 fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
-    let once = Idempotent::of(call, &format!("/product/{id}/restock"))?;
+    let once = Idempotent::required(call, &format!("/product/{id}/restock"))?;
     let request = guard::restock(&call.req.body)?;
     let quantity = request.quantity.get();
     let order_id = request.order_id.as_ref().map(|o| o.as_str());
     let reason = request.reason.as_str();
-    once.run(call, order_id, |db, context| {
+    run_keyed(call, &once, order_id, |db, context| {
         match stock::restock(db, id, quantity, reason, context)? {
-            StockOutcome::Done { stock } => Ok(Resp::json(
-                200,
+            StockOutcome::Done(product) => Ok(Resp::json(
+                status::OK,
                 &RestockedView {
                     product_id: id,
-                    stock,
+                    stock: product.stock,
+                    reserved: product.reserved,
+                    available: product.available,
                     restocked: quantity,
                     order_id,
                     reason,
@@ -190,11 +168,11 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let query = PageQuery::parse(&call.req.query, "page, limit", |_, _| Ok(false))?;
-    let db = store::open()?;
-    if products::get(&db, id)?.is_none() {
+    let db = call.db()?;
+    if products::get(db, id)?.is_none() {
         return Err(not_found(id));
     }
-    let (entries, total) = ledger::page(&db, id, query.page, query.limit)?;
+    let (entries, total) = ledger::page(db, id, query.page, query.limit)?;
     let view = MovementPageView {
         items: entries.into_iter().map(MovementView::from).collect(),
         page: query.page,

@@ -9,6 +9,7 @@
 mod fields;
 mod price;
 mod product;
+pub mod reservation;
 pub mod stock;
 
 pub use fields::{integer_text, FieldError};
@@ -25,5 +26,6 @@ macro_rules! guard_records {
     ($wit:ident) => {
         $crate::product_records!($wit);
         $crate::stock_records!($wit);
+        $crate::reservation_records!($wit);
     };
 }

@@ -234,58 +234,77 @@ fn line_field(index: usize, field: &str) -> String {
 impl BatchDeduct {
     /// One total per product, in the order the products are first named.
     pub fn totals(&self) -> Vec<ProductTotal> {
-        let mut totals: Vec<ProductTotal> = Vec::with_capacity(self.lines.len());
-        for line in &self.lines {
-            match totals.iter_mut().find(|t| t.product_id == line.product_id) {
-                Some(total) => total.quantity += line.quantity.get(),
-                None => totals.push(ProductTotal {
-                    product_id: line.product_id,
-                    quantity: line.quantity.get(),
-                }),
-            }
-        }
-        totals
+        totals(&self.lines)
     }
 
     /// Every broken field at once; a broken line is named `lines[<index>].<field>`.
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
         let mut fields = Fields::new(body, &["order_id", "lines"]);
         let order_id = fields.required("order_id", OrderId::parse);
-        let raw_lines = fields.required("lines", |value| match value.as_array() {
-            None => Err(LinesError::NotAList),
-            Some(lines) if !(1..=MAX_BATCH_LINES).contains(&lines.len()) => {
-                Err(LinesError::BadLength)
+        let lines = lines(&mut fields, true);
+        match (order_id, lines) {
+            (Some(order_id), Some(lines)) if fields.errors.is_empty() => {
+                Ok(Self { order_id, lines })
             }
-            Some(lines) => Ok(lines.clone()),
-        });
-        let mut lines = Vec::new();
-        for (index, raw) in raw_lines.iter().flatten().enumerate() {
-            let Some(line) = raw.as_object() else {
-                let error = FieldError::new(format!("lines[{index}]"), LinesError::NotAnObject);
-                fields.errors.push(error);
-                continue;
-            };
-            let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
-            let product_id = line_fields.required("product_id", ProductId::parse);
-            let quantity = line_fields.required("quantity", Quantity::parse);
-            fields.errors.extend(
-                line_fields
-                    .errors
-                    .into_iter()
-                    .map(|e| FieldError::new(line_field(index, &e.field), e.message)),
-            );
-            if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
-                lines.push(DeductLine {
-                    product_id,
-                    quantity,
-                });
-            }
-        }
-        match order_id {
-            Some(order_id) if fields.errors.is_empty() => Ok(Self { order_id, lines }),
             _ => Err(fields.errors),
         }
     }
+}
+
+/// One total per product of `lines`, in the order the products are first named.
+pub fn totals(lines: &[DeductLine]) -> Vec<ProductTotal> {
+    let mut totals: Vec<ProductTotal> = Vec::with_capacity(lines.len());
+    for line in lines {
+        match totals.iter_mut().find(|t| t.product_id == line.product_id) {
+            Some(total) => total.quantity += line.quantity.get(),
+            None => totals.push(ProductTotal {
+                product_id: line.product_id,
+                quantity: line.quantity.get(),
+            }),
+        }
+    }
+    totals
+}
+
+/// The `lines` member: 1 to 100 `{"product_id", "quantity"}` objects, each broken one
+/// reported as `lines[<index>].<field>`. `None` if absent (an error if `required`) or
+/// broken.
+pub(crate) fn lines(fields: &mut Fields<'_>, required: bool) -> Option<Vec<DeductLine>> {
+    let list = |value: &Value| match value.as_array() {
+        None => Err(LinesError::NotAList),
+        Some(lines) if !(1..=MAX_BATCH_LINES).contains(&lines.len()) => Err(LinesError::BadLength),
+        Some(lines) => Ok(lines.clone()),
+    };
+    let raw_lines = if required {
+        fields.required("lines", list)
+    } else {
+        fields.optional("lines", list)
+    }?;
+    let before = fields.errors.len();
+    let mut lines = Vec::new();
+    for (index, raw) in raw_lines.iter().enumerate() {
+        let Some(line) = raw.as_object() else {
+            let error = FieldError::new(format!("lines[{index}]"), LinesError::NotAnObject);
+            fields.errors.push(error);
+            continue;
+        };
+        let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
+        let product_id = line_fields.required("product_id", ProductId::parse);
+        let quantity = line_fields.required("quantity", Quantity::parse);
+        fields.errors.extend(
+            line_fields
+                .errors
+                .into_iter()
+                .map(|e| FieldError::new(line_field(index, &e.field), e.message)),
+        );
+        if let (Some(product_id), Some(quantity)) = (product_id, quantity) {
+            lines.push(DeductLine {
+                product_id,
+                quantity,
+            });
+        }
+    }
+    (fields.errors.len() == before).then_some(lines)
 }
 
 impl fmt::Display for DeductLine {
@@ -347,18 +366,29 @@ macro_rules! stock_records {
             }
         }
 
+        impl From<$crate::stock::DeductLine> for $wit::DeductLine {
+            fn from(line: $crate::stock::DeductLine) -> Self {
+                Self {
+                    product_id: line.product_id.get(),
+                    quantity: line.quantity.get(),
+                }
+            }
+        }
+
+        impl From<$wit::DeductLine> for $crate::stock::DeductLine {
+            fn from(line: $wit::DeductLine) -> Self {
+                Self {
+                    product_id: $crate::stock::ProductId::from_checked(line.product_id),
+                    quantity: $crate::stock::Quantity::from_checked(line.quantity),
+                }
+            }
+        }
+
         impl From<$crate::stock::BatchDeduct> for $wit::BatchDeduct {
             fn from(b: $crate::stock::BatchDeduct) -> Self {
                 Self {
                     order_id: b.order_id.as_str().to_owned(),
-                    lines: b
-                        .lines
-                        .iter()
-                        .map(|line| $wit::DeductLine {
-                            product_id: line.product_id.get(),
-                            quantity: line.quantity.get(),
-                        })
-                        .collect(),
+                    lines: b.lines.iter().map(|line| (*line).into()).collect(),
                 }
             }
         }
@@ -367,14 +397,7 @@ macro_rules! stock_records {
             fn from(b: $wit::BatchDeduct) -> Self {
                 Self {
                     order_id: $crate::stock::OrderId::from_checked(b.order_id),
-                    lines: b
-                        .lines
-                        .into_iter()
-                        .map(|line| $crate::stock::DeductLine {
-                            product_id: $crate::stock::ProductId::from_checked(line.product_id),
-                            quantity: $crate::stock::Quantity::from_checked(line.quantity),
-                        })
-                        .collect(),
+                    lines: b.lines.into_iter().map(Into::into).collect(),
                 }
             }
         }

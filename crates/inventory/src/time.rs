@@ -26,6 +26,12 @@ pub fn rfc3339_seconds(millis: i64) -> String {
     full.replace(".000Z", "Z")
 }
 
+/// Unix milliseconds as `2026-11-21T10:05:00.123Z`.
+pub fn rfc3339_millis(millis: i64) -> String {
+    let millis = u64::try_from(millis.max(0)).unwrap_or(0);
+    format_unix(millis / 1000, u32::try_from(millis % 1000).unwrap_or(0))
+}
+
 fn format_unix(secs: u64, millis: u32) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
@@ -63,5 +69,9 @@ mod tests {
         assert_eq!(format_unix(951_782_400, 5), "2000-02-29T00:00:00.005Z");
         assert_eq!(format_unix(1_795_256_700, 123), "2026-11-21T10:25:00.123Z");
         assert_eq!(rfc3339_seconds(1_795_256_700_999), "2026-11-21T10:25:00Z");
+        assert_eq!(
+            rfc3339_millis(1_795_256_700_999),
+            "2026-11-21T10:25:00.999Z"
+        );
     }
 }

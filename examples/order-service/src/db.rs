@@ -4,10 +4,13 @@ use spin_sdk::sqlite::{Connection, Value};
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS orders (
-        id         TEXT PRIMARY KEY,
-        status     TEXT NOT NULL,
-        lines      TEXT NOT NULL,
-        detail     TEXT,
+        id             TEXT PRIMARY KEY,
+        status         TEXT NOT NULL,
+        lines          TEXT NOT NULL,
+        hold_seconds   INTEGER NOT NULL DEFAULT 900,
+        -- The inventory's hold of the order's stock, once made.
+        reservation_id TEXT,
+        detail         TEXT,
         created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
         updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
     )",
@@ -19,8 +22,8 @@ const SCHEMA: &[&str] = &[
         outcome     TEXT NOT NULL,
         received_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
     )",
-    // What the events have said about each product; `version` only ever grows.
     "CREATE INDEX IF NOT EXISTS seen_events_received ON seen_events (received_at)",
+    // What the events have said about each product; `version` only ever grows.
     "CREATE TABLE IF NOT EXISTS inventory (
         product_id INTEGER PRIMARY KEY,
         sku        TEXT,

@@ -1,7 +1,8 @@
 //! The inventory's events (Standard Webhooks 1.0), verified with the `standardwebhooks` crate:
 //! a bad or missing signature, or a timestamp more than 5 minutes off, is refused (401), so
 //! the inventory retries it; a duplicate (`webhook-id` seen before) or a stale event (an
-//! older `data.version` than one applied) is acknowledged and dropped.
+//! older `data.version` than one applied) is acknowledged and dropped. A product's events
+//! tell its stock; `reservation.expired` tells that an order's hold ran out unpaid.
 
 use serde_json::{json, Value};
 use spin_sdk::http::{Params, Request, Response};
@@ -9,39 +10,76 @@ use spin_sdk::sqlite::{Connection, Value as Sql};
 use standardwebhooks::Webhook;
 
 use crate::db::{self, text};
-use crate::{error, json};
+use crate::{error, json, orders, status};
+
+/// What an event is about.
+enum Subject<'a> {
+    /// A product's event: its stock, at `version`.
+    Product {
+        product_id: i64,
+        version: i64,
+        data: &'a Value,
+    },
+    /// A hold's event, for the order `order_id`.
+    Hold { order_id: &'a str },
+}
 
 /// `POST /inventory-events`.
 pub fn receive_event(req: Request, _params: Params) -> Response {
     if let Err(e) = verify(&req) {
-        return error(401, format!("the event's signature does not verify: {e}"));
+        return error(
+            status::UNAUTHORIZED,
+            format!("the event's signature does not verify: {e}"),
+        );
     }
     let Some(id) = req.header("webhook-id").and_then(|v| v.as_str()) else {
-        return error(400, "no webhook-id");
+        return error(status::BAD_REQUEST, "no webhook-id");
     };
     let event: Value = match serde_json::from_slice(req.body()) {
         Ok(event) => event,
-        Err(e) => return error(400, format!("the event is not JSON: {e}")),
+        Err(e) => return error(status::BAD_REQUEST, format!("the event is not JSON: {e}")),
     };
-    let (Some(kind), Some(product_id), Some(version), Some(data)) = (
-        event.get("type").and_then(Value::as_str),
-        event.pointer("/data/product_id").and_then(Value::as_i64),
-        event.pointer("/data/version").and_then(Value::as_i64),
-        event.get("data"),
-    ) else {
-        return error(400, "an event has a type, data.product_id and data.version");
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let subject = if kind.starts_with("reservation.") {
+        event
+            .pointer("/data/order_id")
+            .and_then(Value::as_str)
+            .map(|order_id| Subject::Hold { order_id })
+    } else {
+        match (
+            event.pointer("/data/product_id").and_then(Value::as_i64),
+            event.pointer("/data/version").and_then(Value::as_i64),
+            event.get("data"),
+        ) {
+            (Some(product_id), Some(version), Some(data)) => Some(Subject::Product {
+                product_id,
+                version,
+                data,
+            }),
+            _ => None,
+        }
+    };
+    let Some(subject) = subject else {
+        return error(
+            status::BAD_REQUEST,
+            "an event has a type, and data.product_id and data.version (or, for a hold, \
+             data.order_id)",
+        );
     };
     let conn = match db::open() {
         Ok(conn) => conn,
-        Err(e) => return error(503, e),
+        Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    match apply(&conn, id, kind, product_id, version, data) {
+    match apply(&conn, id, kind, &subject) {
         Ok(outcome) => {
             println!("{}", json!({"event": id, "type": kind, "outcome": outcome}));
-            Response::builder().status(204).build()
+            Response::builder().status(status::NO_CONTENT).build()
         }
         // Not acknowledged: the inventory delivers it again later.
-        Err(e) => error(503, e),
+        Err(e) => error(status::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -65,14 +103,12 @@ fn verify(req: &Request) -> Result<(), String> {
 }
 
 /// Records the event once: duplicates and stale versions are dropped, the rest applied to
-/// what this service knows of the product. One transaction.
+/// what this service knows of the product, or of the order. One transaction.
 fn apply(
     conn: &Connection,
     id: &str,
     kind: &str,
-    product_id: i64,
-    version: i64,
-    data: &Value,
+    subject: &Subject<'_>,
 ) -> Result<&'static str, String> {
     let run = |sql: &str, params: &[Sql]| {
         conn.execute(sql, params)
@@ -84,6 +120,56 @@ fn apply(
         if seen.rows().next().is_some() {
             return Ok("duplicate");
         }
+        let outcome = match subject {
+            Subject::Product {
+                product_id,
+                version,
+                data,
+            } => apply_to_product(conn, kind, *product_id, *version, data)?,
+            Subject::Hold { order_id } if kind == "reservation.expired" => {
+                if orders::expire(conn, order_id)? {
+                    "applied"
+                } else {
+                    "stale"
+                }
+            }
+            Subject::Hold { .. } => "noted",
+        };
+        run(
+            "INSERT INTO seen_events (id, type, outcome) VALUES (?, ?, ?)",
+            &[text(id), text(kind), text(outcome)],
+        )?;
+        // Ids are remembered a week, far longer than the inventory retries (72 hours); a
+        // few older ones go with each event.
+        run(
+            "DELETE FROM seen_events WHERE id IN (SELECT id FROM seen_events \
+             WHERE received_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days') LIMIT 10)",
+            &[],
+        )?;
+        Ok(outcome)
+    })();
+    match result {
+        Ok(outcome) => run("COMMIT", &[]).map(|_| outcome),
+        Err(e) => {
+            let _ = run("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+/// What a product's event says of its stock, unless an event of a later version was applied.
+fn apply_to_product(
+    conn: &Connection,
+    kind: &str,
+    product_id: i64,
+    version: i64,
+    data: &Value,
+) -> Result<&'static str, String> {
+    let run = |sql: &str, params: &[Sql]| {
+        conn.execute(sql, params)
+            .map_err(|e| format!("recording the event: {e}"))
+    };
+    {
         let known = run(
             "SELECT version FROM inventory WHERE product_id = ?",
             &[Sql::Integer(product_id)],
@@ -121,25 +207,7 @@ fn apply(
             )?;
             "applied"
         };
-        run(
-            "INSERT INTO seen_events (id, type, outcome) VALUES (?, ?, ?)",
-            &[text(id), text(kind), text(outcome)],
-        )?;
-        // Ids are remembered a week, far longer than the inventory retries (72 hours); a
-        // few older ones go with each event.
-        run(
-            "DELETE FROM seen_events WHERE id IN (SELECT id FROM seen_events \
-             WHERE received_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days') LIMIT 10)",
-            &[],
-        )?;
         Ok(outcome)
-    })();
-    match result {
-        Ok(outcome) => run("COMMIT", &[]).map(|_| outcome),
-        Err(e) => {
-            let _ = run("ROLLBACK", &[]);
-            Err(e)
-        }
     }
 }
 
@@ -147,7 +215,7 @@ fn apply(
 pub fn list_inventory(_req: Request, _params: Params) -> Response {
     let conn = match db::open() {
         Ok(conn) => conn,
-        Err(e) => return error(503, e),
+        Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
     let result = match conn.execute(
         "SELECT product_id, sku, stock, version, deleted, last_event FROM inventory \
@@ -155,7 +223,12 @@ pub fn list_inventory(_req: Request, _params: Params) -> Response {
         &[],
     ) {
         Ok(result) => result,
-        Err(e) => return error(503, format!("reading the inventory: {e}")),
+        Err(e) => {
+            return error(
+                status::SERVICE_UNAVAILABLE,
+                format!("reading the inventory: {e}"),
+            )
+        }
     };
     let items: Vec<Value> = result
         .rows()
@@ -170,5 +243,5 @@ pub fn list_inventory(_req: Request, _params: Params) -> Response {
             })
         })
         .collect();
-    json(200, &json!({"items": items}))
+    json(status::OK, &json!({"items": items}))
 }

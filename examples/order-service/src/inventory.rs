@@ -9,21 +9,28 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// `POST {inventory_url}{path}` with the service token and an idempotency key.
+/// `POST {inventory_url}{path}` with the service token, an idempotency key, and a JSON body
+/// (none when `Null`).
 pub async fn post(path: &str, idempotency_key: &str, body: &Value) -> Result<Answer, String> {
     let variable = |name: &str| {
         spin_sdk::variables::get(name).map_err(|e| format!("the variable `{name}`: {e}"))
     };
     let base = variable("inventory_url")?;
     let token = variable("inventory_token")?;
-    let request = Request::builder()
+    let mut request = Request::builder();
+    request
         .method(Method::Post)
         .uri(format!("{}{path}", base.trim_end_matches('/')))
         .header("authorization", format!("Bearer {}", token.trim()))
-        .header("content-type", "application/json")
-        .header("idempotency-key", idempotency_key)
-        .body(body.to_string())
-        .build();
+        .header("idempotency-key", idempotency_key);
+    let request = if body.is_null() {
+        request.build()
+    } else {
+        request
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .build()
+    };
     let response: Response = spin_sdk::http::send(request)
         .await
         .map_err(|e| format!("the inventory could not be reached: {e}"))?;

@@ -1,21 +1,27 @@
-//! Orders: placed by deducting their lines at the inventory, all or nothing; cancelled by
-//! restocking them.
+//! Orders, checked out with the inventory's holds: placed by holding their lines (all or
+//! nothing), paid by committing the hold, cancelled by releasing it (or, once paid, by
+//! restocking); an order nobody pays lets its hold expire.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 use spin_sdk::http::{Params, Request, Response};
-use spin_sdk::sqlite::Connection;
+use spin_sdk::sqlite::{Connection, Value as Sql};
 
 use crate::db::{self, text};
-use crate::{error, inventory, json};
+use crate::{error, inventory, json, status};
 
 const MAX_LINES: usize = 100;
 const MAX_QUANTITY: i64 = 1_000_000;
+/// How long the inventory holds an order's stock for its payment, unless the order says.
+const DEFAULT_HOLD_SECONDS: i64 = 900;
+const MAX_HOLD_SECONDS: i64 = 86_400;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewOrder {
     lines: Vec<Line>,
+    #[serde(default)]
+    hold_seconds: Option<i64>,
 }
 
 #[derive(Deserialize, serde::Serialize, Clone)]
@@ -25,126 +31,197 @@ struct Line {
     quantity: i64,
 }
 
-struct Order {
+/// An order: `pending` (its hold not yet made), `awaiting_payment`, `paid`, `rejected`,
+/// `expired` (its hold ran out unpaid) or `cancelled`.
+pub(crate) struct Order {
     id: String,
     status: String,
     lines: Vec<Line>,
+    hold_seconds: i64,
+    reservation_id: Option<String>,
     detail: Value,
 }
 
 impl Order {
     fn view(&self) -> Value {
-        json!({"id": self.id, "status": self.status, "lines": self.lines, "detail": self.detail})
+        json!({"id": self.id, "status": self.status, "lines": self.lines,
+               "reservation_id": self.reservation_id, "detail": self.detail})
     }
 }
 
-/// `POST /orders`: a new order, placed at once.
+/// `POST /orders`: a new order; its stock is held at once.
 pub async fn place_order(req: Request, _params: Params) -> Response {
     let new: NewOrder = match serde_json::from_slice(req.body()) {
         Ok(new) => new,
-        Err(e) => return error(400, format!("the body must be {{\"lines\": [...]}}: {e}")),
+        Err(e) => {
+            return error(
+                status::BAD_REQUEST,
+                format!("the body must be {{\"lines\": [...]}}: {e}"),
+            )
+        }
     };
-    let mut products: Vec<i64> = new.lines.iter().map(|l| l.product_id).collect();
-    products.sort_unstable();
-    products.dedup();
-    let valid = (1..=MAX_LINES).contains(&new.lines.len())
-        && products.len() == new.lines.len()
-        && new
-            .lines
-            .iter()
-            .all(|l| l.product_id >= 1 && (1..=MAX_QUANTITY).contains(&l.quantity));
-    if !valid {
+    let hold_seconds = new.hold_seconds.unwrap_or(DEFAULT_HOLD_SECONDS);
+    if !valid(&new.lines) || !(1..=MAX_HOLD_SECONDS).contains(&hold_seconds) {
         return error(
-            422,
-            "1 to 100 lines, each a different product_id >= 1 and a quantity 1 to 1000000",
+            status::UNPROCESSABLE_CONTENT,
+            "1 to 100 lines, each a different product_id >= 1 and a quantity 1 to 1000000, \
+             and hold_seconds 1 to 86400",
         );
     }
-    let id = format!("ord-{}", hex(&wasi::random::random::get_random_bytes(8)));
     let order = Order {
-        id,
+        id: format!("ord-{}", hex(&wasi::random::random::get_random_bytes(8))),
         status: "pending".into(),
         lines: new.lines,
+        hold_seconds,
+        reservation_id: None,
         detail: Value::Null,
     };
     let conn = match db::open() {
         Ok(conn) => conn,
-        Err(e) => return error(503, e),
+        Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
     if let Err(e) = save(&conn, &order, true) {
-        return error(503, e);
+        return error(status::SERVICE_UNAVAILABLE, e);
     }
     place(&conn, order).await
 }
 
-/// `POST /orders/{id}/place`: tries a pending order's deduct again. The order id is its
-/// idempotency key, so if the first try did reach the inventory, this replays its answer.
-pub async fn retry_order(_req: Request, params: Params) -> Response {
-    let conn = match db::open() {
-        Ok(conn) => conn,
-        Err(e) => return error(503, e),
-    };
-    match load(&conn, params.get("id").unwrap_or_default()) {
-        Ok(Some(order)) if order.status == "pending" => place(&conn, order).await,
-        Ok(Some(order)) => json(200, &order.view()),
-        Ok(None) => error(404, "no such order"),
-        Err(e) => error(503, e),
-    }
+fn valid(lines: &[Line]) -> bool {
+    let mut products: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    products.sort_unstable();
+    products.dedup();
+    (1..=MAX_LINES).contains(&lines.len())
+        && products.len() == lines.len()
+        && lines
+            .iter()
+            .all(|l| l.product_id >= 1 && (1..=MAX_QUANTITY).contains(&l.quantity))
 }
 
-/// Deducts every line at the inventory (`POST /stock/deduct`), all or nothing.
+/// `POST /orders/{id}/place`: tries a pending order's hold again. The order id is its
+/// idempotency key, so if the first try did reach the inventory, this replays its answer.
+pub async fn retry_order(_req: Request, params: Params) -> Response {
+    with_order(&params, |conn, order| async move {
+        match order.status.as_str() {
+            "pending" => place(&conn, order).await,
+            _ => json(status::OK, &order.view()),
+        }
+    })
+    .await
+}
+
+/// Holds every line at the inventory (`POST /reservations`), all or nothing.
 async fn place(conn: &Connection, mut order: Order) -> Response {
-    let body = json!({"order_id": order.id, "lines": order.lines});
-    let answer = match inventory::post("/stock/deduct", &order.id, &body).await {
+    let body = json!({"order_id": order.id, "lines": order.lines,
+                      "ttl_seconds": order.hold_seconds});
+    let answer = match inventory::post("/reservations", &order.id, &body).await {
         Ok(answer) => answer,
         // Unknown whether it applied: the order stays pending, to be retried.
         Err(e) => {
             return error(
-                502,
+                status::BAD_GATEWAY,
                 format!("{e}; retry with POST /orders/{}/place", order.id),
             )
         }
     };
-    let status = match answer.status {
-        200 => {
-            order.status = "placed".into();
-            201
+    let answered = match answer.status {
+        status::CREATED => {
+            order.status = "awaiting_payment".into();
+            order.reservation_id = answer
+                .body
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            status::CREATED
         }
-        // No such product, not enough stock, or a request the inventory refuses: the
+        // No such product, not enough available, or a request the inventory refuses: the
         // order cannot be placed as it is, and retrying would not change that.
-        400 | 404 | 409 | 422 => {
+        status::BAD_REQUEST
+        | status::NOT_FOUND
+        | status::CONFLICT
+        | status::UNPROCESSABLE_CONTENT => {
             order.status = "rejected".into();
-            409
+            status::CONFLICT
         }
-        other => {
-            return error(
-                502,
-                format!("the inventory answered {other}: {}", answer.body),
-            )
-        }
+        other => return unexpected(other, &answer.body),
     };
     order.detail = answer.body;
-    if let Err(e) = save(conn, &order, false) {
-        return error(503, e);
-    }
-    json(status, &order.view())
+    finish(conn, &order, answered)
 }
 
-/// `POST /orders/{id}/cancel`: gives a placed order's stock back, a restock per line.
+/// `POST /orders/{id}/pay`: the customer paid; the hold is committed, the sale made. Paying
+/// twice commits once (the inventory answers a second commit as the first).
+pub async fn pay_order(_req: Request, params: Params) -> Response {
+    with_order(&params, |conn, mut order| async move {
+        match order.status.as_str() {
+            "awaiting_payment" | "paid" => {}
+            other => return error(status::CONFLICT, format!("a {other} order cannot be paid")),
+        }
+        let Some(hold) = order.reservation_id.clone() else {
+            return error(status::CONFLICT, "the order holds no stock");
+        };
+        let path = format!("/reservations/{hold}/commit");
+        let answer = match inventory::post(&path, &format!("{}-pay", order.id), &Value::Null).await
+        {
+            Ok(answer) => answer,
+            Err(e) => return error(status::BAD_GATEWAY, format!("{e}; retry the payment")),
+        };
+        let answered = match answer.status {
+            status::OK => {
+                order.status = "paid".into();
+                status::OK
+            }
+            // Too late: the hold expired (or was released) before the payment came.
+            status::CONFLICT if answer.body.get("reservation_status").is_some() => {
+                order.status = "expired".into();
+                status::CONFLICT
+            }
+            other => return unexpected(other, &answer.body),
+        };
+        order.detail = answer.body;
+        finish(&conn, &order, answered)
+    })
+    .await
+}
+
+/// `POST /orders/{id}/cancel`: an unpaid order's hold is released; a paid order's stock
+/// is given back, a restock per line.
 pub async fn cancel_order(_req: Request, params: Params) -> Response {
-    let conn = match db::open() {
-        Ok(conn) => conn,
-        Err(e) => return error(503, e),
+    with_order(&params, |conn, mut order| async move {
+        let outcome = match order.status.as_str() {
+            "cancelled" => return json(status::OK, &order.view()),
+            "awaiting_payment" | "expired" => release(&order).await,
+            "paid" => restock(&order).await,
+            other => {
+                return error(
+                    status::CONFLICT,
+                    format!("a {other} order cannot be cancelled"),
+                )
+            }
+        };
+        if let Err(response) = outcome {
+            return response;
+        }
+        order.status = "cancelled".into();
+        finish(&conn, &order, status::OK)
+    })
+    .await
+}
+
+/// Gives an unpaid order's held stock back (an expired hold's release changes nothing).
+async fn release(order: &Order) -> Result<(), Response> {
+    let Some(hold) = &order.reservation_id else {
+        return Ok(());
     };
-    let mut order = match load(&conn, params.get("id").unwrap_or_default()) {
-        Ok(Some(order)) => order,
-        Ok(None) => return error(404, "no such order"),
-        Err(e) => return error(503, e),
-    };
-    match order.status.as_str() {
-        "placed" => {}
-        "cancelled" => return json(200, &order.view()),
-        other => return error(409, format!("a {other} order cannot be cancelled")),
+    let path = format!("/reservations/{hold}/release");
+    match inventory::post(&path, &format!("{}-cancel", order.id), &Value::Null).await {
+        Ok(answer) if answer.status == status::OK => Ok(()),
+        Ok(answer) => Err(unexpected(answer.status, &answer.body)),
+        Err(e) => Err(error(status::BAD_GATEWAY, format!("{e}; retry the cancel"))),
     }
+}
+
+/// Gives a paid order's stock back, a restock per line.
+async fn restock(order: &Order) -> Result<(), Response> {
     for line in &order.lines {
         let body =
             json!({"quantity": line.quantity, "order_id": order.id, "reason": "order-cancelled"});
@@ -153,50 +230,91 @@ pub async fn cancel_order(_req: Request, params: Params) -> Response {
         let path = format!("/product/{}/restock", line.product_id);
         match inventory::post(&path, &key, &body).await {
             // 404: the product is gone, and its stock with it: nothing to give back.
-            Ok(answer) if answer.status == 200 || answer.status == 404 => {}
-            Ok(answer) => {
-                return error(
-                    502,
-                    format!("restocking {path}: {} {}", answer.status, answer.body),
-                )
-            }
-            Err(e) => return error(502, format!("{e}; retry the cancel")),
+            Ok(answer) if answer.status == status::OK || answer.status == status::NOT_FOUND => {}
+            Ok(answer) => return Err(unexpected(answer.status, &answer.body)),
+            Err(e) => return Err(error(status::BAD_GATEWAY, format!("{e}; retry the cancel"))),
         }
     }
-    order.status = "cancelled".into();
-    if let Err(e) = save(&conn, &order, false) {
-        return error(503, e);
-    }
-    json(200, &order.view())
+    Ok(())
 }
 
 /// `GET /orders/{id}`.
 pub fn get_order(_req: Request, params: Params) -> Response {
     let conn = match db::open() {
         Ok(conn) => conn,
-        Err(e) => return error(503, e),
+        Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
     match load(&conn, params.get("id").unwrap_or_default()) {
-        Ok(Some(order)) => json(200, &order.view()),
-        Ok(None) => error(404, "no such order"),
-        Err(e) => error(503, e),
+        Ok(Some(order)) => json(status::OK, &order.view()),
+        Ok(None) => error(status::NOT_FOUND, "no such order"),
+        Err(e) => error(status::SERVICE_UNAVAILABLE, e),
     }
+}
+
+/// An order whose hold expired unpaid (the inventory's `reservation.expired`): `expired`,
+/// if it was still awaiting payment. Whether it was.
+pub(crate) fn expire(conn: &Connection, order_id: &str) -> Result<bool, String> {
+    let result = conn
+        .execute(
+            "UPDATE orders SET status = 'expired', \
+             updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') \
+             WHERE id = ? AND status = 'awaiting_payment' RETURNING id",
+            &[text(order_id)],
+        )
+        .map_err(|e| format!("expiring the order: {e}"))?;
+    let expired = result.rows().next().is_some();
+    Ok(expired)
+}
+
+/// Runs `then` on the order of the path's `id`.
+async fn with_order<F, Fut>(params: &Params, then: F) -> Response
+where
+    F: FnOnce(Connection, Order) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let conn = match db::open() {
+        Ok(conn) => conn,
+        Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
+    };
+    match load(&conn, params.get("id").unwrap_or_default()) {
+        Ok(Some(order)) => then(conn, order).await,
+        Ok(None) => error(status::NOT_FOUND, "no such order"),
+        Err(e) => error(status::SERVICE_UNAVAILABLE, e),
+    }
+}
+
+/// Saves the order and answers with it.
+fn finish(conn: &Connection, order: &Order, answered: u16) -> Response {
+    if let Err(e) = save(conn, order, false) {
+        return error(status::SERVICE_UNAVAILABLE, e);
+    }
+    json(answered, &order.view())
+}
+
+fn unexpected(answered: u16, body: &Value) -> Response {
+    error(
+        status::BAD_GATEWAY,
+        format!("the inventory answered {answered}: {body}"),
+    )
 }
 
 fn save(conn: &Connection, order: &Order, new: bool) -> Result<(), String> {
     let lines = serde_json::to_string(&order.lines).map_err(|e| e.to_string())?;
     let detail = order.detail.to_string();
     let sql = if new {
-        "INSERT INTO orders (status, lines, detail, id) VALUES (?, ?, ?, ?)"
+        "INSERT INTO orders (status, lines, hold_seconds, reservation_id, detail, id) \
+         VALUES (?, ?, ?, ?, ?, ?)"
     } else {
-        "UPDATE orders SET status = ?, lines = ?, detail = ?, \
-         updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?"
+        "UPDATE orders SET status = ?, lines = ?, hold_seconds = ?, reservation_id = ?, \
+         detail = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?"
     };
     conn.execute(
         sql,
         &[
             text(&order.status),
             text(&lines),
+            Sql::Integer(order.hold_seconds),
+            order.reservation_id.as_deref().map_or(Sql::Null, text),
             text(&detail),
             text(&order.id),
         ],
@@ -208,7 +326,8 @@ fn save(conn: &Connection, order: &Order, new: bool) -> Result<(), String> {
 fn load(conn: &Connection, id: &str) -> Result<Option<Order>, String> {
     let result = conn
         .execute(
-            "SELECT id, status, lines, detail FROM orders WHERE id = ?",
+            "SELECT id, status, lines, hold_seconds, reservation_id, detail FROM orders \
+             WHERE id = ?",
             &[text(id)],
         )
         .map_err(|e| format!("reading the order: {e}"))?;
@@ -220,6 +339,10 @@ fn load(conn: &Connection, id: &str) -> Result<Option<Order>, String> {
         id: field("id"),
         status: field("status"),
         lines: serde_json::from_str(&field("lines")).unwrap_or_default(),
+        hold_seconds: row
+            .get::<i64>("hold_seconds")
+            .unwrap_or(DEFAULT_HOLD_SECONDS),
+        reservation_id: row.get::<&str>("reservation_id").map(str::to_owned),
         detail: serde_json::from_str(&field("detail")).unwrap_or(Value::Null),
     }))
 }

@@ -52,6 +52,46 @@ pub struct Db {
     events_written: Cell<usize>,
     /// A notifier was active when they were written: it will deliver them.
     notifier_active: Cell<bool>,
+    /// What the app's clock said when the connection opened.
+    clock: Cell<Clock>,
+}
+
+/// The app's clock, read when a connection opens (`store::open`): Spin has no timers, so
+/// every request that opens the database notices time-driven work that is due (events to
+/// retry, holds that expired and are not yet announced) and, when no notifier is at work,
+/// hands it to one after its response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    /// The schema's migration number.
+    pub schema: i64,
+    /// When the active notifier's heartbeat runs out (Unix ms; past: none is at work).
+    pub notifier_until: i64,
+    /// Whether a request watches the active notifier already.
+    pub watched: bool,
+    pub work_due: bool,
+}
+
+/// What a request leaves the notifier, after its response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifierCall {
+    /// Nothing: no work, or a notifier at work (watched) takes it.
+    None,
+    /// Call one: there is work and no notifier at work.
+    Now,
+    /// There is work, and a notifier holds the role until then: watch it (it may have died
+    /// with its process), and call another if its heartbeat runs out. A request watches
+    /// only if it claims the watch (`claim`: one at a time); a probe always does, since a
+    /// claim's holder may have died too, and after a restart a probe may be all there is.
+    Watch { until: i64, claim: bool },
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("events_written", &self.events_written.get())
+            .field("clock", &self.clock.get())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Db {
@@ -61,7 +101,36 @@ impl Db {
             outbox: OnceCell::new(),
             events_written: Cell::new(0),
             notifier_active: Cell::new(false),
+            clock: Cell::new(Clock::default()),
         })
+    }
+
+    /// Reads the app's clock, and the schema's version with it, in one query.
+    pub(crate) fn read_clock(&self) -> Result<Clock, StoreError> {
+        let result = self.query(
+            &format!(
+                "SELECT (SELECT user_version FROM pragma_user_version), \
+                 coalesce((SELECT active_until FROM notifier_state WHERE name = 'delivery'), 0), \
+                 coalesce((SELECT watched_until > ?1 FROM notifier_state WHERE name = 'delivery'), 0), \
+                 coalesce((SELECT wake_at <= ?1 FROM notifier_state WHERE name = 'delivery'), 0), \
+                 EXISTS (SELECT 1 FROM reservations WHERE status = 'active' AND expires_at <= {NOW_MS})"
+            ),
+            &[Value::Integer(crate::time::now_millis())],
+        )?;
+        let clock = rows(&result)
+            .next()
+            .map(|row| {
+                Ok::<_, StoreError>(Clock {
+                    schema: row.int(0)?,
+                    notifier_until: row.int(1)?,
+                    watched: row.int(2)? != 0,
+                    work_due: row.int(3)? != 0 || row.int(4)? != 0,
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
+        self.clock.set(clock);
+        Ok(clock)
     }
 
     /// Where this component's changes send events.
@@ -81,10 +150,28 @@ impl Db {
         self.notifier_active.set(true);
     }
 
-    /// Whether a change through this connection wrote events and no notifier was active to
-    /// deliver them: then the component calls one after its response.
-    pub fn needs_notifier(&self) -> bool {
-        self.events_written.get() > 0 && !self.notifier_active.get()
+    /// What the component leaves the notifier after its response: a call, if a change
+    /// through this connection wrote events and no notifier was active to deliver them, or
+    /// the clock said time-driven work was due and no notifier was at work; a watch, if one
+    /// was (`NotifierCall::Watch`).
+    /// `probe`: the request is a probe (`GET /health`).
+    pub fn notifier_call(&self, probe: bool) -> NotifierCall {
+        if self.events_written.get() > 0 && !self.notifier_active.get() {
+            return NotifierCall::Now;
+        }
+        let clock = self.clock.get();
+        if !clock.work_due {
+            NotifierCall::None
+        } else if clock.notifier_until <= crate::time::now_millis() {
+            NotifierCall::Now
+        } else if clock.watched && !probe {
+            NotifierCall::None
+        } else {
+            NotifierCall::Watch {
+                until: clock.notifier_until,
+                claim: !probe,
+            }
+        }
     }
 
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
@@ -122,6 +209,18 @@ impl Db {
 
 /// The current time as SQLite writes it into `*_at` columns.
 pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')";
+
+/// The database's clock in Unix milliseconds: the one clock of holds and their expiry, the
+/// same for every replica that shares the database. A macro, so that SQL built with
+/// `concat!` can name it.
+macro_rules! now_ms {
+    () => {
+        "CAST(unixepoch('subsec') * 1000 AS INTEGER)"
+    };
+}
+pub(crate) use now_ms;
+
+pub const NOW_MS: &str = now_ms!();
 
 /// An optional text parameter: `NULL` when absent.
 pub fn opt_text(value: Option<&str>) -> Value {

@@ -4,6 +4,10 @@
 //!
 //! A new event type is a variant here, its `data` builder, and a call in the store function
 //! of the change that emits it.
+//!
+//! Every event has a product's line (`product_id`): per receiver and product, events go out
+//! in commit order. A hold's events (`reservation.*`) go on the line of its first product,
+//! so they are ordered among themselves and after that product's own events.
 
 use serde_json::{json, Value};
 
@@ -17,10 +21,14 @@ pub enum EventType {
     StockDeducted,
     StockRestocked,
     StockSet,
-    /// The stock fell to or below `low_stock_threshold`.
+    /// `available` fell to or below `low_stock_threshold`.
     StockLow,
-    /// The stock reached 0.
+    /// `available` reached 0.
     StockDepleted,
+    ReservationCreated,
+    ReservationCommitted,
+    ReservationReleased,
+    ReservationExpired,
 }
 
 impl EventType {
@@ -34,6 +42,10 @@ impl EventType {
             Self::StockSet => "stock.set",
             Self::StockLow => "stock.low",
             Self::StockDepleted => "stock.depleted",
+            Self::ReservationCreated => "reservation.created",
+            Self::ReservationCommitted => "reservation.committed",
+            Self::ReservationReleased => "reservation.released",
+            Self::ReservationExpired => "reservation.expired",
         }
     }
 }
@@ -80,104 +92,156 @@ impl Event {
             json!({"product_id": p.id, "sku": p.sku, "version": p.version + 1}),
         )
     }
+
+    /// `reservation.*`: the hold and its lines (held, or for a commit, committed), on the
+    /// line of its first product.
+    pub fn reservation(
+        kind: EventType,
+        reservation_id: &str,
+        order_id: &str,
+        lines: &[(i64, i64)],
+    ) -> Self {
+        let line = lines.first().map_or(0, |(product_id, _)| *product_id);
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(product_id, quantity)| json!({"product_id": product_id, "quantity": quantity}))
+            .collect();
+        Self::new(
+            kind,
+            line,
+            json!({"reservation_id": reservation_id, "order_id": order_id, "lines": lines}),
+        )
+    }
 }
 
-/// Why stock changed: the ledger's reason, and which event the change writes.
+/// Why a product's quantities changed: the ledger's reason, and which event the change
+/// writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StockCause<'a> {
     /// The product was created with its first stock (its event is `product.created`).
     Created,
     /// A stock count: `PUT`/`PATCH` of `stock`.
     Set,
+    /// A deduct, a batch's line, or a hold's commit.
     Deducted,
     Restocked {
         reason: &'a str,
     },
+    /// A hold took units out of `available` (its event is `reservation.created`).
+    Held,
+    /// A hold ended without a sale and gave its units back to `available`.
+    Released,
 }
 
 impl StockCause<'_> {
-    /// The ledger's `reason`.
+    /// The ledger's `reason`, for a change of `stock`.
     pub fn reason(&self) -> &str {
         match self {
             Self::Created => "created",
             Self::Set => "set",
             Self::Deducted => "deducted",
             Self::Restocked { reason } => reason,
+            Self::Held | Self::Released => "held",
         }
+    }
+
+    /// Whether the change moves `stock` (and so writes a ledger row).
+    pub fn moves_stock(&self) -> bool {
+        !matches!(self, Self::Held | Self::Released)
     }
 }
 
-/// One product's stock, before and after a change.
+/// One product's quantities, before and after a change: `stock` on hand, `reserved` by
+/// active holds, and `available` (`stock - reserved`, never below 0).
 #[derive(Debug, Clone, Copy)]
 pub struct StockChange<'a> {
     pub product_id: i64,
     pub sku: Option<&'a str>,
-    pub before: i64,
-    pub after: i64,
+    /// (before, after)
+    pub stock: (i64, i64),
+    pub reserved: (i64, i64),
     /// The product's version after the change.
     pub version: i64,
 }
 
 impl<'a> StockChange<'a> {
-    /// The change that left `product` as it is, from a stock of `before`.
-    pub fn of(product: &'a Product, before: i64) -> Self {
+    /// The change that left `product` as it is, from `stock` and `reserved` before it.
+    pub fn of(product: &'a Product, stock: i64, reserved: i64) -> Self {
         Self {
             product_id: product.id,
             sku: product.sku.as_deref(),
-            before,
-            after: product.stock,
+            stock: (stock, product.stock),
+            reserved: (reserved, product.reserved),
             version: product.version,
         }
     }
 
-    /// The change's own event, then `stock.low` and `stock.depleted` if it crossed them.
-    /// `order_id` is the order it was made for, if any.
+    pub fn delta(&self) -> i64 {
+        self.stock.1 - self.stock.0
+    }
+
+    /// `available` before and after.
+    pub fn available(&self) -> (i64, i64) {
+        (
+            (self.stock.0 - self.reserved.0).max(0),
+            (self.stock.1 - self.reserved.1).max(0),
+        )
+    }
+
+    /// The change's own event, then `stock.low` and `stock.depleted` if `available` crossed
+    /// them. `order_id` is the order it was made for, if any.
     pub fn events(
         &self,
         cause: StockCause<'_>,
         order_id: Option<&str>,
         low_stock_threshold: i64,
     ) -> Vec<Event> {
-        let (id, sku, stock, version) = (self.product_id, self.sku, self.after, self.version);
-        let delta = self.after - self.before;
+        let (id, sku, version) = (self.product_id, self.sku, self.version);
+        let (stock, reserved) = (self.stock.1, self.reserved.1);
+        let (was_available, available) = self.available();
+        let delta = self.delta();
         let own = match cause {
-            StockCause::Created => None,
-            StockCause::Deducted => Some(Event::new(
+            StockCause::Deducted => Some((
                 EventType::StockDeducted,
-                id,
-                json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
-                       "order_id": order_id, "version": version}),
-            )),
-            StockCause::Restocked { reason } => Some(Event::new(
-                EventType::StockRestocked,
-                id,
-                json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
-                       "order_id": order_id, "reason": reason, "version": version}),
-            )),
-            StockCause::Set => Some(Event::new(
-                EventType::StockSet,
-                id,
-                json!({"product_id": id, "sku": sku, "stock": stock, "delta": delta,
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "delta": delta, "order_id": order_id,
                        "version": version}),
             )),
+            StockCause::Restocked { reason } => Some((
+                EventType::StockRestocked,
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "delta": delta, "order_id": order_id,
+                       "reason": reason, "version": version}),
+            )),
+            StockCause::Set => Some((
+                EventType::StockSet,
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "delta": delta, "version": version}),
+            )),
+            StockCause::Created | StockCause::Held | StockCause::Released => None,
         };
-        let mut events: Vec<Event> = own.into_iter().collect();
+        let mut events: Vec<Event> = own
+            .map(|(kind, data)| Event::new(kind, id, data))
+            .into_iter()
+            .collect();
         if cause == StockCause::Created {
             return events;
         }
-        if self.before > low_stock_threshold && self.after <= low_stock_threshold {
+        if was_available > low_stock_threshold && available <= low_stock_threshold {
             events.push(Event::new(
                 EventType::StockLow,
                 id,
-                json!({"product_id": id, "sku": sku, "stock": stock,
-                       "threshold": low_stock_threshold, "version": version}),
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "threshold": low_stock_threshold,
+                       "version": version}),
             ));
         }
-        if self.before > 0 && self.after == 0 {
+        if was_available > 0 && available == 0 {
             events.push(Event::new(
                 EventType::StockDepleted,
                 id,
-                json!({"product_id": id, "sku": sku, "stock": stock, "version": version}),
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "version": version}),
             ));
         }
         events
@@ -192,8 +256,8 @@ mod tests {
         StockChange {
             product_id: 7,
             sku: Some("MUG"),
-            before,
-            after,
+            stock: (before, after),
+            reserved: (0, 0),
             version: 3,
         }
     }
@@ -227,8 +291,34 @@ mod tests {
         let events = change(10, 8).events(StockCause::Restocked { reason: "returned" }, None, 5);
         assert_eq!(
             events[0].data,
-            json!({"product_id": 7, "sku": "MUG", "stock": 8, "delta": -2,
-                   "order_id": null, "reason": "returned", "version": 3})
+            json!({"product_id": 7, "sku": "MUG", "stock": 8, "reserved": 0, "available": 8,
+                   "delta": -2, "order_id": null, "reason": "returned", "version": 3})
         );
+    }
+
+    #[test]
+    fn thresholds_are_crossed_by_available_so_holds_cross_them_too() {
+        let held = |reserved_before, reserved_after| StockChange {
+            reserved: (reserved_before, reserved_after),
+            ..change(10, 10)
+        };
+        // A hold of 5 on 10: available 10 -> 5, low at 5.
+        assert_eq!(
+            kinds(&held(0, 5).events(StockCause::Held, None, 5)),
+            ["stock.low"]
+        );
+        // Then the last 5: depleted, and no second low.
+        assert_eq!(
+            kinds(&held(5, 10).events(StockCause::Held, None, 5)),
+            ["stock.depleted"]
+        );
+        // Units given back fire nothing.
+        assert!(held(10, 0).events(StockCause::Released, None, 5).is_empty());
+        // A stock count below what is held: available is 0, not negative.
+        let counted = StockChange {
+            reserved: (4, 4),
+            ..change(10, 2)
+        };
+        assert_eq!(counted.available(), (6, 0));
     }
 }

@@ -10,13 +10,22 @@ pub mod ledger;
 pub mod migrations;
 pub mod outbox;
 pub mod products;
+pub mod reservations;
 pub mod stock;
 
 pub use db::{Db, StoreError};
 
-/// Opens the app's default database with its schema up to date.
+/// Opens the app's default database with its schema up to date, and reads the app's clock
+/// (`db::Clock`): one query when the schema is current.
 pub fn open() -> Result<Db, StoreError> {
     let db = Db::connect()?;
-    migrations::migrate(&db)?;
+    match db.read_clock() {
+        Ok(clock) if clock.schema >= migrations::latest() => {}
+        // A new database, or one from before the latest migration.
+        _ => {
+            migrations::migrate(&db)?;
+            db.read_clock()?;
+        }
+    }
     Ok(db)
 }

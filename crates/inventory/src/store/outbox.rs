@@ -14,6 +14,9 @@ use crate::time;
 pub const RETENTION_MILLIS: i64 = 72 * 60 * 60 * 1000;
 /// Delivered rows are kept this long (to see what went out), then swept.
 const DELIVERED_KEPT_MILLIS: i64 = 24 * 60 * 60 * 1000;
+/// The active notifier's heartbeat: it renews its role a few times a second, to now plus
+/// this; one that stops (it died) loses the role within this.
+pub const HEARTBEAT_MS: i64 = 5_000;
 /// Delivered rows swept at a time, so a sweep is always short.
 const SWEEP_BATCH: i64 = 500;
 
@@ -92,6 +95,12 @@ pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
             db.note_event_written();
         }
     }
+    // The app's clock: there is work now (if the notifier the writer calls is not reached,
+    // the next request that opens the database finds it due).
+    db.exec(
+        "UPDATE notifier_state SET wake_at = min(coalesce(wake_at, ?1), ?1) WHERE name = 'delivery'",
+        &[Value::Integer(now)],
+    )?;
     if notifier_active(db, now)? {
         db.note_notifier_active();
     }
@@ -302,10 +311,11 @@ pub fn next_due(db: &Db) -> Result<Option<i64>, StoreError> {
 
 /// Makes this notifier the active one until `until` (Unix ms), unless another is active
 /// (its heartbeat has not run out): then `Err` with when it runs out. While one is active,
-/// changes do not call another: it picks their events up.
+/// changes do not call another: it picks their events up. The clock is set to now, so a
+/// notifier that dies at work leaves its work due once its heartbeat runs out.
 pub fn try_activate(db: &Db, now: i64, until: i64) -> Result<Result<(), i64>, StoreError> {
     let result = db.query(
-        "UPDATE notifier_state SET active_until = ?1 WHERE name = 'delivery' \
+        "UPDATE notifier_state SET active_until = ?1, wake_at = ?2 WHERE name = 'delivery' \
          AND active_until <= ?2 RETURNING name",
         &[Value::Integer(until), Value::Integer(now)],
     )?;
@@ -328,11 +338,41 @@ pub fn keep_active(db: &Db, until: i64) -> Result<(), StoreError> {
     )
 }
 
-/// The active notifier stands down; the next change calls a new one.
-pub fn deactivate(db: &Db) -> Result<(), StoreError> {
+/// The active notifier stands down, and sets the clock for the next one: `wake_at` (Unix
+/// ms), when its work comes due (`None`: nothing is pending). The next change calls a new
+/// one; so does the first request after `wake_at`.
+pub fn deactivate(db: &Db, wake_at: Option<i64>) -> Result<(), StoreError> {
     db.exec(
-        "UPDATE notifier_state SET active_until = 0 WHERE name = 'delivery'",
-        &[],
+        "UPDATE notifier_state SET active_until = 0, wake_at = ? WHERE name = 'delivery'",
+        &[wake_at.map_or(Value::Null, Value::Integer)],
+    )
+}
+
+/// Claims the watch over the active notifier until `until` (Unix ms), unless another
+/// request holds it: whether this one does.
+pub fn watch(db: &Db, now: i64, until: i64) -> Result<bool, StoreError> {
+    let claimed = db.query(
+        "UPDATE notifier_state SET watched_until = ?1 WHERE name = 'delivery' \
+         AND watched_until <= ?2 RETURNING name",
+        &[Value::Integer(until), Value::Integer(now)],
+    )?;
+    Ok(!claimed.rows.is_empty())
+}
+
+/// Renews the leases of the claims `tokens` until `lease_until` (Unix ms): a notifier at
+/// work keeps its runs; one that dies loses them within a lease.
+pub fn renew(db: &Db, tokens: &[String], lease_until: i64) -> Result<(), StoreError> {
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; tokens.len()].join(", ");
+    let mut params = vec![Value::Integer(lease_until)];
+    params.extend(tokens.iter().map(|t| Value::Text(t.clone())));
+    db.exec(
+        &format!(
+            "UPDATE outbox SET lease_until = ? WHERE status = 'pending' AND lease_token IN ({marks})"
+        ),
+        &params,
     )
 }
 
@@ -426,6 +466,10 @@ pub enum Redelivery {
 /// Makes an event's dead or pending rows due now, with a fresh retention period.
 pub fn redeliver(db: &Db, event_id: &str, now: i64) -> Result<Redelivery, StoreError> {
     db.transaction(|db| {
+        db.exec(
+            "UPDATE notifier_state SET wake_at = ? WHERE name = 'delivery'",
+            &[Value::Integer(now)],
+        )?;
         let result = db.query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
              expires_at = ?2 WHERE event_id = ?3 AND status IN ('pending', 'dead') \

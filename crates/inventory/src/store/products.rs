@@ -5,7 +5,7 @@ use serde::{Serialize, Serializer};
 use spin_sdk::sqlite::Value;
 
 use crate::domain::{NewProduct, Price, ProductPatch};
-use crate::store::db::{opt_int, opt_text, rows, Db, Row, StoreError, NOW};
+use crate::store::db::{now_ms, opt_int, opt_text, rows, Db, Row, StoreError, NOW};
 use crate::store::events::{Event, EventType, StockCause, StockChange};
 use crate::store::outbox;
 use crate::store::stock::{self, Context};
@@ -19,29 +19,56 @@ pub struct Product {
     pub description: String,
     #[serde(serialize_with = "price_number")]
     pub price: Price,
+    /// On hand.
     pub stock: i64,
+    /// Held by active holds that have not expired, as of the query.
+    pub reserved: i64,
+    /// `stock - reserved`, never below 0: what can be sold or held.
+    pub available: i64,
     pub category_id: Option<i64>,
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
 }
 
-const COLUMNS: &str =
-    "id, sku, name, description, price_cents, stock, category_id, version, created_at, updated_at";
+/// A product's `reserved`: the units of its holds' lines that still hold it, by the
+/// database's clock (an expired hold stops counting the instant it expires).
+macro_rules! reserved {
+    () => {
+        concat!(
+            "(SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l \
+              WHERE l.product_id = products.id AND l.holds_until > ",
+            now_ms!(),
+            ")"
+        )
+    };
+}
+
+pub(crate) use reserved;
+
+/// A product's columns, in `Product::from_row`'s order.
+pub const COLUMNS: &str = concat!(
+    "id, sku, name, description, price_cents, stock, ",
+    reserved!(),
+    ", category_id, version, created_at, updated_at"
+);
 
 impl Product {
     fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
+        let (stock, reserved) = (row.int(5)?, row.int(6)?);
         Ok(Self {
             id: row.int(0)?,
             sku: row.opt_text(1)?,
             name: row.text(2)?,
             description: row.text(3)?,
             price: Price::from_checked(row.int(4)?),
-            stock: row.int(5)?,
-            category_id: row.opt_int(6)?,
-            version: row.int(7)?,
-            created_at: row.text(8)?,
-            updated_at: row.text(9)?,
+            stock,
+            reserved,
+            available: (stock - reserved).max(0),
+            category_id: row.opt_int(7)?,
+            version: row.int(8)?,
+            created_at: row.text(9)?,
+            updated_at: row.text(10)?,
         })
     }
 }
@@ -51,7 +78,8 @@ fn price_number<S: Serializer>(price: &Price, serializer: S) -> Result<S::Ok, S:
     price.to_json().serialize(serializer)
 }
 
-fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
+/// The product a query returns, if any.
+pub fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreError> {
     let result = db.query(sql, params)?;
     let product = rows(&result)
         .next()
@@ -65,10 +93,8 @@ fn one(db: &Db, sql: &str, params: &[Value]) -> Result<Option<Product>, StoreErr
 pub enum WriteOutcome<T> {
     Done(T),
     NotFound,
-    /// The product exists at another version than the one the client named.
-    VersionMismatch {
-        current: i64,
-    },
+    /// The product exists at another version than the one the client named: as it is.
+    VersionMismatch(Box<Product>),
 }
 
 pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
@@ -90,7 +116,7 @@ pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
         )?
         .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
         outbox::write(db, &[Event::product(EventType::ProductCreated, &product)])?;
-        let change = StockChange::of(&product, 0);
+        let change = StockChange::of(&product, 0, 0);
         stock::record(db, &change, StockCause::Created, &Context::default())?;
         Ok(product)
     })
@@ -117,7 +143,7 @@ pub fn update(
             return Ok(WriteOutcome::NotFound);
         };
         if expected.is_some_and(|versions| !versions.contains(&before.version)) {
-            return Ok(WriteOutcome::VersionMismatch { current: before.version });
+            return Ok(WriteOutcome::VersionMismatch(Box::new(before)));
         }
         let (sets, mut params) = assignments(patch);
         params.push(Value::Integer(id));
@@ -131,7 +157,7 @@ pub fn update(
             outbox::write(db, &[Event::product(EventType::ProductUpdated, &after)])?;
         }
         if after.stock != before.stock {
-            let change = StockChange::of(&after, before.stock);
+            let change = StockChange::of(&after, before.stock, before.reserved);
             stock::record(db, &change, StockCause::Set, &Context::default())?;
         }
         Ok(WriteOutcome::Done(after))
@@ -178,9 +204,7 @@ pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome
             return Ok(WriteOutcome::NotFound);
         };
         if expected.is_some_and(|versions| !versions.contains(&product.version)) {
-            return Ok(WriteOutcome::VersionMismatch {
-                current: product.version,
-            });
+            return Ok(WriteOutcome::VersionMismatch(Box::new(product)));
         }
         db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
         outbox::write(db, &[Event::product_deleted(&product)])?;
@@ -194,6 +218,7 @@ pub struct ListFilter {
     pub category_id: Option<i64>,
     /// Name contains this, ignoring ASCII case.
     pub name_contains: Option<String>,
+    /// Whether anything is available.
     pub in_stock: Option<bool>,
 }
 
@@ -214,9 +239,12 @@ pub fn list(
         conditions.push("name LIKE ? ESCAPE '\\'");
         params.push(Value::Text(format!("%{}%", escape_like(q))));
     }
+    // In stock: something is available.
+    const AVAILABLE: &str = concat!("stock > ", reserved!());
+    const NONE_AVAILABLE: &str = concat!("stock <= ", reserved!());
     match filter.in_stock {
-        Some(true) => conditions.push("stock > 0"),
-        Some(false) => conditions.push("stock = 0"),
+        Some(true) => conditions.push(AVAILABLE),
+        Some(false) => conditions.push(NONE_AVAILABLE),
         None => {}
     }
     let filter_sql = if conditions.is_empty() {

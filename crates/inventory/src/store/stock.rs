@@ -2,27 +2,28 @@
 //!
 //! Every function here runs inside the caller's write transaction (`BEGIN IMMEDIATE`, see
 //! `web::idempotency::run_once`) and changes stock only with a conditional `UPDATE` (`...
-//! WHERE stock >= ?`), so no interleaving of instances can sell what is not there; each change
-//! writes its ledger row and its events in the same transaction.
+//! WHERE stock - reserved >= ?`: what is available, holds counted, in the same statement),
+//! so no interleaving of instances can sell what is not there; each change writes its
+//! ledger row and its events in the same transaction.
 
 use spin_sdk::sqlite::Value;
 
 use crate::domain::stock::{ProductTotal, Shortfall};
 use crate::domain::MAX_STOCK;
-use crate::store::db::{rows, Db, StoreError, NOW};
+use crate::store::db::{now_ms, Db, StoreError, NOW};
 use crate::store::events::{StockCause, StockChange};
 use crate::store::ledger::{self, Movement};
 use crate::store::outbox;
+use crate::store::products::{self, reserved, Product};
 
 /// How a single-product change ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StockOutcome {
-    /// Done; the product's stock after the change.
-    Done {
-        stock: i64,
-    },
+    /// Done; the product after the change.
+    Done(Product),
     NotFound,
-    /// Not enough stock (deduct) or too much (restock past the maximum); nothing changed.
+    /// Not enough available (deduct) or too much stock (restock past the maximum); nothing
+    /// changed. `current` is what was available (deduct) or on hand (restock).
     Refused {
         current: i64,
     },
@@ -42,11 +43,12 @@ pub fn deduct(
     quantity: i64,
     context: &Context<'_>,
 ) -> Result<StockOutcome, StoreError> {
+    const AVAILABLE_ENOUGH: &str = concat!("stock - ", reserved!(), " >= ?");
     change(
         db,
         product_id,
         -quantity,
-        "stock >= ?",
+        AVAILABLE_ENOUGH,
         quantity,
         StockCause::Deducted,
         context,
@@ -82,10 +84,12 @@ fn change(
     cause: StockCause<'_>,
     context: &Context<'_>,
 ) -> Result<StockOutcome, StoreError> {
-    let result = db.query(
+    let changed = products::one(
+        db,
         &format!(
             "UPDATE products SET stock = stock + ?, version = version + 1, updated_at = {NOW} \
-             WHERE id = ? AND {guard} RETURNING stock, version, sku"
+             WHERE id = ? AND {guard} RETURNING {}",
+            products::COLUMNS
         ),
         &[
             Value::Integer(delta),
@@ -93,64 +97,52 @@ fn change(
             Value::Integer(bound),
         ],
     )?;
-    let changed = rows(&result)
-        .next()
-        .map(|row| Ok::<_, StoreError>((row.int(0)?, row.int(1)?, row.opt_text(2)?)))
-        .transpose()?;
-    let Some((stock, version, sku)) = changed else {
-        return Ok(match current_stock(db, product_id)? {
-            Some(current) => StockOutcome::Refused { current },
+    let Some(product) = changed else {
+        return Ok(match products::get(db, product_id)? {
+            Some(current) if delta < 0 => StockOutcome::Refused {
+                current: current.available,
+            },
+            Some(current) => StockOutcome::Refused {
+                current: current.stock,
+            },
             None => StockOutcome::NotFound,
         });
     };
-    let change = StockChange {
-        product_id,
-        sku: sku.as_deref(),
-        before: stock - delta,
-        after: stock,
-        version,
-    };
+    let change = StockChange::of(&product, product.stock - delta, product.reserved);
     record(db, &change, cause, context)?;
-    Ok(StockOutcome::Done { stock })
+    Ok(StockOutcome::Done(product))
 }
 
-/// What every change of stock writes, by any route, in the change's transaction: its
-/// ledger row, and its events (`change.events`).
+/// What every change of a product's quantities writes, by any route, in the change's
+/// transaction: its ledger row if the stock moved, and its events (`change.events`).
 pub fn record(
     db: &Db,
     change: &StockChange<'_>,
     cause: StockCause<'_>,
     context: &Context<'_>,
 ) -> Result<(), StoreError> {
-    ledger::record(
-        db,
-        &Movement {
-            product_id: change.product_id,
-            delta: change.after - change.before,
-            stock_after: change.after,
-            reason: cause.reason(),
-            order_id: context.order_id,
-            idempotency_key: context.idempotency_key,
-        },
-    )?;
+    if cause.moves_stock() {
+        ledger::record(
+            db,
+            &Movement {
+                product_id: change.product_id,
+                delta: change.delta(),
+                stock_after: change.stock.1,
+                reason: cause.reason(),
+                order_id: context.order_id,
+                idempotency_key: context.idempotency_key,
+            },
+        )?;
+    }
     let threshold = db.outbox_config()?.low_stock_threshold;
     outbox::write(db, &change.events(cause, context.order_id, threshold))
-}
-
-fn current_stock(db: &Db, product_id: i64) -> Result<Option<i64>, StoreError> {
-    let result = db.query(
-        "SELECT stock FROM products WHERE id = ?",
-        &[Value::Integer(product_id)],
-    )?;
-    let stock = rows(&result).next().map(|row| row.int(0)).transpose();
-    stock
 }
 
 /// How a batch deduct ended. Only `Done` changed anything.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BatchOutcome {
-    /// Each product's stock after the deduct, in the order of `totals`.
-    Done(Vec<(i64, i64)>),
+    /// Each product after the deduct, in the order of `totals`.
+    Done(Vec<Product>),
     /// These products do not exist.
     NotFound(Vec<i64>),
     /// Every line that cannot be served.
@@ -163,31 +155,16 @@ pub fn deduct_batch(
     totals: &[ProductTotal],
     context: &Context<'_>,
 ) -> Result<BatchOutcome, StoreError> {
-    let mut missing = Vec::new();
-    let mut short = Vec::new();
-    for total in totals {
-        let (id, requested) = (total.product_id.get(), total.quantity);
-        match current_stock(db, id)? {
-            None => missing.push(id),
-            Some(available) if available < requested => short.push(Shortfall {
-                product_id: id,
-                requested,
-                available,
-            }),
-            Some(_) => {}
-        }
-    }
-    if !missing.is_empty() {
-        return Ok(BatchOutcome::NotFound(missing));
-    }
-    if !short.is_empty() {
-        return Ok(BatchOutcome::Short(short));
+    match check_available(db, totals)? {
+        Availability::Enough => {}
+        Availability::NotFound(ids) => return Ok(BatchOutcome::NotFound(ids)),
+        Availability::Short(lines) => return Ok(BatchOutcome::Short(lines)),
     }
     let mut done = Vec::with_capacity(totals.len());
     for total in totals {
         let id = total.product_id.get();
         match deduct(db, id, total.quantity, context)? {
-            StockOutcome::Done { stock } => done.push((id, stock)),
+            StockOutcome::Done(product) => done.push(product),
             // The transaction holds the write lock, so what was checked above still holds.
             other => {
                 return Err(StoreError::Corrupt(format!(
@@ -197,4 +174,39 @@ pub fn deduct_batch(
         }
     }
     Ok(BatchOutcome::Done(done))
+}
+
+/// Whether every product of `totals` has that much available.
+pub enum Availability {
+    Enough,
+    /// These products do not exist.
+    NotFound(Vec<i64>),
+    /// Every product that has less available than asked.
+    Short(Vec<Shortfall>),
+}
+
+/// Checks every product of `totals` before anything changes (inside the caller's write
+/// transaction, so what it finds still holds when the changes are made).
+pub fn check_available(db: &Db, totals: &[ProductTotal]) -> Result<Availability, StoreError> {
+    let mut missing = Vec::new();
+    let mut short = Vec::new();
+    for total in totals {
+        let (id, requested) = (total.product_id.get(), total.quantity);
+        match products::get(db, id)? {
+            None => missing.push(id),
+            Some(product) if product.available < requested => short.push(Shortfall {
+                product_id: id,
+                requested,
+                available: product.available,
+            }),
+            Some(_) => {}
+        }
+    }
+    Ok(if !missing.is_empty() {
+        Availability::NotFound(missing)
+    } else if !short.is_empty() {
+        Availability::Short(short)
+    } else {
+        Availability::Enough
+    })
 }

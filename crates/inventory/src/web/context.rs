@@ -1,9 +1,13 @@
 //! Who and what a request is, for every stage of the pipeline and for the access log.
 
+use std::cell::OnceCell;
 use std::time::Instant;
 
+use crate::store::db::NotifierCall;
+use crate::store::{self, Db};
 use crate::web::guard::Decision;
 use crate::web::http::{header, Req};
+use crate::web::problem::ApiError;
 
 #[derive(Debug)]
 pub struct Ctx {
@@ -15,6 +19,9 @@ pub struct Ctx {
     pub sub: Option<String>,
     /// The rate limiter's decision, once made; reported in the `RateLimit` headers.
     pub rate: Option<Decision>,
+    /// The database, once the handler opened it (`db`). After the response the pipeline
+    /// asks it whether to call the notifier.
+    db: OnceCell<Db>,
 }
 
 impl Ctx {
@@ -30,7 +37,24 @@ impl Ctx {
             component,
             sub: None,
             rate: None,
+            db: OnceCell::new(),
         }
+    }
+
+    /// The app's database for this request, opened on first use (`store::open`: the schema
+    /// brought up to date, and the app's clock read).
+    pub fn db(&self) -> Result<&Db, ApiError> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let db = store::open()?;
+        Ok(self.db.get_or_init(|| db))
+    }
+
+    /// What the request's database work leaves the notifier, and the database it used.
+    /// `probe`: the request is a probe.
+    pub fn notifier_call(&self, probe: bool) -> Option<(&Db, NotifierCall)> {
+        self.db.get().map(|db| (db, db.notifier_call(probe)))
     }
 
     /// Whether the client is on this machine (a loopback address, IPv4-mapped or not).

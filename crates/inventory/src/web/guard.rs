@@ -6,6 +6,7 @@
 //! becomes the domain value by the conversions of `inventory_domain::guard_records!`, the
 //! same the guard made it with, and is not checked again.
 
+use crate::domain::reservation::{Extension, NewReservation, PartialCommit};
 use crate::domain::stock::{BatchDeduct, Deduct, Restock};
 use crate::domain::{NewProduct, ProductPatch};
 use crate::web::problem::{ApiError, FieldError};
@@ -87,6 +88,21 @@ pub fn restock(body: &[u8]) -> Result<Restock, ApiError> {
 /// `POST /stock/deduct`.
 pub fn batch_deduct(body: &[u8]) -> Result<BatchDeduct, ApiError> {
     validated(validation::validate_batch_deduct(body))
+}
+
+/// `POST /reservations`.
+pub fn new_reservation(body: &[u8]) -> Result<NewReservation, ApiError> {
+    validated(validation::validate_new_reservation(body))
+}
+
+/// `POST /reservations/{id}/commit` with a body.
+pub fn partial_commit(body: &[u8]) -> Result<PartialCommit, ApiError> {
+    validated(validation::validate_partial_commit(body))
+}
+
+/// `PATCH /reservations/{id}`.
+pub fn extension(body: &[u8]) -> Result<Extension, ApiError> {
+    validated(validation::validate_extension(body))
 }
 
 /// The guard's answer: its record as the domain type, or the request's 400/422.

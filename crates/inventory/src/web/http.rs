@@ -152,6 +152,8 @@ pub struct Resp {
     pub notify: bool,
     /// Work of the component's own for after the response is sent.
     pub after: After,
+    /// The request was a probe (`GET /health`): the app's clock (see `Db::notifier_call`).
+    pub probe: bool,
 }
 
 /// Work a response leaves for after it is sent: the client never waits for it.
@@ -184,7 +186,14 @@ impl Resp {
             body: Vec::new(),
             notify: false,
             after: After::default(),
+            probe: false,
         }
+    }
+
+    /// Marks the answer to a probe.
+    pub fn probing(mut self) -> Self {
+        self.probe = true;
+        self
     }
 
     /// Asks for the notifier after the response if `needed` (see `Db::needs_notifier`).
@@ -213,6 +222,14 @@ impl Resp {
             Some(existing) => existing.1 = value.to_owned(),
             None => self.headers.push((name.to_owned(), value.to_owned())),
         }
+    }
+
+    /// A header this response has set.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {

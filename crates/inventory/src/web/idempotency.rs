@@ -13,6 +13,7 @@ use crate::store::db::Db;
 use crate::store::idempotency::{self as records, StoredResponse};
 use crate::web::http::{header, status, Req, Resp};
 use crate::web::problem::ApiError;
+use crate::web::routing::Call;
 
 pub const HEADER: &str = "idempotency-key";
 /// Marks a response that is a replay of a stored one.
@@ -40,6 +41,68 @@ impl IdempotencyKey {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A write made at most once per key: the key, its owner (the token's subject) and the
+/// request's fingerprint.
+pub struct Idempotent {
+    key: IdempotencyKey,
+    subject: String,
+    fingerprint: String,
+}
+
+impl Idempotent {
+    /// For a write that needs an `Idempotency-Key` (missing is 400). `path` is the request's
+    /// path as the handler parsed it, ids in canonical form.
+    pub fn required(call: &Call<'_>, path: &str) -> Result<Self, ApiError> {
+        Ok(Self {
+            key: IdempotencyKey::from_request(call.req)?,
+            subject: call.ctx.sub.clone().ok_or_else(|| {
+                ApiError::Internal("an idempotent write reached its handler unauthenticated".into())
+            })?,
+            fingerprint: fingerprint(call.req, path),
+        })
+    }
+
+    /// For a write that is safe to retry as it is but honours a key when one is sent.
+    pub fn optional(call: &Call<'_>, path: &str) -> Result<Option<Self>, ApiError> {
+        if call.req.header_values(HEADER).next().is_none() {
+            return Ok(None);
+        }
+        Self::required(call, path).map(Some)
+    }
+
+    pub fn key(&self) -> &str {
+        self.key.as_str()
+    }
+
+    /// Runs `operation` at most once for this key (`run_once`), in the request's database.
+    pub fn run(
+        &self,
+        call: &Call<'_>,
+        operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
+    ) -> Result<Resp, ApiError> {
+        run_once(
+            call.db()?,
+            &self.subject,
+            &self.key,
+            &self.fingerprint,
+            &call.ctx.request_id,
+            operation,
+        )
+    }
+}
+
+/// Runs `operation` in one write transaction: at most once for the key when `once` has one.
+pub fn write(
+    call: &Call<'_>,
+    once: Option<&Idempotent>,
+    operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
+) -> Result<Resp, ApiError> {
+    match once {
+        Some(once) => once.run(call, operation),
+        None => call.db()?.transaction(operation),
     }
 }
 
@@ -95,7 +158,7 @@ pub fn run_once(
             if stored.fingerprint != fingerprint {
                 return Err(ApiError::IdempotencyConflict);
             }
-            return Ok(replay(stored.status, stored.body));
+            return Ok(replay(stored));
         }
         let resp = match operation(db) {
             Ok(resp) => resp,
@@ -106,21 +169,25 @@ pub fn run_once(
             fingerprint: fingerprint.to_owned(),
             status: resp.status,
             body: String::from_utf8_lossy(&resp.body).into_owned(),
+            location: resp.header(header::LOCATION).map(str::to_owned),
         };
         records::record(db, subject, key.as_str(), &stored, now)?;
         Ok(resp)
     })
 }
 
-fn replay(status: u16, body: String) -> Resp {
-    let content_type = if status >= status::BAD_REQUEST {
+fn replay(stored: StoredResponse) -> Resp {
+    let content_type = if stored.status >= status::BAD_REQUEST {
         "application/problem+json"
     } else {
         "application/json"
     };
-    let mut resp = Resp::new(status);
-    resp.body = body.into_bytes();
+    let mut resp = Resp::new(stored.status);
+    resp.body = stored.body.into_bytes();
     resp.set_header(header::CONTENT_TYPE, content_type);
+    if let Some(location) = &stored.location {
+        resp.set_header(header::LOCATION, location);
+    }
     resp.set_header(REPLAYED_HEADER, "true");
     resp
 }

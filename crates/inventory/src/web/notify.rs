@@ -4,8 +4,13 @@
 //! if it cannot be reached the events stay in the outbox for the next change or for
 //! `POST /events/deliver`, so nothing is lost and the client never waits.
 
+use std::time::Duration;
+
 use spin_sdk::http::{IncomingResponse, Method, Request};
 
+use crate::sleep::sleep;
+use crate::store::{outbox, Db};
+use crate::time::now_millis;
 use crate::web::http::{header, status};
 
 /// The notifier component, by service chaining.
@@ -36,5 +41,25 @@ pub async fn notifier(request_id: &str) {
         Err(err) => eprintln!(
             "{request_id}: the notifier could not be reached ({err}); the events stay in the outbox"
         ),
+    }
+}
+
+/// Watches a notifier that holds the active role while work is due: waits, after the
+/// response, until the notifier's heartbeat would run out. A live notifier renews it, and
+/// there is nothing to do; one that died with its process (`kill -9`, a crash) leaves it to
+/// run out, and the watcher calls a new one. So a probe after a restart starts delivery
+/// again, with no job. A request (`claim`) watches only if no other request does.
+pub async fn watch(db: &Db, until: i64, claim: bool, request_id: &str) {
+    let now = now_millis();
+    if claim && !matches!(outbox::watch(db, now, until), Ok(true)) {
+        return;
+    }
+    let wait = (until - now + 100).clamp(0, outbox::HEARTBEAT_MS + 100);
+    sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+    match db.read_clock() {
+        Ok(clock) if clock.work_due && clock.notifier_until <= now_millis() => {
+            notifier(request_id).await;
+        }
+        _ => {}
     }
 }

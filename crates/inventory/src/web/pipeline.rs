@@ -20,6 +20,7 @@ use spin_sdk::http::{
     Fields, IncomingRequest, Method as SdkMethod, OutgoingResponse, ResponseOutparam,
 };
 
+use crate::store::db::NotifierCall;
 use crate::web::context::Ctx;
 use crate::web::guard::{self, Principal};
 use crate::web::http::{header, status, After, Method, Req, Resp};
@@ -38,7 +39,7 @@ pub async fn serve(
     component: &'static str,
     routes: &[Route],
 ) {
-    serve_with(incoming, out, component, routes, guarded).await
+    serve_with::<Guarded>(incoming, out, component, routes).await
 }
 
 /// The pipeline of a private component, reached only by service chaining from the app's own
@@ -50,29 +51,43 @@ pub async fn serve_private(
     component: &'static str,
     routes: &[Route],
 ) {
-    serve_with(incoming, out, component, routes, unguarded).await
+    serve_with::<Private>(incoming, out, component, routes).await
 }
 
-/// Stages 3 and 4 for a route with `access` (`None`: no route matched): whom the request
-/// speaks for (the verdict on its bearer token, if it sent one, for stage 6), the request
-/// counted against the rate limit; `Err` when it is refused before the route's own failure.
-type Admit = fn(&Req, &mut Ctx, Option<Access>) -> Result<Option<Verdict>, ApiError>;
+/// What differs between the pipelines. Chosen by type, so the private one does not even
+/// link the guard's stages (a component imports what its code calls).
+trait Stages {
+    /// Stages 3 and 4 for a route with `access` (`None`: no route matched): whom the
+    /// request speaks for (the verdict on its bearer token, if it sent one, for stage 6),
+    /// the request counted against the rate limit; `Err` when it is refused before the
+    /// route's own failure.
+    fn admit(req: &Req, ctx: &mut Ctx, access: Option<Access>)
+        -> Result<Option<Verdict>, ApiError>;
+
+    /// Whether the request hands time-driven work it noticed to the notifier.
+    const KEEPS_TIME: bool;
+}
+
+/// Every stage: reached by clients, through the guard.
+struct Guarded;
+
+/// No guard stages, and no time-driven work to hand on: the notifier does its own.
+struct Private;
 
 /// A bearer token, verified (or refused, with why).
 type Verdict = Result<Principal, ApiError>;
 
-async fn serve_with(
+async fn serve_with<S: Stages>(
     incoming: IncomingRequest,
     out: ResponseOutparam,
     component: &'static str,
     routes: &[Route],
-    admit: Admit,
 ) {
     let method = method_of(&incoming.method());
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
     let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
     let mut ctx = Ctx::new(&req, component);
-    let result = run(incoming, &mut req, &mut ctx, routes, admit).await;
+    let result = run::<S>(incoming, &mut req, &mut ctx, routes).await;
     let (resp, error) = match result {
         Ok(resp) => (resp, None),
         Err(err) => {
@@ -91,7 +106,8 @@ async fn serve_with(
             &format!("\"default\";r={};t={}", rate.remaining, rate.reset),
         );
     }
-    let (status, notify) = (resp.status, resp.notify);
+    let (call_now, probe) = (resp.notify, resp.probe);
+    let status = resp.status;
     let after = send(resp, out, &ctx.request_id).await;
     log::access(&log::AccessEntry {
         ctx: &ctx,
@@ -100,22 +116,31 @@ async fn serve_with(
         status,
         error: error.as_deref(),
     });
-    if notify {
+    let call = match ctx.notifier_call(probe) {
+        _ if call_now => Some(NotifierCall::Now),
+        Some((db, call)) if S::KEEPS_TIME => {
+            if let NotifierCall::Watch { until, claim } = call {
+                notify::watch(db, until, claim, &ctx.request_id).await;
+            }
+            Some(call)
+        }
+        _ => None,
+    };
+    if call == Some(NotifierCall::Now) {
         notify::notifier(&ctx.request_id).await;
     }
     after.run().await;
 }
 
-async fn run(
+async fn run<S: Stages>(
     incoming: IncomingRequest,
     req: &mut Req,
     ctx: &mut Ctx,
     routes: &[Route],
-    admit: Admit,
 ) -> Result<Resp, ApiError> {
     let matched = match_route(routes, req.method, &req.path);
     let access = matched.as_ref().ok().map(|(route, _)| route.access);
-    let verdict = admit(req, ctx, access)?;
+    let verdict = S::admit(req, ctx, access)?;
     let (route, params) = matched?;
     if let Access::AnyOf(scopes) = route.access {
         let principal =
@@ -141,8 +166,29 @@ async fn run(
     }
 }
 
-/// Stages 3 and 4 with the guard: an open route (`/health`) skips them; any other request,
-/// matched or not, has its token verified (to learn whom to count) and is counted.
+impl Stages for Guarded {
+    const KEEPS_TIME: bool = true;
+
+    /// With the guard: an open route (`/health`) skips stages 3 and 4; any other request,
+    /// matched or not, has its token verified (to learn whom to count) and is counted.
+    fn admit(
+        req: &Req,
+        ctx: &mut Ctx,
+        access: Option<Access>,
+    ) -> Result<Option<Verdict>, ApiError> {
+        guarded(req, ctx, access)
+    }
+}
+
+impl Stages for Private {
+    const KEEPS_TIME: bool = false;
+
+    /// Without the guard: nobody is verified or counted.
+    fn admit(_: &Req, _: &mut Ctx, _: Option<Access>) -> Result<Option<Verdict>, ApiError> {
+        Ok(None)
+    }
+}
+
 fn guarded(req: &Req, ctx: &mut Ctx, access: Option<Access>) -> Result<Option<Verdict>, ApiError> {
     if access == Some(Access::Open) {
         return Ok(None);
@@ -174,11 +220,6 @@ fn guarded(req: &Req, ctx: &mut Ctx, access: Option<Access>) -> Result<Option<Ve
         return Err(ApiError::RateLimited { retry_after });
     }
     Ok(verdict)
-}
-
-/// Stages 3 and 4 without the guard: nobody is verified or counted.
-fn unguarded(_: &Req, _: &mut Ctx, _: Option<Access>) -> Result<Option<Verdict>, ApiError> {
-    Ok(None)
 }
 
 /// A token signed with the shipped development `jwt_secret` is honoured only for a client on

@@ -29,6 +29,9 @@ pub enum ApiError {
     InsufficientStock { requested: i64, available: i64 },
     /// 409: a batch with short lines, every one of them listed; nothing changed.
     InsufficientStockLines(Vec<Shortfall>),
+    /// 409: the hold is no longer active (or, for a release, already committed);
+    /// `reservation_status` says what it is (`status` is the problem's HTTP status).
+    ReservationInactive { status: &'static str },
     /// 422: an `Idempotency-Key` reused for another request.
     IdempotencyConflict,
     /// 412: `If-Match` named a version that is no longer current.
@@ -57,7 +60,8 @@ impl ApiError {
             Self::MethodNotAllowed(_) => status::METHOD_NOT_ALLOWED,
             Self::Conflict(_)
             | Self::InsufficientStock { .. }
-            | Self::InsufficientStockLines(_) => status::CONFLICT,
+            | Self::InsufficientStockLines(_)
+            | Self::ReservationInactive { .. } => status::CONFLICT,
             Self::IdempotencyConflict => status::UNPROCESSABLE_CONTENT,
             Self::PreconditionFailed(_) => status::PRECONDITION_FAILED,
             Self::PreconditionRequired(_) => status::PRECONDITION_REQUIRED,
@@ -82,6 +86,7 @@ impl ApiError {
             Self::InsufficientStock { .. } | Self::InsufficientStockLines(_) => {
                 ("insufficient-stock", "Insufficient stock")
             }
+            Self::ReservationInactive { .. } => ("reservation-inactive", "Reservation not active"),
             Self::IdempotencyConflict => ("idempotency-conflict", "Idempotency key reused"),
             Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
             Self::PreconditionRequired(_) => ("precondition-required", "Precondition required"),
@@ -110,6 +115,9 @@ impl ApiError {
                 "{} line(s) cannot be served; nothing was deducted",
                 lines.len()
             ),
+            Self::ReservationInactive { status } => {
+                format!("the reservation is {status}; nothing was changed")
+            }
             Self::IdempotencyConflict => "this Idempotency-Key was used for a different request; \
                  use a new key for a new request"
                 .into(),
@@ -162,6 +170,9 @@ impl ApiError {
                 } => {
                     object.insert("requested".into(), json!(requested));
                     object.insert("available".into(), json!(available));
+                }
+                Self::ReservationInactive { status } => {
+                    object.insert("reservation_status".into(), json!(status));
                 }
                 Self::InsufficientStockLines(lines) => {
                     let lines: Vec<_> = lines

@@ -48,6 +48,11 @@ impl<'a> Call<'a> {
             .map(|(_, v)| *v)
     }
 
+    /// The app's database for this request (see `Ctx::db`).
+    pub fn db(&self) -> Result<&'a crate::store::Db, ApiError> {
+        self.ctx.db()
+    }
+
     /// A path parameter as a positive integer id (`domain::integer_text`: `7`, `7.0`);
     /// anything else is 400.
     pub fn id(&self, name: &str) -> Result<i64, ApiError> {

@@ -1,5 +1,5 @@
 //! Waiting inside a component: a timer future on the WASI monotonic clock that the SDK's
-//! executor wakes, so other futures (deliveries in flight) go on meanwhile.
+//! executor wakes, so other futures (deliveries in flight, say) go on meanwhile.
 
 use std::future::Future;
 use std::pin::Pin;
