@@ -20,8 +20,8 @@ use inventory::sleep::sleep;
 /// How long a claimed run stays leased unless renewed. The notifier renews the leases of
 /// its runs every `RENEW_MS` while it delivers them (an attempt may take
 /// `webhook::ATTEMPT_TIMEOUT`), so a notifier that dies holds its rows no longer than this.
-const LEASE_MS: i64 = 5_000;
-const RENEW_MS: i64 = 1_000;
+const LEASE_MS: i64 = 3_000;
+const RENEW_MS: i64 = 500;
 /// Expired holds announced per look, so a look is always short.
 const EXPIRED_PER_LOOK: i64 = 50;
 /// Rows leased per run of a line.

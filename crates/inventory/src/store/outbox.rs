@@ -16,7 +16,7 @@ pub const RETENTION_MILLIS: i64 = 72 * 60 * 60 * 1000;
 const DELIVERED_KEPT_MILLIS: i64 = 24 * 60 * 60 * 1000;
 /// The active notifier's heartbeat: it renews its role a few times a second, to now plus
 /// this; one that stops (it died) loses the role within this.
-pub const HEARTBEAT_MS: i64 = 5_000;
+pub const HEARTBEAT_MS: i64 = 3_000;
 /// Delivered rows swept at a time, so a sweep is always short.
 const SWEEP_BATCH: i64 = 500;
 
