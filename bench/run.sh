@@ -25,9 +25,10 @@ DURATION=${1:-10}
 CONNECTIONS=${2:-32}
 RUNS=${RUNS:-3}
 DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
-# Which benches to run: any of read, health, post, deduct-hot, deduct-random,
-# health-under-deduct (GET /health on 4 connections while 64 deduct one hot product).
-ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,health-under-deduct}
+# Which benches to run: any of read, health, post, deduct-hot, deduct-random, hold-commit
+# (checkouts on the hot product: a hold, then its commit), health-under-deduct (GET
+# /health on 4 connections while 64 deduct one hot product).
+ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,hold-commit,health-under-deduct}
 PORT=${PORT:-3917}
 RECEIVER_PORT=${RECEIVER_PORT:-3918}
 REDIS_PORT=${REDIS_PORT:-3919}
@@ -109,6 +110,38 @@ function request()
 end
 LUA
 
+# A checkout on the hot product: a hold of 1 (POST /reservations), then its commit; each
+# connection commits the holds its thread made, so every request is one half of a pair.
+cat >"$state/hold-commit.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+  holds = {}
+end
+function request()
+  local headers = { ["Content-Type"] = "application/json" }
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  if #holds > 0 then
+    local id = table.remove(holds, 1)
+    return wrk.format("POST", "/reservations/" .. id .. "/commit", headers, nil)
+  end
+  n = n + 1
+  headers["Idempotency-Key"] = "hold-" .. os.time() .. "-" .. tid .. "-" .. n
+  return wrk.format("POST", "/reservations", headers,
+    '{"order_id": "bench", "lines": [{"product_id": 42, "quantity": 1}]}')
+end
+function response(status, headers, body)
+  if status == 201 then
+    local id = body:match('"id":"(res_[0-9a-f]+)"')
+    if id then table.insert(holds, id) end
+  end
+end
+LUA
+
 # One wrk run: prints "req/s p50_ms p99_ms".
 run_wrk() {
   wrk -t2 -c"${WRK_CONNECTIONS:-$CONNECTIONS}" -d"${DURATION}s" --latency "$@" | awk '
@@ -140,6 +173,9 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: $HOST, count
   bench "deduct, 1 hot product, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1
 [[ ,$ONLY, == *,deduct-random,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
   bench "deduct, 1,000 random, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1000
+# Requests/s of holds and commits together: a checkout (hold + commit) is two of them.
+[[ ,$ONLY, == *,hold-commit,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
+  bench "hold+commit, 1 hot, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/hold-commit.lua" "$base"
 if [[ ,$ONLY, == *,health-under-deduct,* ]]; then
   # Does a flood of writes on one hot row stall requests that touch no database? wrk
   # deducts in the background while a second wrk measures /health.
