@@ -154,7 +154,12 @@ pub async fn pay_order(_req: Request, params: Params) -> Response {
     with_order(&params, |conn, mut order| async move {
         match order.status.as_str() {
             "awaiting_payment" | "paid" => {}
-            other => return error(status::CONFLICT, format!("a {other} order cannot be paid")),
+            other => {
+                return error(
+                    status::CONFLICT,
+                    format!("the order is {other}: it cannot be paid"),
+                )
+            }
         }
         let Some(hold) = order.reservation_id.clone() else {
             return error(status::CONFLICT, "the order holds no stock");
@@ -194,7 +199,7 @@ pub async fn cancel_order(_req: Request, params: Params) -> Response {
             other => {
                 return error(
                     status::CONFLICT,
-                    format!("a {other} order cannot be cancelled"),
+                    format!("the order is {other}: it cannot be cancelled"),
                 )
             }
         };

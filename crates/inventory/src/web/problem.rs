@@ -110,9 +110,9 @@ impl ApiError {
             Self::InsufficientStock {
                 requested,
                 available,
-            } => format!("{requested} requested, {available} available; nothing was deducted"),
+            } => format!("{requested} requested, {available} available; nothing was changed"),
             Self::InsufficientStockLines(lines) => format!(
-                "{} line(s) cannot be served; nothing was deducted",
+                "{} line(s) cannot be served; nothing was changed",
                 lines.len()
             ),
             Self::ReservationInactive { status } => {
