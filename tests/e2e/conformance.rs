@@ -76,9 +76,12 @@ fn build_apps() -> PathBuf {
                 command.args(["-p", app]);
             }
             let output = command.output().expect("run cargo");
+            // The host's build script adds the target (rust-toolchain.toml lists it) when
+            // the host compiles; one removed since is added back with rustup.
             assert!(
                 output.status.success(),
-                "building the conformance apps failed:\n{}",
+                "building the conformance apps failed (if {TARGET} is missing: `rustup target \
+                 add {TARGET}`):\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
             let dir = repo_root().join("target").join(TARGET).join("release");

@@ -27,6 +27,7 @@ mod routes;
 mod runtime_config;
 mod server;
 mod sqlite;
+mod toolchain;
 mod trigger;
 mod up;
 mod variables;
