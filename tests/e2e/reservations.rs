@@ -222,6 +222,23 @@ fn an_extended_hold_outlives_its_first_expiry() {
 }
 
 #[test]
+fn a_product_with_units_on_hold_is_not_deleted_until_its_holds_end() {
+    let app = spawn_app();
+    let id = product(&app, 4);
+    let hold_id = held(&app, "del1", &[(id, 1)], 900);
+    let refused = app.request("DELETE", &format!("/product/{id}"), &[], None);
+    let problem = refused.assert_problem(409, "conflict");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("held"),
+        "{problem}"
+    );
+    // Nothing changed: the hold still commits.
+    assert_eq!(act(&app, &hold_id, "commit").status, 200);
+    let deleted = app.request("DELETE", &format!("/product/{id}"), &[], None);
+    assert_eq!(deleted.status, 204);
+}
+
+#[test]
 fn a_released_hold_gives_its_units_back_and_releasing_again_changes_nothing() {
     let app = spawn_app();
     let id = product(&app, 4);

@@ -111,6 +111,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
         WriteOutcome::Done(product) => Ok(product_response(status::OK, product)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
+        WriteOutcome::Held(units) => Err(held(units)),
     }
 }
 
@@ -121,7 +122,16 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
         WriteOutcome::Done(()) => Ok(Resp::new(status::NO_CONTENT)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
+        WriteOutcome::Held(units) => Err(held(units)),
     }
+}
+
+/// Active holds have `units` of the product: their commits must find it.
+fn held(units: i64) -> ApiError {
+    ApiError::Conflict(format!(
+        "{units} unit(s) of the product are held by active holds: commit or release them, or \
+         let them expire, then delete it; nothing was changed"
+    ))
 }
 
 fn stale(current: &products::Product) -> ApiError {

@@ -95,6 +95,8 @@ pub enum WriteOutcome<T> {
     NotFound,
     /// The product exists at another version than the one the client named: as it is.
     VersionMismatch(Box<Product>),
+    /// Active holds have this many of its units: it cannot go while they may be committed.
+    Held(i64),
 }
 
 pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
@@ -197,7 +199,8 @@ fn assignments(patch: &ProductPatch) -> (Vec<&'static str>, Vec<Value>) {
 }
 
 /// Deletes the product if it exists at one of the `expected` versions (any version when
-/// `None`). Its ledger stays: it is history.
+/// `None`) and no active hold has any of its units (a hold's commit must find its product).
+/// Its ledger stays: it is history.
 pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome<()>, StoreError> {
     db.transaction(|db| {
         let Some(product) = get(db, id)? else {
@@ -205,6 +208,9 @@ pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome
         };
         if expected.is_some_and(|versions| !versions.contains(&product.version)) {
             return Ok(WriteOutcome::VersionMismatch(Box::new(product)));
+        }
+        if product.reserved > 0 {
+            return Ok(WriteOutcome::Held(product.reserved));
         }
         db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
         outbox::write(db, &[Event::product_deleted(&product)])?;
