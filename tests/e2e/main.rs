@@ -19,6 +19,7 @@ mod guard;
 mod hardening;
 mod host;
 mod openapi;
+mod openapi_lint;
 mod order_service;
 mod products;
 mod receiver;
