@@ -61,6 +61,8 @@ pub fn build_components() {
 /// A running app. Killed when dropped.
 pub struct TestApp {
     pub addr: String,
+    /// Where the host serves its own metrics, when started with `--metrics-listen`.
+    pub metrics_addr: Option<String>,
     /// The bearer token sent with every request that names no `authorization` of its own:
     /// every scope, subject `tester`, from the host's `token` command. `None` sends none.
     pub auth: Option<String>,
@@ -122,8 +124,12 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     let stderr = drain(child.stderr.take().expect("stderr"));
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut addr = None;
+    let mut metrics_addr = None;
     for line in lines.by_ref() {
         let line = line.expect("read host stdout");
+        if let Some(rest) = line.strip_prefix("Serving metrics on http://") {
+            metrics_addr = rest.trim().strip_suffix("/metrics").map(str::to_owned);
+        }
         if let Some(rest) = line.strip_prefix("Serving http://") {
             addr = Some(rest.trim().to_owned());
         }
@@ -146,6 +152,7 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     });
     TestApp {
         addr,
+        metrics_addr,
         auth,
         child,
         state_dir,

@@ -10,33 +10,13 @@ use std::process::Command;
 use crate::app::{manifest, repo_root, spawn_app_with};
 use crate::receiver::Receiver;
 
-/// The pinned schemathesis: `$SCHEMATHESIS` if set, else `target/contract-venv`, made and
-/// brought to the pins on each run (pip does nothing when they are already there).
+/// The pinned schemathesis: `$SCHEMATHESIS` if set, else the tests' venv with
+/// `tests/contract/requirements.txt`.
 fn schemathesis() -> PathBuf {
     if let Some(path) = std::env::var_os("SCHEMATHESIS") {
         return PathBuf::from(path);
     }
-    let venv = repo_root().join("target/contract-venv");
-    let requirements = repo_root().join("tests/contract/requirements.txt");
-    let help = "the contract test needs python3 with venv and pip, and PyPI, to install \
-                tests/contract/requirements.txt into target/contract-venv (on Debian: \
-                apt-get install python3-venv); or set SCHEMATHESIS to a schemathesis \
-                of the pinned version";
-    if !venv.join("bin/pip").exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .unwrap_or_else(|err| panic!("python3: {err}; {help}"));
-        assert!(made.success(), "python3 -m venv failed; {help}");
-    }
-    let installed = Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-        .arg(&requirements)
-        .status()
-        .unwrap_or_else(|err| panic!("pip: {err}; {help}"));
-    assert!(installed.success(), "pip install failed; {help}");
-    venv.join("bin/schemathesis")
+    crate::python::venv_with("tests/contract/requirements.txt").join("bin/schemathesis")
 }
 
 fn documented_operations() -> usize {

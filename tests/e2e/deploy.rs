@@ -152,3 +152,43 @@ fn the_cronjob_delivers_events_through_the_documented_route_with_its_scope() {
         serde_json::json!(["events:admin"])
     );
 }
+
+#[test]
+fn the_podmonitor_scrapes_the_apps_pods_on_the_documented_metrics_route_with_its_scope() {
+    let monitor = yaml("podmonitor.yaml");
+    assert_eq!(
+        str_at(&monitor, &["apiVersion"]),
+        "monitoring.coreos.com/v1"
+    );
+    assert_eq!(str_at(&monitor, &["kind"]), "PodMonitor");
+    // spin-operator labels the app's pods with its name and names their port `http-app`.
+    let app = yaml("spinapp.yaml");
+    assert_eq!(
+        str_at(
+            &monitor,
+            &[
+                "spec",
+                "selector",
+                "matchLabels",
+                "core.spinkube.dev/app-name"
+            ]
+        ),
+        str_at(&app, &["metadata", "name"])
+    );
+    let endpoint = &monitor["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(str_at(endpoint, &["port"]), "http-app");
+    assert_eq!(str_at(endpoint, &["path"]), "/metrics");
+    assert_eq!(str_at(endpoint, &["authorization", "type"]), "Bearer");
+    assert_eq!(
+        str_at(endpoint, &["authorization", "credentials", "name"]),
+        "inventory-metrics-token"
+    );
+    let openapi: Json = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        openapi["paths"]["/metrics"]["get"]["security"][0]["bearer"],
+        serde_json::json!(["metrics:read"])
+    );
+}

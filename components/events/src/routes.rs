@@ -12,6 +12,8 @@ use spin_sdk::http::Response;
 use crate::dto::{EventPageView, EventView, RedeliveryView};
 
 const ADMIN: Access = Access::AnyOf(&["events:admin"]);
+/// The app's metrics: a scraper's token needs nothing else.
+const METRICS: Access = Access::AnyOf(&["metrics:read"]);
 
 /// An event id: `evt_` and lower-case letters and digits.
 const MAX_EVENT_ID_CHARS: usize = 64;
@@ -34,6 +36,12 @@ pub const ROUTES: &[Route] = &[
         path: "/events/{id}/redeliver",
         access: ADMIN,
         handler: Handler::Sync(redeliver_event),
+    },
+    Route {
+        method: Method::Get,
+        path: "/metrics",
+        access: METRICS,
+        handler: Handler::Sync(crate::metrics::get_metrics),
     },
 ];
 

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use inventory_jwt::{KeySettings, SigningKey};
 
 /// Every scope of the app (`api/openapi.json`, `components.securitySchemes`).
-const ALL_SCOPES: &str = "inventory:read inventory:write stock:deduct events:admin";
+const ALL_SCOPES: &str = "inventory:read inventory:write stock:deduct events:admin metrics:read";
 
 #[derive(clap::Parser, Debug)]
 #[command(

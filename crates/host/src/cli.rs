@@ -49,6 +49,10 @@ pub struct UpArgs {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
+    /// Serve the host's Prometheus metrics at `http://ADDR/metrics` (off unless given; port 0
+    /// picks a free port). Expose it to the scraper only.
+    #[arg(long = "metrics-listen", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// A SQL statement, or `@FILE` of statements, to run on the default database before serving.
     #[arg(long = "sqlite", value_name = "@FILE|STATEMENT")]
     pub sqlite: Vec<String>,

@@ -98,6 +98,7 @@ impl Connections {
         match victim.and_then(|(_, e)| e.close.take()) {
             Some(close) => {
                 let _ = close.send(());
+                crate::metrics::get().connection_evicted();
                 true
             }
             None => false,

@@ -22,6 +22,7 @@ mod key_value;
 mod labels;
 mod link;
 mod manifest;
+mod metrics;
 mod outbound_http;
 mod routes;
 mod runtime_config;

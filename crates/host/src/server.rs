@@ -65,6 +65,7 @@ pub async fn serve(
     spawn_epoch_ticker(live.get().engine.clone());
     let trigger = Trigger::new(live, &options.trigger);
     let connections = Connections::new(options.max_connections);
+    crate::metrics::get().connections_max(options.max_connections);
     let http = http_builder(&options);
     let mut accept_errors = AcceptErrors::default();
     tokio::pin!(shutdown);
@@ -135,7 +136,9 @@ fn spawn_connection(
     });
     let conn = http.serve_connection(TokioIo::new(stream), service);
     let connections = Arc::clone(connections);
+    let open = crate::metrics::get().connection_opened();
     tokio::spawn(async move {
+        let _open = open;
         if let Some(Err(err)) = admitted.serve(connections, conn).await {
             if !err.is_incomplete_message() && !err.is_timeout() {
                 eprintln!("connection from {client}: {err}");

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpView};
 use crate::app::{App, LiveApp, LoadedComponent};
 use crate::factor::{Chain, ChainFuture, InstanceContext};
 use crate::factors::InstanceState;
+use crate::metrics::{self, InstanceInUse, Source, NO_COMPONENT};
 use crate::routes::RouteMatch;
 
 /// How often the epoch advances; the unit of the per-request deadline.
@@ -55,6 +56,9 @@ const CHAINED_CLIENT_ADDR: &str = "0.0.0.0:0";
 
 impl Trigger {
     pub fn new(live: Arc<LiveApp>, options: &TriggerOptions) -> Arc<Self> {
+        for source in [Source::Client, Source::Chained] {
+            metrics::get().instances_max(source, options.max_instances as usize);
+        }
         Arc::new_cyclic(|me| Self {
             live,
             permits: Arc::new(Semaphore::new(options.max_instances as usize)),
@@ -85,32 +89,68 @@ impl Trigger {
     /// A request from a client: route it, then run the component in a fresh instance.
     pub async fn handle(
         self: Arc<Self>,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let app = self.live.get();
+        let (component, response) = self.route_and_run(&app, req, client).await;
+        metrics::get().request(
+            component.unwrap_or(NO_COMPONENT),
+            Source::Client,
+            &method,
+            response.status(),
+            started.elapsed(),
+        );
+        response
+    }
+
+    /// The response, and the id of the component that served it, if one did.
+    async fn route_and_run<'a>(
+        &self,
+        app: &'a App,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> (Option<&'a str>, Response<HyperOutgoingBody>) {
         let path = req.uri().path().to_owned();
         if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
-            return self.well_known(reserved);
+            return (None, self.well_known(reserved));
         }
-        let app = self.live.get();
         let Some(matched) = app.router.route(&path) else {
-            return host_response(StatusCode::NOT_FOUND);
+            return (None, host_response(StatusCode::NOT_FOUND));
         };
         let component_index = matched.route.component;
+        let component = app.components.get(component_index).map(|c| c.id.as_str());
         set_spin_headers(&mut req, &matched, client);
         // A request waits for a free instance, but not forever.
-        let Some(permit) = self.wait_for_slot(&self.permits).await else {
-            return overloaded();
+        let Some(slot) = self.wait_for_slot(&self.permits, Source::Client).await else {
+            return (component, overloaded());
         };
-        self.run_or_500(&app, component_index, req, permit).await
+        let response = self.run_or_500(app, component_index, req, slot).await;
+        (component, response)
     }
 
     /// A free instance slot, or `None` if none frees within the queue timeout.
-    async fn wait_for_slot(&self, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
-        tokio::time::timeout(self.queue_timeout, Arc::clone(slots).acquire_owned())
-            .await
-            .ok()?
-            .ok()
+    async fn wait_for_slot(&self, slots: &Arc<Semaphore>, source: Source) -> Option<Slot> {
+        let metrics = metrics::get();
+        let permit = match Arc::clone(slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let started = Instant::now();
+                let acquired =
+                    tokio::time::timeout(self.queue_timeout, Arc::clone(slots).acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok);
+                metrics.instance_wait(source, started.elapsed(), acquired.is_none());
+                acquired?
+            }
+        };
+        Some(Slot {
+            _permit: permit,
+            _in_use: metrics.instance_taken(source),
+        })
     }
 
     /// Runs a component; a failure is logged with the request id and answered with a 500.
@@ -119,7 +159,7 @@ impl Trigger {
         app: &App,
         component_index: usize,
         req: Request<B>,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Response<HyperOutgoingBody>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -134,7 +174,7 @@ impl Trigger {
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match self.run(app, component, req, permit).await {
+        match self.run(app, component, req, slot).await {
             Ok(response) => response,
             Err(err) => {
                 eprintln!(
@@ -152,7 +192,7 @@ impl Trigger {
         app: &App,
         component: &LoadedComponent,
         req: Request<B>,
-        permit: OwnedSemaphorePermit,
+        slot: Slot,
     ) -> Result<Response<HyperOutgoingBody>>
     where
         B: Body<Data = Bytes> + Send + 'static,
@@ -170,7 +210,7 @@ impl Trigger {
         let task = tokio::spawn(async move {
             // The slot is held until the task ends: body streaming, and whatever the
             // component does after its response (the notifier delivers then), included.
-            let _permit = permit;
+            let _slot = slot;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -218,6 +258,12 @@ impl Trigger {
     }
 }
 
+/// An instance slot: one of the bounded instances, held until the request's task ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    _in_use: InstanceInUse,
+}
+
 /// Service chaining: `http://<component>.spin.internal/<path>` runs that component, in this
 /// process, whatever its route (private ones too), as Spin does. Chained requests have
 /// instance slots of their own, so a host full of callers cannot deadlock on their chains;
@@ -238,10 +284,20 @@ impl Chain for Trigger {
                 return Err(ChainError::DestinationNotFound);
             };
             set_chained_headers(&mut request);
-            let Some(permit) = me.wait_for_slot(&me.chain_permits).await else {
-                return Ok(overloaded());
+            let started = Instant::now();
+            let method = request.method().clone();
+            let response = match me.wait_for_slot(&me.chain_permits, Source::Chained).await {
+                Some(slot) => me.run_or_500(&app, index, request, slot).await,
+                None => overloaded(),
             };
-            Ok(me.run_or_500(&app, index, request, permit).await)
+            metrics::get().request(
+                &target,
+                Source::Chained,
+                &method,
+                response.status(),
+                started.elapsed(),
+            );
+            Ok(response)
         })
     }
 }

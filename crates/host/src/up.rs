@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::app::{App, AppOptions, LiveApp};
 use crate::cli::UpArgs;
 use crate::manifest::LoadedManifest;
+use crate::metrics;
 use crate::server::{self, ServeOptions};
 use crate::trigger::TriggerOptions;
 use crate::watch;
@@ -57,7 +58,16 @@ pub fn run(args: &UpArgs) -> Result<()> {
             }),
         header_timeout: Duration::from_secs(args.header_timeout_secs),
     };
+    let metrics_listen = args.metrics_listen;
     runtime.block_on(async move {
+        if let Some(addr) = metrics_listen {
+            let listener = metrics::bind(addr).await?;
+            println!(
+                "Serving metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            tokio::spawn(metrics::serve(listener));
+        }
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -326,10 +326,12 @@ impl Watcher {
                     format!(" (rebuilt: {})", rebuilt.join(", "))
                 };
                 eprintln!("Reloaded the app in {:.0?}{what}", started.elapsed());
+                crate::metrics::get().reload(true);
                 true
             }
             Err(err) => {
                 eprintln!("The app does not load: {err:#}; still serving the previous version");
+                crate::metrics::get().reload(false);
                 false
             }
         }

@@ -7,6 +7,7 @@ pub mod db;
 pub mod events;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
 pub mod migrations;
 pub mod outbox;
 pub mod products;

@@ -30,17 +30,9 @@ pub struct OutboxConfig {
 
 impl OutboxConfig {
     pub fn from_variables() -> Result<Self, StoreError> {
-        let get = |name: &str| {
-            spin_sdk::variables::get(name).map_err(|err| {
-                StoreError::Misconfigured(format!(
-                    "the variable `{name}` is not available to this component ({err}); declare \
-                     it in `[component.<id>.variables]`"
-                ))
-            })
-        };
-        let threshold = get("low_stock_threshold")?;
+        let threshold = variable("low_stock_threshold")?;
         Ok(Self {
-            receivers: parse_receivers(&get("order_events_urls")?),
+            receivers: configured_receivers()?,
             low_stock_threshold: threshold.trim().parse().map_err(|_| {
                 StoreError::Misconfigured(format!(
                     "the variable `low_stock_threshold` must be an integer, not {threshold:?}"
@@ -48,6 +40,20 @@ impl OutboxConfig {
             })?,
         })
     }
+}
+
+/// The receivers `order_events_urls` names.
+pub fn configured_receivers() -> Result<Vec<String>, StoreError> {
+    Ok(parse_receivers(&variable("order_events_urls")?))
+}
+
+fn variable(name: &str) -> Result<String, StoreError> {
+    spin_sdk::variables::get(name).map_err(|err| {
+        StoreError::Misconfigured(format!(
+            "the variable `{name}` is not available to this component ({err}); declare it in \
+             `[component.<id>.variables]`"
+        ))
+    })
 }
 
 /// `order_events_urls`: comma-separated, blanks and repeats ignored.
