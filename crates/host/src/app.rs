@@ -30,6 +30,8 @@ pub struct AppOptions {
     pub max_memory_bytes: usize,
     /// Where compiled components are cached (default: Wasmtime's user cache).
     pub cache_dir: Option<PathBuf>,
+    /// Write `/tmp/perf-<pid>.map` so `perf` names the compiled wasm functions.
+    pub perfmap: bool,
 }
 
 /// A component ready to instantiate.
@@ -62,6 +64,7 @@ impl App {
             options.max_instances,
             options.max_memory_bytes,
             options.cache_dir.as_deref(),
+            options.perfmap,
         )?;
         Self::assemble(options, engine, None)
     }

@@ -85,6 +85,10 @@ pub struct UpArgs {
     /// keep-alive connection stays open, in seconds.
     #[arg(long = "header-timeout", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_timeout_secs: u64,
+    /// For profiling: `perfmap` writes `/tmp/perf-<pid>.map`, so `perf report` names the
+    /// compiled wasm functions.
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
     /// The most linear memory one instance may use, in MiB.
     #[arg(long = "max-memory-mib", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_memory_mib: u64,
@@ -116,4 +120,11 @@ impl UpArgs {
     pub fn manifest(&self) -> PathBuf {
         manifest_path(&self.manifest)
     }
+}
+
+/// What `--profile` writes for a profiler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// `/tmp/perf-<pid>.map`, for Linux `perf`.
+    Perfmap,
 }

@@ -14,14 +14,18 @@ const KEEP_RESIDENT_BYTES: usize = 16 << 20;
 const DECOMMIT_BATCH: usize = 32;
 
 /// An engine for at most `max_instances` concurrent requests of at most `max_memory_bytes`
-/// each. Compiled components are cached on disk, so a restart does not recompile: in
+/// each; with `perfmap`, one that tells `perf` the names of the compiled functions. Compiled components are cached on disk, so a restart does not recompile: in
 /// `cache_dir` if given, else where Wasmtime's user configuration says.
 pub fn new_engine(
     max_instances: u32,
     max_memory_bytes: usize,
     cache_dir: Option<&Path>,
+    perfmap: bool,
 ) -> Result<Engine> {
     let mut config = Config::new();
+    if perfmap {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.wasm_component_model(true);
     // Epochs bound how long a request may run inside wasm.
     config.epoch_interruption(true);

@@ -28,6 +28,7 @@ pub fn run(args: &UpArgs) -> Result<()> {
         max_instances: args.max_instances,
         max_memory_bytes: usize::try_from(args.max_memory_mib * 1024 * 1024)?,
         cache_dir: args.cache_dir.clone(),
+        perfmap: args.profile == Some(crate::cli::Profile::Perfmap),
     };
     // Every check of the manifest and the runtime config happens here, before the listener
     // exists; a Redis server is first reached by the first request that uses it, as on Spin.

@@ -1,0 +1,694 @@
+//! The native baseline of `bench/side-by-side.sh`: the app's guarded `GET /product/{id}` and
+//! durable `POST /product/{id}/deduct`, doing the same work per request, written as a Rust
+//! team would without Spin: axum on tokio, rusqlite.
+//!
+//! Per request, as the app: a JWT verified (HS256, issuer, audience, expiry with 60 s of
+//! leeway, subject, the route's scope), the subject's rate-limit counter incremented in a
+//! SQLite file of its own (WAL, `synchronous=NORMAL`, as the host's key-value store), the
+//! work in the main database (WAL, `synchronous=FULL`: durable commits, as the app's), the
+//! answer with its ETag, rate-limit and request-id headers, and one JSON access-log line on
+//! stdout. The deduct is the app's transaction: the idempotency record looked up (a retry is
+//! replayed), the conditional update of what is available (stock less unexpired holds), the
+//! ledger row, the idempotency record written, a few expired ones removed.
+//!
+//! Made as fast as such a service is made: SQLite calls on the runtime's worker threads
+//! (`block_in_place`, no hand-off), prepared statements cached per connection, one writer
+//! connection for the writes SQLite serializes anyway (no busy-waiting), a pool of readers.
+//!
+//! `ADDR` (default 127.0.0.1:3900), `JWT_SECRET` (the app's dev secret by default), `DB`
+//! (a fresh file in the temp dir by default). It seeds products 1 to 1,000 with a stock of
+//! 1,000,000,000.
+
+use std::cell::Cell;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use jwt_simple::prelude::*;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+const DEV_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0123456789";
+const LIMIT: i64 = 1_000_000_000;
+const WINDOW_SECONDS: i64 = 60;
+const READERS: usize = 4;
+const IDEMPOTENCY_RETENTION_SECONDS: i64 = 24 * 60 * 60;
+
+struct App {
+    key: HS256Key,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: Mutex<Connection>,
+    counters: Mutex<Connection>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// An answer, as the app gives it: status, JSON body, extra headers.
+struct Answer {
+    status: StatusCode,
+    body: String,
+    etag: Option<String>,
+    replayed: bool,
+}
+
+impl Answer {
+    fn problem(status: StatusCode, slug: &str, detail: &str, request_id: &str) -> Self {
+        let body = serde_json::json!({
+            "type": format!("https://inventory.example/problems/{slug}"),
+            "title": slug, "status": status.as_u16(), "detail": detail, "request_id": request_id,
+        });
+        Self {
+            status,
+            body: body.to_string(),
+            etag: None,
+            replayed: false,
+        }
+    }
+}
+
+fn open(path: &str, synchronous: &str) -> Connection {
+    let conn = Connection::open(path).expect("open the database");
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={synchronous}; PRAGMA busy_timeout=5000;"
+    ))
+    .expect("pragmas");
+    conn.set_prepared_statement_cache_capacity(32);
+    conn
+}
+
+#[tokio::main]
+async fn main() {
+    let path = std::env::var("DB").unwrap_or_else(|_| {
+        std::env::temp_dir()
+            .join(format!("bench-native-{}.db", std::process::id()))
+            .to_string_lossy()
+            .into_owned()
+    });
+    for suffix in ["", "-wal", "-shm", ".kv", ".kv-wal", ".kv-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    let writer = open(&path, "FULL");
+    writer
+        .execute_batch(
+            "CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT UNIQUE,
+                 name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', price_cents INTEGER NOT NULL,
+                 stock INTEGER NOT NULL CHECK (stock >= 0), category_id INTEGER,
+                 version INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE TABLE stock_movements (id INTEGER PRIMARY KEY AUTOINCREMENT, product_id INTEGER NOT NULL,
+                 delta INTEGER NOT NULL, stock_after INTEGER NOT NULL, reason TEXT NOT NULL, order_id TEXT,
+                 idempotency_key TEXT, at TEXT NOT NULL);
+             CREATE INDEX stock_movements_product ON stock_movements (product_id, id);
+             CREATE TABLE idempotency_keys (subject TEXT NOT NULL, key TEXT NOT NULL,
+                 fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
+                 created_at INTEGER NOT NULL, PRIMARY KEY (subject, key));
+             CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+             CREATE TABLE reservation_lines (reservation_id TEXT NOT NULL, product_id INTEGER NOT NULL,
+                 quantity INTEGER NOT NULL, holds_until INTEGER, committed INTEGER NOT NULL DEFAULT 0,
+                 PRIMARY KEY (reservation_id, product_id));
+             CREATE INDEX reservation_lines_holding ON reservation_lines (product_id, holds_until)
+                 WHERE holds_until IS NOT NULL;",
+        )
+        .expect("schema");
+    let now = rfc3339(now_millis());
+    writer.execute_batch("BEGIN").expect("seed");
+    for i in 1..=1000 {
+        writer
+            .execute(
+                "INSERT INTO products (sku, name, description, price_cents, stock, category_id, created_at, updated_at)
+                 VALUES (?1, ?2, '350 ml', 1250, 1000000000, 3, ?3, ?3)",
+                params![format!("BENCH-{i}"), format!("Bench {i}"), now],
+            )
+            .expect("seed");
+    }
+    writer.execute_batch("COMMIT").expect("seed");
+    let counters = open(&format!("{path}.kv"), "NORMAL");
+    counters
+        .execute_batch(
+            "CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;",
+        )
+        .expect("counters");
+    let app = Arc::new(App {
+        key: HS256Key::from_bytes(
+            std::env::var("JWT_SECRET")
+                .unwrap_or_else(|_| DEV_SECRET.into())
+                .as_bytes(),
+        ),
+        readers: (0..READERS)
+            .map(|_| Mutex::new(open(&path, "FULL")))
+            .collect(),
+        next_reader: AtomicUsize::new(0),
+        writer: Mutex::new(writer),
+        counters: Mutex::new(counters),
+    });
+    let router = Router::new()
+        .route("/product/{id}", get(get_product))
+        .route("/product/{id}/deduct", post(deduct_stock))
+        .with_state(app);
+    let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:3900".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    println!("Serving http://{addr}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .expect("serve");
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The verified subject, if the token is valid and carries `scope`.
+fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    scope: &str,
+) -> Result<String, (StatusCode, &'static str)> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or((StatusCode::UNAUTHORIZED, "unauthorized"))?;
+    let options = VerificationOptions {
+        allowed_issuers: Some(HashSet::from_strings(&["inventory-dev"])),
+        allowed_audiences: Some(HashSet::from_strings(&["inventory"])),
+        time_tolerance: Some(Duration::from_secs(60)),
+        max_token_length: Some(4096),
+        ..Default::default()
+    };
+    let claims = app
+        .key
+        .verify_token::<Claims>(token, Some(options))
+        .map_err(|_| (StatusCode::UNAUTHORIZED, "unauthorized"))?;
+    if claims.expires_at.is_none() {
+        return Err((StatusCode::UNAUTHORIZED, "unauthorized"));
+    }
+    let subject = claims
+        .subject
+        .ok_or((StatusCode::UNAUTHORIZED, "unauthorized"))?;
+    let allowed = claims
+        .custom
+        .scope
+        .as_deref()
+        .is_some_and(|s| s.split(' ').any(|s| s == scope));
+    if !allowed {
+        return Err((StatusCode::FORBIDDEN, "forbidden"));
+    }
+    Ok(subject)
+}
+
+/// The subject's count in this window, after this request: (remaining, seconds to reset).
+fn count(app: &App, subject: &str) -> (i64, i64) {
+    let now = now_millis() / 1000;
+    let window = now / WINDOW_SECONDS;
+    let key = format!("rl:{subject}:{window}");
+    let counters = lock(&app.counters);
+    let count: i64 = counters
+        .prepare_cached(
+            "INSERT INTO kv (key, value) VALUES (?1, 1)
+             ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
+        )
+        .and_then(|mut s| s.query_row(params![key], |r| r.get(0)))
+        .unwrap_or(LIMIT);
+    (LIMIT - count, WINDOW_SECONDS - now % WINDOW_SECONDS)
+}
+
+#[derive(Serialize)]
+struct ProductView {
+    id: i64,
+    sku: Option<String>,
+    name: String,
+    description: String,
+    price: serde_json::Number,
+    stock: i64,
+    reserved: i64,
+    available: i64,
+    category_id: Option<i64>,
+    version: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+/// `reserved`: the units of unexpired holds of the product.
+const RESERVED: &str = "(SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
+    WHERE l.product_id = products.id AND l.holds_until > ?2)";
+
+async fn get_product(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request_id();
+    let path = format!("/product/{id}");
+    let (answer, subject, rate) = tokio::task::block_in_place(|| {
+        let subject = match authenticate(&app, &headers, "inventory:read") {
+            Ok(subject) => subject,
+            Err((status, slug)) => {
+                return (
+                    Answer::problem(
+                        status,
+                        slug,
+                        "a valid bearer token is required",
+                        &request_id,
+                    ),
+                    None,
+                    None,
+                )
+            }
+        };
+        let rate = count(&app, &subject);
+        let Ok(id) = id.parse::<i64>() else {
+            let answer = Answer::problem(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "`id` must be a positive integer",
+                &request_id,
+            );
+            return (answer, Some(subject), Some(rate));
+        };
+        let reader = app.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+        let conn = lock(&app.readers[reader]);
+        let product = conn
+            .prepare_cached(&format!(
+                "SELECT id, sku, name, description, price_cents, stock, {RESERVED}, category_id,
+                        version, created_at, updated_at FROM products WHERE id = ?1"
+            ))
+            .and_then(|mut s| {
+                s.query_row(params![id, now_millis()], |r| {
+                    let (stock, reserved): (i64, i64) = (r.get(5)?, r.get(6)?);
+                    Ok(ProductView {
+                        id: r.get(0)?,
+                        sku: r.get(1)?,
+                        name: r.get(2)?,
+                        description: r.get(3)?,
+                        price: price(r.get(4)?),
+                        stock,
+                        reserved,
+                        available: (stock - reserved).max(0),
+                        category_id: r.get(7)?,
+                        version: r.get(8)?,
+                        created_at: r.get(9)?,
+                        updated_at: r.get(10)?,
+                    })
+                })
+                .optional()
+            });
+        let answer = match product {
+            Ok(Some(p)) => Answer {
+                status: StatusCode::OK,
+                etag: Some(match p.reserved {
+                    0 => format!("\"{}\"", p.version),
+                    r => format!("\"{}-{r}\"", p.version),
+                }),
+                body: serde_json::to_string(&p).unwrap_or_default(),
+                replayed: false,
+            },
+            Ok(None) => Answer::problem(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                &format!("no product with id {id}"),
+                &request_id,
+            ),
+            Err(_) => Answer::problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an unexpected error occurred",
+                &request_id,
+            ),
+        };
+        (answer, Some(subject), Some(rate))
+    });
+    respond(
+        answer,
+        "GET",
+        &path,
+        client,
+        subject.as_deref(),
+        rate,
+        &request_id,
+        started,
+    )
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct DeductBody {
+    quantity: i64,
+    order_id: String,
+}
+
+async fn deduct_stock(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request_id();
+    let path = format!("/product/{id}/deduct");
+    let (answer, subject, rate) = tokio::task::block_in_place(|| {
+        let subject = match authenticate(&app, &headers, "stock:deduct") {
+            Ok(subject) => subject,
+            Err((status, slug)) => {
+                return (
+                    Answer::problem(
+                        status,
+                        slug,
+                        "a valid bearer token is required",
+                        &request_id,
+                    ),
+                    None,
+                    None,
+                )
+            }
+        };
+        let rate = count(&app, &subject);
+        let answer = deduct(&app, &subject, &id, &headers, &body, &path, &request_id);
+        (answer, Some(subject), Some(rate))
+    });
+    respond(
+        answer,
+        "POST",
+        &path,
+        client,
+        subject.as_deref(),
+        rate,
+        &request_id,
+        started,
+    )
+}
+
+fn deduct(
+    app: &App,
+    subject: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    path: &str,
+    request_id: &str,
+) -> Answer {
+    let invalid = |detail: &str| {
+        Answer::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            detail,
+            request_id,
+        )
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return invalid("`id` must be a positive integer");
+    };
+    let Some(key) = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+    else {
+        return invalid(
+            "an Idempotency-Key header (1 to 255 visible ASCII characters) is required",
+        );
+    };
+    let request: DeductBody = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(e) => return invalid(&format!("the body is not a deduct: {e}")),
+    };
+    if !(1..=1_000_000_000).contains(&request.quantity)
+        || !(1..=100).contains(&request.order_id.len())
+    {
+        return Answer::problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation",
+            "1 field(s) are invalid",
+            request_id,
+        );
+    }
+    // What a retry must repeat: the method, the path and the body, canonically.
+    let canonical = serde_json::to_string(&serde_json::to_value(&request).unwrap_or_default())
+        .unwrap_or_default();
+    let fingerprint = hex(&hmac_sha256::Hash::hash(
+        format!("POST {path}\n{canonical}").as_bytes(),
+    ));
+    let now = now_millis();
+    let mut conn = lock(&app.writer);
+    let result = (|| -> rusqlite::Result<Answer> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let stored: Option<(String, u16, String)> = tx
+            .prepare_cached("SELECT fingerprint, status, body FROM idempotency_keys WHERE subject = ?1 AND key = ?2")?
+            .query_row(params![subject, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((stored_fingerprint, status, body)) = stored {
+            if stored_fingerprint != fingerprint {
+                return Ok(Answer::problem(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency-conflict",
+                    "this Idempotency-Key was used for a different request",
+                    request_id,
+                ));
+            }
+            return Ok(Answer {
+                status: StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body,
+                etag: None,
+                replayed: true,
+            });
+        }
+        let updated: Option<(i64, i64)> = tx
+            .prepare_cached(&format!(
+                "UPDATE products SET stock = stock - ?1, version = version + 1, updated_at = ?4
+                 WHERE id = ?3 AND stock - {RESERVED} >= ?1 RETURNING stock, {RESERVED}"
+            ))?
+            .query_row(params![request.quantity, now, id, rfc3339(now)], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let (status, body) = match updated {
+            Some((stock, reserved)) => {
+                tx.prepare_cached(
+                    "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, idempotency_key, at)
+                     VALUES (?1, ?2, ?3, 'deducted', ?4, ?5, ?6)",
+                )?
+                .execute(params![id, -request.quantity, stock, request.order_id, key, rfc3339(now)])?;
+                let body = serde_json::json!({"product_id": id, "stock": stock, "reserved": reserved,
+                    "available": (stock - reserved).max(0), "deducted": request.quantity, "order_id": request.order_id});
+                (StatusCode::OK, body.to_string())
+            }
+            None => {
+                let available: Option<i64> = tx
+                    .prepare_cached(&format!(
+                        "SELECT stock - {} FROM products WHERE id = ?1",
+                        RESERVED
+                    ))?
+                    .query_row(params![id, now], |r| r.get(0))
+                    .optional()?;
+                match available {
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        Answer::problem(
+                            StatusCode::NOT_FOUND,
+                            "not-found",
+                            &format!("no product with id {id}"),
+                            request_id,
+                        )
+                        .body,
+                    ),
+                    Some(available) => {
+                        let mut problem: serde_json::Value = serde_json::from_str(
+                            &Answer::problem(
+                                StatusCode::CONFLICT,
+                                "insufficient-stock",
+                                "nothing was changed",
+                                request_id,
+                            )
+                            .body,
+                        )
+                        .unwrap_or_default();
+                        problem["requested"] = request.quantity.into();
+                        problem["available"] = available.max(0).into();
+                        (StatusCode::CONFLICT, problem.to_string())
+                    }
+                }
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            subject,
+            key,
+            fingerprint,
+            status.as_u16(),
+            body,
+            now / 1000
+        ])?;
+        tx.prepare_cached(
+            "DELETE FROM idempotency_keys WHERE rowid IN
+             (SELECT rowid FROM idempotency_keys WHERE created_at < ?1 LIMIT 2)",
+        )?
+        .execute(params![now / 1000 - IDEMPOTENCY_RETENTION_SECONDS])?;
+        tx.commit()?;
+        Ok(Answer {
+            status,
+            body,
+            etag: None,
+            replayed: false,
+        })
+    })();
+    result.unwrap_or_else(|_| {
+        Answer::problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred",
+            request_id,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    answer: Answer,
+    method: &str,
+    path: &str,
+    client: SocketAddr,
+    subject: Option<&str>,
+    rate: Option<(i64, i64)>,
+    request_id: &str,
+    started: Instant,
+) -> Response {
+    let status = answer.status;
+    let mut response = (status, answer.body).into_response();
+    let headers = response.headers_mut();
+    let content_type = if status.is_success() {
+        "application/json"
+    } else {
+        "application/problem+json"
+    };
+    headers.insert("content-type", HeaderValue::from_static(content_type));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", id);
+    }
+    if let Some(etag) = answer.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert("etag", etag);
+    }
+    if answer.replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Some((remaining, reset)) = rate {
+        if let Ok(policy) =
+            HeaderValue::from_str(&format!("\"default\";q={LIMIT};w={WINDOW_SECONDS}"))
+        {
+            headers.insert("ratelimit-policy", policy);
+        }
+        if let Ok(limit) =
+            HeaderValue::from_str(&format!("\"default\";r={};t={reset}", remaining.max(0)))
+        {
+            headers.insert("ratelimit", limit);
+        }
+    }
+    let line = serde_json::json!({
+        "ts": rfc3339(now_millis()), "request_id": request_id, "ip": client.ip().to_string(),
+        "method": method, "path": path, "status": status.as_u16(),
+        "duration_ms": (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        "sub": subject, "component": "native",
+    });
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    response
+}
+
+/// Cents as the JSON number clients see: `1250` is `12.5`.
+fn price(cents: i64) -> serde_json::Number {
+    let text = match cents % 100 {
+        0 => format!("{}", cents / 100),
+        c if c % 10 == 0 => format!("{}.{}", cents / 100, c / 10),
+        c => format!("{}.{c:02}", cents / 100),
+    };
+    text.parse().unwrap_or_else(|_| serde_json::Number::from(0))
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `2026-12-01T23:17:44.123Z`.
+fn rfc3339(millis: i64) -> String {
+    let (days, ms) = (millis.div_euclid(86_400_000), millis.rem_euclid(86_400_000));
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+/// 16 random bytes in hex, from a per-thread generator seeded by the OS.
+fn request_id() -> String {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let mut seed = [0u8; 8];
+            let _ = getrandom::fill(&mut seed);
+            u64::from_le_bytes(seed) | 1
+        });
+    }
+    let next = || {
+        STATE.with(|s| {
+            // xorshift64*
+            let mut x = s.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            s.set(x);
+            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        })
+    };
+    format!("{:016x}{:016x}", next(), next())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_and_prices_are_written_as_the_app_writes_them() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_796_168_264_123), "2026-12-01T23:37:44.123Z");
+        assert_eq!(price(1250).to_string(), "12.5");
+        assert_eq!(price(1205).to_string(), "12.05");
+        assert_eq!(price(1200).to_string(), "12");
+    }
+}

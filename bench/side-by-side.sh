@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The host serving the app, side by side with the same service written natively
+# (bench/native: axum + rusqlite doing the same work per request), on this machine, in one
+# run: wrk rounds alternate between the two, so both see the same noise.
+#
+#   bench/side-by-side.sh [DURATION_SECONDS] [ROUNDS]
+#
+# Two loads, each ROUNDS (default 3) times per side, DURATION (default 8) seconds a round:
+#   read    guarded GET /product/42, 32 connections (token, rate-limit counter, read, log line)
+#   deduct  POST /product/42/deduct with a fresh Idempotency-Key each, 64 connections (the
+#           durable write transaction: synchronous=FULL on both sides)
+# Prints every round, then the medians and host/native. Both sides get 1,000 products with
+# a stock of 1,000,000,000 and a rate limit that counts but never refuses; wrk -t2 shares the
+# cores with the server, as in every figure of the README.
+#
+# HOST=path measures another build of the host on the same wasm; BEFORE=path adds a third
+# side, another build (the commit before a change), to every round: an A/B in the same run.
+# ONLY=read or ONLY=deduct runs one load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${1:-8}
+ROUNDS=${2:-3}
+ONLY=${ONLY:-read,deduct}
+HOST_PORT=${HOST_PORT:-3931}
+NATIVE_PORT=${NATIVE_PORT:-3932}
+BEFORE_PORT=${BEFORE_PORT:-3933}
+
+command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+if [[ -z ${HOST:-} ]]; then
+  cargo build --release -p inventory-host --quiet
+  HOST=./target/release/inventory-host
+fi
+cargo build --release -p inventory-dev-token --quiet
+cargo build --release --quiet --manifest-path bench/native/Cargo.toml --target-dir target/bench-native
+"$HOST" build >/dev/null
+
+state=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$state"' EXIT
+serve_host() { # BINARY PORT NAME
+  "$1" up --listen "127.0.0.1:$2" --state-dir "$state/$3" \
+    --variable rate_limit_requests=1000000000 >"$state/$3.log" 2>&1 &
+  pids+=($!)
+}
+serve_host "$HOST" "$HOST_PORT" host
+ports=("$HOST_PORT" "$NATIVE_PORT")
+all_sides="host native"
+if [[ -n ${BEFORE:-} ]]; then
+  serve_host "$BEFORE" "$BEFORE_PORT" before
+  ports+=("$BEFORE_PORT")
+  all_sides="host native before"
+fi
+ADDR="127.0.0.1:$NATIVE_PORT" DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
+pids+=($!)
+for port in "${ports[@]}"; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
+
+token=$(./target/release/inventory-dev-token --sub bench)
+auth="Authorization: Bearer $token"
+# The hosts' products, as the native side seeds its own: ids 1 to 1,000.
+for port in "${ports[@]}"; do
+  [[ $port == "$NATIVE_PORT" ]] && continue
+  seq 1 1000 | xargs -P 4 -I{} curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/product" \
+    -H "$auth" -H 'content-type: application/json' \
+    -d '{"name": "Bench {}", "description": "350 ml", "price": 12.5, "stock": 1000000000, "category_id": 3, "sku": "BENCH-{}"}'
+done
+for port in "${ports[@]}"; do
+  curl -fs -o /dev/null "http://127.0.0.1:$port/product/1000" -H "$auth" || { echo "port $port has no product 1000" >&2; exit 1; }
+done
+
+cat >"$state/deduct.lua" <<'LUA'
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  local headers = { ["Content-Type"] = "application/json" }
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Idempotency-Key"] = "side-" .. os.time() .. "-" .. tid .. "-" .. n
+  return wrk.format("POST", "/product/42/deduct", headers, '{"quantity": 1, "order_id": "bench"}')
+end
+LUA
+
+# One round: prints "req/s p50_ms p99_ms"; any answer that is not 2xx fails the run.
+round() {
+  local connections=$1; shift
+  wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | awk '
+    /Requests\/sec/ { rps = $2 }
+    /Non-2xx/ { bad = $NF }
+    /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    END { if (bad > 0) { print "error: " bad " responses were not 2xx" > "/dev/stderr"; exit 1 }
+          printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+}
+
+load() {
+  local name=$1 port=$2
+  case $name in
+    read) round 32 -H "$auth" "http://127.0.0.1:$port/product/42" ;;
+    deduct) round 64 -H "$auth" -s "$state/deduct.lua" "http://127.0.0.1:$port" ;;
+  esac
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+echo "wrk -t2, ${DURATION}s rounds, $ROUNDS rounds a side, alternating; host: $HOST${BEFORE:+, before: $BEFORE}"
+port_of() { case $1 in host) echo "$HOST_PORT" ;; native) echo "$NATIVE_PORT" ;; before) echo "$BEFORE_PORT" ;; esac; }
+for name in ${ONLY//,/ }; do
+  for side in $all_sides; do : >"$state/$name.$side"; done
+  for r in $(seq "$ROUNDS"); do
+    # Rotate who goes first, so no side always runs on a warmer (or hotter) machine.
+    read -ra sides <<<"$all_sides"
+    shift_by=$(( (r - 1) % ${#sides[@]} ))
+    sides=("${sides[@]:shift_by}" "${sides[@]:0:shift_by}")
+    for side in "${sides[@]}"; do
+      result=$(load "$name" "$(port_of "$side")")
+      echo "$result" >>"$state/$name.$side"
+      printf '%-7s round %d  %-7s %6s req/s  p50 %s ms  p99 %s ms\n' "$name" "$r" "$side" $result
+    done
+  done
+  n=$(cut -d' ' -f1 "$state/$name.native" | median)
+  for side in $all_sides; do
+    m=$(cut -d' ' -f1 "$state/$name.$side" | median)
+    printf '%-7s median  %-7s %6s req/s  p99 %s ms  /native %.2fx\n' "$name" "$side" "$m" \
+      "$(cut -d' ' -f3 "$state/$name.$side" | median)" "$(echo "$m / $n" | bc -l)"
+  done
+done
