@@ -9,6 +9,11 @@ pub type KvResult<T> = Result<T, KvError>;
 
 /// One store (a label), already bound to where its data lives.
 pub trait Backend: Send + Sync {
+    /// Whether calls answer in microseconds on the calling thread (a local file), so they
+    /// may run where they are, with no hand-off to the blocking pool.
+    fn is_local(&self) -> bool {
+        false
+    }
     fn get(&self, key: &str) -> KvResult<Option<Vec<u8>>>;
     fn set(&self, key: &str, value: &[u8]) -> KvResult<()>;
     /// Deleting an absent key is not an error.

@@ -4,8 +4,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::fermyon::spin::key_value::{self as v2, Error};
 use super::InstanceState;
-use super::{KvError, Store};
-use crate::blocking::blocking;
+use super::{call, KvError, Store};
 
 super::error_from_kv!(Error);
 
@@ -23,6 +22,6 @@ impl v2::HostStore for InstanceState {
         this: Resource<Store>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         let store = self.backend(&this)?;
-        Ok(blocking(move || store.keys()).await?.map_err(Into::into))
+        Ok(call(store, |s| s.keys()).await?.map_err(Into::into))
     }
 }

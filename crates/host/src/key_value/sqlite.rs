@@ -63,6 +63,10 @@ impl SqliteKeyValue {
             )",
         )
         .with_context(|| format!("cannot create the key-value table in {name}"))?;
+        // From here on a statement that finds the write lock held by another process
+        // returns at once (`KvError::Busy`), and the caller waits without holding an async
+        // worker (`key_value::call`).
+        conn.busy_handler(None)?;
         Ok(Arc::new(Self {
             conn: Mutex::new(conn),
         }))
@@ -84,6 +88,10 @@ impl SqliteKeyValue {
 }
 
 impl Backend for SqliteStore {
+    fn is_local(&self) -> bool {
+        true
+    }
+
     fn get(&self, key: &str) -> KvResult<Option<Vec<u8>>> {
         let conn = self.file.conn()?;
         read(&conn, &self.label, key).map_err(sql_error)
@@ -176,7 +184,12 @@ fn write(
 }
 
 fn sql_error(err: rusqlite::Error) -> KvError {
-    KvError::Other(format!("key-value store: {err}"))
+    match err.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            KvError::Busy
+        }
+        _ => KvError::Other(format!("key-value store: {err}")),
+    }
 }
 
 #[cfg(test)]
@@ -220,7 +233,9 @@ mod tests {
             for s in &stores {
                 scope.spawn(move || {
                     for _ in 0..200 {
-                        s.increment("n", 1).unwrap();
+                        // The other connection may hold the write lock: wait, as the host
+                        // does (`key_value::waiting`).
+                        crate::key_value::waiting(|| s.increment("n", 1)).unwrap();
                     }
                 });
             }

@@ -5,8 +5,7 @@ use wasmtime::component::Resource;
 
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
 use super::InstanceState;
-use super::{Cas, KvError, Store};
-use crate::blocking::blocking;
+use super::{call, Cas, KvError, Store};
 
 use store::Error;
 
@@ -31,7 +30,7 @@ impl store::HostBucket for InstanceState {
         _cursor: Option<String>,
     ) -> wasmtime::Result<Result<store::KeyResponse, Error>> {
         let store = self.backend(&this)?;
-        Ok(blocking(move || store.keys())
+        Ok(call(store, |s| s.keys())
             .await?
             .map(|keys| store::KeyResponse { keys, cursor: None })
             .map_err(Into::into))
@@ -46,7 +45,7 @@ impl atomics::Host for InstanceState {
         delta: i64,
     ) -> wasmtime::Result<Result<i64, Error>> {
         let store = self.backend(&bucket)?;
-        Ok(blocking(move || store.increment(&key, delta))
+        Ok(call(store, move |s| s.increment(&key, delta))
             .await?
             .map_err(Into::into))
     }
@@ -93,9 +92,9 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, Error>> {
         let store = self.backend(&bucket)?;
-        let values = blocking(move || {
-            keys.into_iter()
-                .map(|key| store.get(&key).map(|value| (key, value)))
+        let values = call(store, move |s| {
+            keys.iter()
+                .map(|key| s.get(key).map(|value| (key.clone(), value)))
                 .collect::<Result<_, _>>()
         })
         .await?;
@@ -108,10 +107,10 @@ impl batch::Host for InstanceState {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let store = self.backend(&bucket)?;
-        let done = blocking(move || {
+        let done = call(store, move |s| {
             key_values
                 .iter()
-                .try_for_each(|(key, value)| store.set(key, value))
+                .try_for_each(|(key, value)| s.set(key, value))
         })
         .await?;
         Ok(done.map_err(Into::into))
@@ -123,7 +122,10 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let store = self.backend(&bucket)?;
-        let done = blocking(move || keys.iter().try_for_each(|key| store.delete(key))).await?;
+        let done = call(store, move |s| {
+            keys.iter().try_for_each(|key| s.delete(key))
+        })
+        .await?;
         Ok(done.map_err(Into::into))
     }
 }

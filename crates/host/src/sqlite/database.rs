@@ -109,16 +109,24 @@ impl Database {
     }
 
     fn checkout(self: &Arc<Self>) -> Result<Connection> {
-        let pooled = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => self.connect()?,
-        };
-        Ok(Connection {
+        match self.pooled() {
+            Some(conn) => Ok(conn),
+            None => Ok(self.wrap(self.connect()?)),
+        }
+    }
+
+    /// An idle connection, if the pool has one: no file is opened, so this never blocks.
+    pub fn pooled(self: &Arc<Self>) -> Option<Connection> {
+        let conn = self.idle.lock().ok().and_then(|mut idle| idle.pop())?;
+        Some(self.wrap(conn))
+    }
+
+    fn wrap(self: &Arc<Self>, conn: rusqlite::Connection) -> Connection {
+        Connection {
             conn: Some(conn),
             db: Arc::clone(self),
             write_turn: None,
-        })
+        }
     }
 
     fn put_back(&self, conn: rusqlite::Connection) {

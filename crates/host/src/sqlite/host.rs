@@ -126,7 +126,13 @@ impl InstanceState {
             Ok(db) => db,
             Err(refused) => return Ok(Err(refused.into())),
         };
-        match blocking(move || db.connection()).await? {
+        // A pooled connection is taken in place; opening a new one (a file) is blocking
+        // work, done on the blocking pool.
+        let conn = match db.pooled() {
+            Some(conn) => Ok(conn),
+            None => blocking(move || db.connection()).await?,
+        };
+        match conn {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(err) => Ok(Err(err)),
         }
