@@ -252,13 +252,20 @@ fn the_order_service_drops_duplicate_stale_and_forged_events() {
         (known["stock"].clone(), known["version"].clone()),
         (json!(50), json!(5))
     );
-    let outcomes: Vec<String> = orders
-        .stdout()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|l| l["outcome"].as_str().map(str::to_owned))
-        .collect();
-    assert_eq!(outcomes, ["applied", "duplicate", "stale"]);
+    // The host writes guests' output out in batches (every 10 ms): wait for the lines.
+    let outcomes = || -> Vec<String> {
+        orders
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|l| l["outcome"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while outcomes().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(outcomes(), ["applied", "duplicate", "stale"]);
     let forger =
         standardwebhooks::Webhook::new("whsec_Zm9yZ2VkLWtleS1mb3JnZWQta2V5LWZvcmdlZC1rZXk=")
             .unwrap();

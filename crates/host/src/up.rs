@@ -74,7 +74,9 @@ pub fn run(args: &UpArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr()?;
         print_routes(&live.get(), addr);
-        server::serve(live, listener, serve, shutdown_signal()).await
+        let served = server::serve(live, listener, serve, shutdown_signal()).await;
+        crate::wasi::flush_guest_stdout();
+        served
     })
 }
 
