@@ -12,6 +12,7 @@
 # RUNS (default 3) runs; the median.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 LOAD=${1:-6}
 CONNECTIONS=${2:-32}
@@ -20,7 +21,7 @@ PORT=${PORT:-3927}
 RECEIVER_PORT=${RECEIVER_PORT:-3928}
 DELAY=${RECEIVER_DELAY:-0.02}
 
-command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+need_wrk
 cargo build --release -p inventory-host -p inventory-dev-token --quiet
 HOST=./target/release/inventory-host
 "$HOST" build >/dev/null

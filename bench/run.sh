@@ -20,6 +20,7 @@
 # reference figures (wrk -t2 -c32 on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 DURATION=${1:-10}
 CONNECTIONS=${2:-32}
@@ -33,7 +34,7 @@ PORT=${PORT:-3917}
 RECEIVER_PORT=${RECEIVER_PORT:-3918}
 REDIS_PORT=${REDIS_PORT:-3919}
 
-command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+need_wrk
 
 # HOST=path benchmarks another build of the host (an A/B of one change) on the same wasm.
 if [[ -z ${HOST:-} ]]; then
@@ -86,29 +87,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name": "Load mug", "description": "350 ml", "price": 12.5, "stock": 40, "category_id": 3}'
 LUA
 
-# A deduct of 1 with a key no other request uses; PRODUCTS=1 is the hot product.
-cat >"$state/deduct.lua" <<'LUA'
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  products = tonumber(args[1])
-  n = 0
-  math.randomseed(tid * 7919 + os.time())
-end
-function request()
-  n = n + 1
-  local id = 42
-  if products > 1 then id = math.random(1, products) end
-  -- wrk.format takes these headers instead of wrk.headers (-H), so copy those in.
-  local headers = { ["Content-Type"] = "application/json" }
-  for name, value in pairs(wrk.headers) do headers[name] = value end
-  headers["Idempotency-Key"] = "bench-" .. os.time() .. "-" .. tid .. "-" .. n
-  return wrk.format("POST", "/product/" .. id .. "/deduct", headers, '{"quantity": 1, "order_id": "bench"}')
-end
-LUA
+write_deduct_lua "$state/deduct.lua"
 
 # A checkout on the hot product: a hold of 1 (POST /reservations), then its commit; each
 # connection commits the holds its thread made, so every request is one half of a pair.
@@ -144,16 +123,8 @@ LUA
 
 # One wrk run: prints "req/s p50_ms p99_ms".
 run_wrk() {
-  wrk -t2 -c"${WRK_CONNECTIONS:-$CONNECTIONS}" -d"${DURATION}s" --latency "$@" | awk '
-    /Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { bad = $NF }
-    /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    END { if (bad > 0) { print "error: " bad " responses were not 2xx/3xx" > "/dev/stderr"; exit 1 }
-          printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+  wrk -t2 -c"${WRK_CONNECTIONS:-$CONNECTIONS}" -d"${DURATION}s" --latency "$@" | wrk_figures
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 bench() {
   local name=$1; shift

@@ -18,6 +18,7 @@
 # ONLY=read or ONLY=deduct runs one load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 
 DURATION=${1:-8}
 ROUNDS=${2:-3}
@@ -26,7 +27,7 @@ HOST_PORT=${HOST_PORT:-3931}
 NATIVE_PORT=${NATIVE_PORT:-3932}
 BEFORE_PORT=${BEFORE_PORT:-3933}
 
-command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; }
+need_wrk
 if [[ -z ${HOST:-} ]]; then
   cargo build --release -p inventory-host --quiet
   HOST=./target/release/inventory-host
@@ -70,45 +71,21 @@ for port in "${ports[@]}"; do
   curl -fs -o /dev/null "http://127.0.0.1:$port/product/1000" -H "$auth" || { echo "port $port has no product 1000" >&2; exit 1; }
 done
 
-cat >"$state/deduct.lua" <<'LUA'
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  n = 0
-end
-function request()
-  n = n + 1
-  local headers = { ["Content-Type"] = "application/json" }
-  for name, value in pairs(wrk.headers) do headers[name] = value end
-  headers["Idempotency-Key"] = "side-" .. os.time() .. "-" .. tid .. "-" .. n
-  return wrk.format("POST", "/product/42/deduct", headers, '{"quantity": 1, "order_id": "bench"}')
-end
-LUA
+write_deduct_lua "$state/deduct.lua"
 
 # One round: prints "req/s p50_ms p99_ms"; any answer that is not 2xx fails the run.
 round() {
   local connections=$1; shift
-  wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | awk '
-    /Requests\/sec/ { rps = $2 }
-    /Non-2xx/ { bad = $NF }
-    /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
-    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-    END { if (bad > 0) { print "error: " bad " responses were not 2xx" > "/dev/stderr"; exit 1 }
-          printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+  wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | wrk_figures
 }
 
 load() {
   local name=$1 port=$2
   case $name in
     read) round 32 -H "$auth" "http://127.0.0.1:$port/product/42" ;;
-    deduct) round 64 -H "$auth" -s "$state/deduct.lua" "http://127.0.0.1:$port" ;;
+    deduct) round 64 -H "$auth" -s "$state/deduct.lua" "http://127.0.0.1:$port" -- 1 ;;
   esac
 }
-
-median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "wrk -t2, ${DURATION}s rounds, $ROUNDS rounds a side, alternating; host: $HOST${BEFORE:+, before: $BEFORE}"
 port_of() { case $1 in host) echo "$HOST_PORT" ;; native) echo "$NATIVE_PORT" ;; before) echo "$BEFORE_PORT" ;; esac; }

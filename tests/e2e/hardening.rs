@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::app::{manifest, spawn_app_with, TestApp};
-use crate::host::misbehave_manifest;
+use crate::host::full_host;
 
 fn connect(app: &TestApp) -> TcpStream {
     let stream = TcpStream::connect(&app.addr).unwrap();
@@ -103,29 +103,7 @@ fn a_request_head_over_32_kib_is_refused_with_431() {
 
 #[test]
 fn a_request_that_cannot_get_an_instance_in_time_is_answered_503_with_retry_after() {
-    let app = spawn_app_with(
-        &misbehave_manifest(),
-        &[
-            "--max-instances",
-            "1",
-            "--queue-timeout",
-            "1",
-            "--request-timeout",
-            "4",
-        ],
-    );
-    // `/spin` holds the only instance until its timeout.
-    let addr = app.addr.clone();
-    let busy = std::thread::spawn(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let (app, busy) = full_host(&[]);
     let started = Instant::now();
     let response = app.request("GET", "/ok", &[("x-request-id", "queued-1")], None);
     let waited = started.elapsed();

@@ -247,6 +247,35 @@ fn a_memory_limit_below_the_component_minimum_is_an_error_before_binding() {
     );
 }
 
+/// The misbehaving app with one instance (`--max-instances 1`, `--queue-timeout 1`), and
+/// `extra` arguments, after a `GET /spin` has taken that instance until the request times
+/// out (4 s): the thread answers that request's raw response.
+pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let mut args = vec![
+        "--max-instances",
+        "1",
+        "--queue-timeout",
+        "1",
+        "--request-timeout",
+        "4",
+    ];
+    args.extend_from_slice(extra);
+    let app = crate::app::spawn_app_with(&misbehave_manifest(), &args);
+    let addr = app.addr.clone();
+    let busy = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    (app, busy)
+}
+
 pub fn misbehave_manifest() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     let manifest = repo_root().join("tests/fixtures/misbehave/spin.toml");

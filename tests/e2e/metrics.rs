@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
-use crate::host::misbehave_manifest;
+use crate::host::full_host;
 use crate::receiver::Receiver;
 use crate::reservations::held;
 
@@ -180,30 +180,7 @@ fn the_hosts_metrics_parse_and_count_requests_by_component_method_and_status() {
 
 #[test]
 fn the_hosts_metrics_show_instances_in_use_waits_and_the_503s_of_a_full_host() {
-    let app = spawn_app_with(
-        &misbehave_manifest(),
-        &[
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--max-instances",
-            "1",
-            "--queue-timeout",
-            "1",
-            "--request-timeout",
-            "4",
-        ],
-    );
-    // `/spin` holds the only instance until its timeout.
-    let addr = app.addr.clone();
-    let busy = std::thread::spawn(move || {
-        let mut stream = TcpStream::connect(addr).unwrap();
-        stream
-            .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let (app, busy) = full_host(&["--metrics-listen", "127.0.0.1:0"]);
     let during = scrape_host(&app);
     assert_eq!(
         during.value("inventory_host_instances_in_use", &[("source", "client")]),

@@ -256,91 +256,117 @@ async fn get_product(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let started = Instant::now();
-    let request_id = request_id();
     let path = format!("/product/{id}");
-    let (answer, subject, rate) = tokio::task::block_in_place(|| {
-        let subject = match authenticate(&app, &headers, "inventory:read") {
-            Ok(subject) => subject,
-            Err((status, slug)) => {
-                return (
-                    Answer::problem(
-                        status,
-                        slug,
-                        "a valid bearer token is required",
-                        &request_id,
-                    ),
-                    None,
-                    None,
-                )
-            }
-        };
-        let rate = count(&app, &subject);
-        let Ok(id) = id.parse::<i64>() else {
-            let answer = Answer::problem(
-                StatusCode::BAD_REQUEST,
-                "invalid-request",
-                "`id` must be a positive integer",
-                &request_id,
-            );
-            return (answer, Some(subject), Some(rate));
-        };
-        let reader = app.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
-        let conn = lock(&app.readers[reader]);
-        let product = conn
-            .prepare_cached(&format!(
-                "SELECT id, sku, name, description, price_cents, stock, {RESERVED}, category_id,
-                        version, created_at, updated_at FROM products WHERE id = ?1"
-            ))
-            .and_then(|mut s| {
-                s.query_row(params![id, now_millis()], |r| {
-                    let (stock, reserved): (i64, i64) = (r.get(5)?, r.get(6)?);
-                    Ok(ProductView {
-                        id: r.get(0)?,
-                        sku: r.get(1)?,
-                        name: r.get(2)?,
-                        description: r.get(3)?,
-                        price: price(r.get(4)?),
-                        stock,
-                        reserved,
-                        available: (stock - reserved).max(0),
-                        category_id: r.get(7)?,
-                        version: r.get(8)?,
-                        created_at: r.get(9)?,
-                        updated_at: r.get(10)?,
-                    })
-                })
-                .optional()
-            });
-        let answer = match product {
-            Ok(Some(p)) => Answer {
-                status: StatusCode::OK,
-                etag: Some(match p.reserved {
-                    0 => format!("\"{}\"", p.version),
-                    r => format!("\"{}-{r}\"", p.version),
-                }),
-                body: serde_json::to_string(&p).unwrap_or_default(),
-                replayed: false,
-            },
-            Ok(None) => Answer::problem(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                &format!("no product with id {id}"),
-                &request_id,
-            ),
-            Err(_) => Answer::problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "an unexpected error occurred",
-                &request_id,
-            ),
-        };
-        (answer, Some(subject), Some(rate))
-    });
-    respond(
-        answer,
+    guarded(
+        &app,
+        client,
+        &headers,
         "GET",
         &path,
+        "inventory:read",
+        |_, request_id| read_product(&app, &id, request_id),
+    )
+}
+
+/// The product `id` as the app answers it, with its ETag.
+fn read_product(app: &App, id: &str, request_id: &str) -> Answer {
+    let Ok(id) = id.parse::<i64>() else {
+        return Answer::problem(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "`id` must be a positive integer",
+            request_id,
+        );
+    };
+    let reader = app.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
+    let conn = lock(&app.readers[reader]);
+    let product = conn
+        .prepare_cached(&format!(
+            "SELECT id, sku, name, description, price_cents, stock, {RESERVED}, category_id,
+                    version, created_at, updated_at FROM products WHERE id = ?1"
+        ))
+        .and_then(|mut s| {
+            s.query_row(params![id, now_millis()], |r| {
+                let (stock, reserved): (i64, i64) = (r.get(5)?, r.get(6)?);
+                Ok(ProductView {
+                    id: r.get(0)?,
+                    sku: r.get(1)?,
+                    name: r.get(2)?,
+                    description: r.get(3)?,
+                    price: price(r.get(4)?),
+                    stock,
+                    reserved,
+                    available: (stock - reserved).max(0),
+                    category_id: r.get(7)?,
+                    version: r.get(8)?,
+                    created_at: r.get(9)?,
+                    updated_at: r.get(10)?,
+                })
+            })
+            .optional()
+        });
+    let answer = match product {
+        Ok(Some(p)) => Answer {
+            status: StatusCode::OK,
+            etag: Some(match p.reserved {
+                0 => format!("\"{}\"", p.version),
+                r => format!("\"{}-{r}\"", p.version),
+            }),
+            body: serde_json::to_string(&p).unwrap_or_default(),
+            replayed: false,
+        },
+        Ok(None) => Answer::problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            &format!("no product with id {id}"),
+            request_id,
+        ),
+        Err(_) => Answer::problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an unexpected error occurred",
+            request_id,
+        ),
+    };
+    answer
+}
+
+/// The guard's stages as the app runs them (the token and its scope, the subject's
+/// counter), then `work` for the verified subject; the answer with its headers, and the
+/// log line. SQLite is called on this worker thread (`block_in_place`).
+fn guarded(
+    app: &App,
+    client: SocketAddr,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    scope: &str,
+    work: impl FnOnce(&str, &str) -> Answer,
+) -> Response {
+    let started = Instant::now();
+    let request_id = request_id();
+    let (answer, subject, rate) =
+        tokio::task::block_in_place(|| match authenticate(app, headers, scope) {
+            Err((status, slug)) => (
+                Answer::problem(
+                    status,
+                    slug,
+                    "a valid bearer token is required",
+                    &request_id,
+                ),
+                None,
+                None,
+            ),
+            Ok(subject) => {
+                let rate = count(app, &subject);
+                let answer = work(&subject, &request_id);
+                (answer, Some(subject), Some(rate))
+            }
+        });
+    respond(
+        answer,
+        method,
+        path,
         client,
         subject.as_deref(),
         rate,
@@ -363,38 +389,15 @@ async fn deduct_stock(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let started = Instant::now();
-    let request_id = request_id();
     let path = format!("/product/{id}/deduct");
-    let (answer, subject, rate) = tokio::task::block_in_place(|| {
-        let subject = match authenticate(&app, &headers, "stock:deduct") {
-            Ok(subject) => subject,
-            Err((status, slug)) => {
-                return (
-                    Answer::problem(
-                        status,
-                        slug,
-                        "a valid bearer token is required",
-                        &request_id,
-                    ),
-                    None,
-                    None,
-                )
-            }
-        };
-        let rate = count(&app, &subject);
-        let answer = deduct(&app, &subject, &id, &headers, &body, &path, &request_id);
-        (answer, Some(subject), Some(rate))
-    });
-    respond(
-        answer,
+    guarded(
+        &app,
+        client,
+        &headers,
         "POST",
         &path,
-        client,
-        subject.as_deref(),
-        rate,
-        &request_id,
-        started,
+        "stock:deduct",
+        |subject, request_id| deduct(&app, subject, &id, &headers, &body, &path, request_id),
     )
 }
 
