@@ -223,6 +223,14 @@ impl Metrics {
     /// The metrics, in the text format.
     pub fn render(&self) -> String {
         let mut e = Exposition::new();
+        self.render_requests(&mut e);
+        self.render_instances(&mut e);
+        self.render_connections_and_reloads(&mut e);
+        e.finish()
+    }
+
+    /// Requests and their latency, by component and source.
+    fn render_requests(&self, e: &mut Exposition) {
         let served: Vec<((String, usize), Arc<Served>)> = self
             .served
             .read()
@@ -283,7 +291,10 @@ impl Metrics {
                 sum,
             );
         }
+    }
 
+    /// Instances in use, waits for one, and the 503s of a full host, by source.
+    fn render_instances(&self, e: &mut Exposition) {
         let per_source =
             |e: &mut Exposition,
              name: &str,
@@ -300,41 +311,44 @@ impl Metrics {
                 }
             };
         per_source(
-            &mut e,
+            e,
             "inventory_host_instances_in_use",
             Type::Gauge,
             "Component instances running now.",
             &|i| i.in_use.load(Ordering::Relaxed).into(),
         );
         per_source(
-            &mut e,
+            e,
             "inventory_host_instances_max",
             Type::Gauge,
             "Instances that may run at once (--max-instances); more requests wait.",
             &|i| i.max.load(Ordering::Relaxed).into(),
         );
         per_source(
-            &mut e,
+            e,
             "inventory_host_instance_waits_total",
             Type::Counter,
             "Requests that found every instance busy and waited for one.",
             &|i| i.waits.load(Ordering::Relaxed).into(),
         );
         per_source(
-            &mut e,
+            e,
             "inventory_host_instance_wait_seconds_total",
             Type::Counter,
             "Time requests spent waiting for an instance.",
             &|i| (i.wait_micros.load(Ordering::Relaxed) as f64 / 1e6).into(),
         );
         per_source(
-            &mut e,
+            e,
             "inventory_host_overloaded_total",
             Type::Counter,
             "Requests answered 503 by the host: no instance freed within --queue-timeout.",
             &|i| i.overloaded.load(Ordering::Relaxed).into(),
         );
+    }
 
+    /// Connections, reloads, and when the host started.
+    fn render_connections_and_reloads(&self, e: &mut Exposition) {
         e.family(
             "inventory_host_connections_open",
             Type::Gauge,
@@ -397,7 +411,6 @@ impl Metrics {
             "When the host started, in Unix seconds.",
         )
         .sample("inventory_host_start_time_seconds", &[], self.started);
-        e.finish()
     }
 }
 
