@@ -52,6 +52,36 @@ macro_rules! from_checked {
 }
 pub(crate) use from_checked;
 
+/// The methods of a whole number kept within `range`, whose error enum has `NotAnInteger`
+/// and `OutOfRange`: `new` checks the range, `parse` reads it from JSON (`integer`), `get`
+/// gives it back.
+macro_rules! ranged_integer {
+    ($($type:ident: $range:expr, $error:ident;)*) => {
+        $(impl $type {
+            pub fn new(n: i64) -> Result<Self, $error> {
+                if ($range).contains(&n) {
+                    Ok(Self(n))
+                } else {
+                    Err($error::OutOfRange)
+                }
+            }
+
+            pub fn parse(value: &serde_json::Value) -> Result<Self, $error> {
+                Self::new(
+                    $crate::fields::integer(value)
+                        .ok_or($error::NotAnInteger)?
+                        .ok_or($error::OutOfRange)?,
+                )
+            }
+
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        })*
+    };
+}
+pub(crate) use ranged_integer;
+
 /// A JSON number with an integral value, as JSON Schema's `integer` takes it (`5`, `5.0`,
 /// `5e2`, `-0`): `None` if `value` is not a number or not whole (`2.5`, `"5"`), `Some(None)`
 /// if it is whole but outside `i64`. Read from the literal's own digits, never a float.

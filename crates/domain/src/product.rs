@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{error_texts, from_checked, integer, FieldError, Fields};
+use crate::fields::{error_texts, from_checked, integer, ranged_integer, FieldError, Fields};
 use crate::price::Price;
 
 pub const MAX_NAME_CHARS: usize = 200;
@@ -94,26 +94,8 @@ impl Description {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stock(i64);
 
-impl Stock {
-    pub fn new(n: i64) -> Result<Self, StockError> {
-        if (0..=MAX_STOCK).contains(&n) {
-            Ok(Self(n))
-        } else {
-            Err(StockError::OutOfRange)
-        }
-    }
-
-    pub fn parse(value: &Value) -> Result<Self, StockError> {
-        Self::new(
-            integer(value)
-                .ok_or(StockError::NotAnInteger)?
-                .ok_or(StockError::OutOfRange)?,
-        )
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
+ranged_integer! {
+    Stock: 0..=MAX_STOCK, StockError;
 }
 
 /// A category id: an integer of at least 1.

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::fields::{error_texts, from_checked, integer, FieldError, Fields};
+use crate::fields::{error_texts, from_checked, ranged_integer, FieldError, Fields};
 use crate::stock::{lines, totals, DeductLine, OrderId, ProductTotal};
 
 pub const MAX_TTL_SECONDS: i64 = 86_400;
@@ -21,26 +21,8 @@ pub struct TtlSeconds(i64);
 
 from_checked!(TtlSeconds(i64));
 
-impl TtlSeconds {
-    pub fn new(seconds: i64) -> Result<Self, TtlError> {
-        if (1..=MAX_TTL_SECONDS).contains(&seconds) {
-            Ok(Self(seconds))
-        } else {
-            Err(TtlError::OutOfRange)
-        }
-    }
-
-    pub fn parse(value: &Value) -> Result<Self, TtlError> {
-        Self::new(
-            integer(value)
-                .ok_or(TtlError::NotAnInteger)?
-                .ok_or(TtlError::OutOfRange)?,
-        )
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
+ranged_integer! {
+    TtlSeconds: 1..=MAX_TTL_SECONDS, TtlError;
 }
 
 impl Default for TtlSeconds {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::fields::{error_texts, from_checked, integer, FieldError, Fields};
+use crate::fields::{error_texts, from_checked, ranged_integer, FieldError, Fields};
 
 pub const MAX_QUANTITY: i64 = 1_000_000;
 pub const MAX_ORDER_ID_CHARS: usize = 128;
@@ -45,26 +45,8 @@ error_texts!(LinesError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quantity(i64);
 
-impl Quantity {
-    pub fn new(n: i64) -> Result<Self, QuantityError> {
-        if (1..=MAX_QUANTITY).contains(&n) {
-            Ok(Self(n))
-        } else {
-            Err(QuantityError::OutOfRange)
-        }
-    }
-
-    pub fn parse(value: &Value) -> Result<Self, QuantityError> {
-        Self::new(
-            integer(value)
-                .ok_or(QuantityError::NotAnInteger)?
-                .ok_or(QuantityError::OutOfRange)?,
-        )
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
+ranged_integer! {
+    Quantity: 1..=MAX_QUANTITY, QuantityError;
 }
 
 /// The order a stock change belongs to: 1 to 128 characters, no control characters.
@@ -128,26 +110,8 @@ impl Default for RestockReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProductId(i64);
 
-impl ProductId {
-    pub fn new(n: i64) -> Result<Self, ProductIdError> {
-        if n >= 1 {
-            Ok(Self(n))
-        } else {
-            Err(ProductIdError::OutOfRange)
-        }
-    }
-
-    pub fn parse(value: &Value) -> Result<Self, ProductIdError> {
-        Self::new(
-            integer(value)
-                .ok_or(ProductIdError::NotAnInteger)?
-                .ok_or(ProductIdError::OutOfRange)?,
-        )
-    }
-
-    pub fn get(self) -> i64 {
-        self.0
-    }
+ranged_integer! {
+    ProductId: 1..=i64::MAX, ProductIdError;
 }
 
 from_checked!(
