@@ -182,6 +182,28 @@ impl Db {
         self.query(sql, params).map(drop)
     }
 
+    /// One page of a list: `columns` of the rows `from` names (a table, and its
+    /// `where_all` conditions), in `order`, and how many rows there are in all.
+    pub fn page(
+        &self,
+        columns: &str,
+        from: &str,
+        order: &str,
+        params: &[Value],
+        (page, limit): (i64, i64),
+    ) -> Result<(QueryResult, i64), StoreError> {
+        let counted = self.query(&format!("SELECT count(*) FROM {from}"), params)?;
+        let total = rows(&counted).next().map_or(Ok(0), |row| row.int(0))?;
+        let mut params = params.to_vec();
+        params.push(Value::Integer(limit));
+        params.push(Value::Integer((page - 1).saturating_mul(limit)));
+        let result = self.query(
+            &format!("SELECT {columns} FROM {from} ORDER BY {order} LIMIT ? OFFSET ?"),
+            &params,
+        )?;
+        Ok((result, total))
+    }
+
     /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so two writers never both read
     /// and then collide on the upgrade), committing on `Ok` and rolling back on `Err`.
     pub fn transaction<T, E: From<StoreError>>(
@@ -292,6 +314,15 @@ impl<'a> Row<'a> {
             _ => self.text(index).map(Some),
         }
     }
+}
+
+/// ` WHERE` every one of `conditions` holds, or nothing if there are none.
+pub fn where_all(conditions: &[impl AsRef<str>]) -> String {
+    if conditions.is_empty() {
+        return String::new();
+    }
+    let all: Vec<&str> = conditions.iter().map(AsRef::as_ref).collect();
+    format!(" WHERE {}", all.join(" AND "))
 }
 
 /// The rows of a result, typed.

@@ -51,19 +51,12 @@ pub fn page(
     page: i64,
     limit: i64,
 ) -> Result<(Vec<LedgerEntry>, i64), StoreError> {
-    let total_result = db.query(
-        "SELECT count(*) FROM stock_movements WHERE product_id = ?",
+    let (result, total) = db.page(
+        "id, delta, stock_after, reason, order_id, at",
+        "stock_movements WHERE product_id = ?",
+        "id DESC",
         &[Value::Integer(product_id)],
-    )?;
-    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
-    let result = db.query(
-        "SELECT id, delta, stock_after, reason, order_id, at FROM stock_movements \
-         WHERE product_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
-        &[
-            Value::Integer(product_id),
-            Value::Integer(limit),
-            Value::Integer((page - 1).saturating_mul(limit)),
-        ],
+        (page, limit),
     )?;
     let entries = rows(&result)
         .map(|row| {

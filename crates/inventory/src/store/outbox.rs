@@ -427,17 +427,13 @@ pub fn undelivered(
         Some(Status::Dead) => "status = 'dead'",
         None => "status IN ('pending', 'dead')",
     };
-    let total_result = db.query(&format!("SELECT count(*) FROM outbox WHERE {filter}"), &[])?;
-    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
-    let result = db.query(
-        &format!(
-            "SELECT event_id, type, product_id, receiver, status, attempts, next_attempt_at, \
-             last_error, created_at FROM outbox WHERE {filter} ORDER BY id LIMIT ? OFFSET ?"
-        ),
-        &[
-            Value::Integer(limit),
-            Value::Integer((page - 1).saturating_mul(limit)),
-        ],
+    let (result, total) = db.page(
+        "event_id, type, product_id, receiver, status, attempts, next_attempt_at, last_error, \
+         created_at",
+        &format!("outbox WHERE {filter}"),
+        "id",
+        &[],
+        (page, limit),
     )?;
     let items = rows(&result)
         .map(|row| undelivered_from_row(&row))

@@ -5,7 +5,7 @@ use serde::{Serialize, Serializer};
 use spin_sdk::sqlite::Value;
 
 use crate::domain::{NewProduct, Price, ProductPatch};
-use crate::store::db::{now_ms, opt_int, opt_text, rows, Db, Row, StoreError, NOW};
+use crate::store::db::{now_ms, opt_int, opt_text, rows, where_all, Db, Row, StoreError, NOW};
 use crate::store::events::{Event, EventType, StockCause, StockChange};
 use crate::store::outbox;
 use crate::store::stock::{self, Context};
@@ -253,23 +253,8 @@ pub fn list(
         Some(false) => conditions.push(NONE_AVAILABLE),
         None => {}
     }
-    let filter_sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    let total_result = db.query(
-        &format!("SELECT count(*) FROM products{filter_sql}"),
-        &params,
-    )?;
-    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
-    let offset = (page - 1).saturating_mul(limit);
-    params.push(Value::Integer(limit));
-    params.push(Value::Integer(offset));
-    let result = db.query(
-        &format!("SELECT {COLUMNS} FROM products{filter_sql} ORDER BY id LIMIT ? OFFSET ?"),
-        &params,
-    )?;
+    let from = format!("products{}", where_all(&conditions));
+    let (result, total) = db.page(COLUMNS, &from, "id", &params, (page, limit))?;
     let items = rows(&result)
         .map(|row| Product::from_row(&row))
         .collect::<Result<_, _>>()?;

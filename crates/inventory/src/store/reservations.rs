@@ -13,7 +13,7 @@ use spin_sdk::sqlite::Value;
 
 use crate::domain::reservation::{NewReservation, TtlSeconds};
 use crate::domain::stock::{ProductTotal, Shortfall};
-use crate::store::db::{now_ms, rows, Db, Row, StoreError, NOW, NOW_MS};
+use crate::store::db::{now_ms, rows, where_all, Db, Row, StoreError, NOW, NOW_MS};
 use crate::store::events::{Event, EventType, StockCause, StockChange};
 use crate::store::outbox;
 use crate::store::products::{self, Product};
@@ -520,25 +520,9 @@ pub fn list(
         }
         None => {}
     }
-    let filter_sql = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    let total_result = db.query(
-        &format!("SELECT count(*) FROM reservations{filter_sql}"),
-        &params,
-    )?;
-    let total = rows(&total_result).next().map_or(Ok(0), |row| row.int(0))?;
-    params.push(Value::Integer(limit));
-    params.push(Value::Integer((page - 1).saturating_mul(limit)));
-    let result = db.query(
-        &format!(
-            "SELECT {HOLD_COLUMNS} FROM reservations{filter_sql} \
-             ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-        ),
-        &params,
-    )?;
+    let from = format!("reservations{}", where_all(&conditions));
+    let order = "created_at DESC, id DESC";
+    let (result, total) = db.page(HOLD_COLUMNS, &from, order, &params, (page, limit))?;
     let mut holds = rows(&result)
         .map(|row| hold_from_row(&row))
         .collect::<Result<Vec<_>, _>>()?;
