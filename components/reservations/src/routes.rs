@@ -64,13 +64,7 @@ fn create_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
             let location = format!("/reservations/{}", hold.id);
             Ok(Resp::json(status::CREATED, &hold).with_header(header::LOCATION, &location))
         }
-        CreateOutcome::NotFound(ids) => Err(ApiError::NotFound(format!(
-            "no product with id {}; nothing was held",
-            ids.iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
+        CreateOutcome::NotFound(ids) => Err(ApiError::unknown_products(&ids, "held")),
         CreateOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
     })
 }

@@ -122,13 +122,7 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
                     &BatchDeductedView { order_id, lines },
                 ))
             }
-            BatchOutcome::NotFound(ids) => Err(ApiError::NotFound(format!(
-                "no product with id {}; nothing was deducted",
-                ids.iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
+            BatchOutcome::NotFound(ids) => Err(ApiError::unknown_products(&ids, "deducted")),
             BatchOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
         },
     )

@@ -51,6 +51,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// 404 naming the products of a request's lines that do not exist: nothing was
+    /// `changed` ("deducted", "held").
+    pub fn unknown_products(ids: &[i64], changed: &str) -> Self {
+        let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+        Self::NotFound(format!(
+            "no product with id {}; nothing was {changed}",
+            ids.join(", ")
+        ))
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidRequest(_) => status::BAD_REQUEST,
