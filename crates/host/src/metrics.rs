@@ -32,10 +32,6 @@ pub enum Source {
 impl Source {
     const ALL: [Self; 2] = [Self::Client, Self::Chained];
 
-    fn index(self) -> usize {
-        self as usize
-    }
-
     fn label(self) -> &'static str {
         match self {
             Self::Client => "client",
@@ -65,6 +61,22 @@ struct Served {
     micros: AtomicU64,
 }
 
+/// Requests to one component, by source.
+#[derive(Default)]
+struct Component {
+    client: Served,
+    chained: Served,
+}
+
+impl Component {
+    fn from(&self, source: Source) -> &Served {
+        match source {
+            Source::Client => &self.client,
+            Source::Chained => &self.chained,
+        }
+    }
+}
+
 /// Per source: instances in use, waits for one, and the 503s of a full host.
 #[derive(Default)]
 struct Instances {
@@ -78,7 +90,8 @@ struct Instances {
 /// Every metric of the process.
 pub struct Metrics {
     started: f64,
-    served: RwLock<BTreeMap<(String, usize), Arc<Served>>>,
+    /// By component id: looked up by `&str`, so counting a request allocates nothing.
+    components: RwLock<BTreeMap<String, Arc<Component>>>,
     client: Instances,
     chained: Instances,
     connections_open: AtomicI64,
@@ -102,7 +115,7 @@ impl Metrics {
             started: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
-            served: RwLock::default(),
+            components: RwLock::default(),
             client: Instances::default(),
             chained: Instances::default(),
             connections_open: AtomicI64::new(0),
@@ -124,7 +137,8 @@ impl Metrics {
         status: StatusCode,
         elapsed: Duration,
     ) {
-        let served = self.served(component, source);
+        let component = self.component(component);
+        let served = component.from(source);
         let method = METHODS
             .iter()
             .position(|m| *m == method.as_str())
@@ -147,18 +161,17 @@ impl Metrics {
         served.micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    fn served(&self, component: &str, source: Source) -> Arc<Served> {
-        let key = (component.to_owned(), source.index());
-        if let Some(served) = self
-            .served
+    fn component(&self, id: &str) -> Arc<Component> {
+        if let Some(component) = self
+            .components
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
+            .get(id)
         {
-            return Arc::clone(served);
+            return Arc::clone(component);
         }
-        let mut all = self.served.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(all.entry(key).or_default())
+        let mut all = self.components.write().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(all.entry(id.to_owned()).or_default())
     }
 
     /// How many instances `source`'s requests may run at once.
@@ -231,18 +244,23 @@ impl Metrics {
 
     /// Requests and their latency, by component and source.
     fn render_requests(&self, e: &mut Exposition) {
-        let served: Vec<((String, usize), Arc<Served>)> = self
-            .served
+        // Each component and source that has served a request.
+        let components: Vec<(String, Arc<Component>)> = self
+            .components
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(key, served)| (key.clone(), Arc::clone(served)))
+            .map(|(id, component)| (id.clone(), Arc::clone(component)))
             .collect();
-        let source_label = |index: usize| {
-            Source::ALL
-                .get(index)
-                .map_or("client", |source| source.label())
-        };
+        let served: Vec<(&str, Source, &Served)> = components
+            .iter()
+            .flat_map(|(id, component)| {
+                Source::ALL
+                    .into_iter()
+                    .map(move |source| (id.as_str(), source, component.from(source)))
+            })
+            .filter(|(_, _, served)| served.buckets.iter().any(|c| c.load(Ordering::Relaxed) > 0))
+            .collect();
 
         e.family(
             "inventory_host_requests_total",
@@ -250,7 +268,7 @@ impl Metrics {
             "Requests answered, by component (- when none served it), source (client, or \
              chained from a component), method and status class.",
         );
-        for ((component, source), served) in &served {
+        for &(component, source, served) in &served {
             for (method, by_class) in METHODS.iter().zip(&served.requests) {
                 for (class, count) in STATUS_CLASSES.iter().zip(by_class) {
                     let count = count.load(Ordering::Relaxed);
@@ -259,7 +277,7 @@ impl Metrics {
                             "inventory_host_requests_total",
                             &[
                                 ("component", component),
-                                ("source", source_label(*source)),
+                                ("source", source.label()),
                                 ("method", method),
                                 ("status", class),
                             ],
@@ -276,7 +294,7 @@ impl Metrics {
             "Time from a request's arrival to its response head, by component and source \
              (waiting for an instance included).",
         );
-        for ((component, source), served) in &served {
+        for &(component, source, served) in &served {
             let counts: Vec<u64> = served
                 .buckets
                 .iter()
@@ -285,7 +303,7 @@ impl Metrics {
             let sum = served.micros.load(Ordering::Relaxed) as f64 / 1e6;
             e.histogram(
                 "inventory_host_request_duration_seconds",
-                &[("component", component), ("source", source_label(*source))],
+                &[("component", component), ("source", source.label())],
                 &BOUNDS,
                 &counts,
                 sum,
