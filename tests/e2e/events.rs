@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
 use crate::receiver::{distinct_ids, Delivery, Receiver};
+use crate::reservations::{act, held};
 use crate::stock::post_keyed;
 
 const SECRET: &str = "whsec_ZTJlLXRlc3QtZXZlbnRzLXNlY3JldC0zMi1ieXRlcyE=";
@@ -123,34 +124,12 @@ fn every_event_type(app: &TestApp) -> i64 {
 /// that writes.
 pub(crate) fn every_reservation_event(app: &TestApp) -> usize {
     let product = app.create_product(&json!({"name": "Held", "price": 1, "stock": 10}));
-    let lines = json!([{"product_id": product["id"], "quantity": 2}]);
-    let hold = |key: &str, ttl: i64| {
-        let body = json!({"order_id": format!("ord-{key}"), "lines": lines, "ttl_seconds": ttl});
-        let response = post_keyed(app, "/reservations", key, &body);
-        assert_eq!(
-            response.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&response.body)
-        );
-        response.json()["id"].as_str().unwrap().to_owned()
-    };
+    let lines = [(product["id"].as_i64().unwrap(), 2)];
+    let hold = |key: &str, ttl: i64| held(app, key, &lines, ttl);
     let committed = hold("hold-1", 900);
-    let commit = app.request(
-        "POST",
-        &format!("/reservations/{committed}/commit"),
-        &[],
-        None,
-    );
-    assert_eq!(commit.status, 200);
+    assert_eq!(act(app, &committed, "commit").status, 200);
     let released = hold("hold-2", 900);
-    let release = app.request(
-        "POST",
-        &format!("/reservations/{released}/release"),
-        &[],
-        None,
-    );
-    assert_eq!(release.status, 200);
+    assert_eq!(act(app, &released, "release").status, 200);
     hold("hold-3", 1);
     std::thread::sleep(Duration::from_millis(1_200));
     // The next request notices the expired hold and hands it to the notifier.

@@ -95,19 +95,7 @@ fn hold(app: &TestApp, product: i64) -> String {
         "hold-{}",
         HOLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
-    let response = crate::stock::post_keyed(
-        app,
-        "/reservations",
-        &key,
-        &json!({"order_id": "ord-contract", "lines": [{"product_id": product, "quantity": 1}]}),
-    );
-    assert_eq!(
-        response.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
-    response.json()["id"].as_str().unwrap().to_owned()
+    crate::reservations::held(app, &key, &[(product, 1)], 900)
 }
 
 static HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -35,7 +35,8 @@ pub(crate) fn held(app: &TestApp, key: &str, lines: &[(i64, i64)], ttl: i64) -> 
     response.json()["id"].as_str().unwrap().to_owned()
 }
 
-fn act(app: &TestApp, id: &str, action: &str) -> TestResponse {
+/// `POST /reservations/{id}/{action}` (`commit`, `release`), without a body.
+pub(crate) fn act(app: &TestApp, id: &str, action: &str) -> TestResponse {
     app.request("POST", &format!("/reservations/{id}/{action}"), &[], None)
 }
 
