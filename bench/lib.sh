@@ -7,17 +7,21 @@ need_wrk() {
   apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 }
 
-# wrk's report (with --latency) on stdin, as "req/s p50_ms p99_ms"; a run with any answer
-# that is not 2xx or 3xx fails.
+# wrk's report (with --latency) on stdin, as "req/s p50_ms p99_ms requests"; a run with any
+# answer that is not 2xx or 3xx fails.
 wrk_figures() {
   awk '
+    / requests in / { n = $1 }
     /Requests\/sec/ { rps = $2 }
     /Non-2xx/ { bad = $NF }
     /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
     function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
     END { if (bad > 0) { print "error: " bad " responses were not 2xx/3xx" > "/dev/stderr"; exit 1 }
-          printf "%.0f %.2f %.2f\n", rps, ms(p50), ms(p99) }'
+          printf "%.0f %.2f %.2f %d\n", rps, ms(p50), ms(p99), n }'
 }
+
+# The CPU time (user and system, in clock ticks) process PID has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # The median of the numbers on stdin, one a line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }

@@ -9,13 +9,16 @@
 #   read    guarded GET /product/42, 32 connections (token, rate-limit counter, read, log line)
 #   deduct  POST /product/42/deduct with a fresh Idempotency-Key each, 64 connections (the
 #           durable write transaction: synchronous=FULL on both sides)
-# Prints every round, then the medians and host/native. Both sides get 1,000 products with
+# Prints every round, then the medians and host/native: of throughput, and of the server's
+# CPU time per request (read from /proc; wrk's own CPU and idle time left out, so the least
+# noisy figure on a shared machine). Both sides get 1,000 products with
 # a stock of 1,000,000,000 and a rate limit that counts but never refuses; wrk -t2 shares the
 # cores with the server, as in every figure of the README.
 #
 # HOST=path measures another build of the host on the same wasm; BEFORE=path adds a third
 # side, another build (the commit before a change), to every round: an A/B in the same run.
-# ONLY=read or ONLY=deduct runs one load.
+# BEFORE_MANIFEST=path runs that side from another spin.toml (other wasm, same host: an A/B
+# of the components). ONLY=read or ONLY=deduct runs one load.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -38,22 +41,25 @@ cargo build --release --quiet --manifest-path bench/native/Cargo.toml --target-d
 
 state=$(mktemp -d)
 pids=()
+declare -A pid_of
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$state"' EXIT
-serve_host() { # BINARY PORT NAME
-  "$1" up --listen "127.0.0.1:$2" --state-dir "$state/$3" \
+serve_host() { # BINARY PORT NAME [MANIFEST]
+  "$1" up --listen "127.0.0.1:$2" --state-dir "$state/$3" ${4:+--from "$4"} \
     --variable rate_limit_requests=1000000000 >"$state/$3.log" 2>&1 &
   pids+=($!)
+  pid_of[$3]=$!
 }
 serve_host "$HOST" "$HOST_PORT" host
 ports=("$HOST_PORT" "$NATIVE_PORT")
 all_sides="host native"
 if [[ -n ${BEFORE:-} ]]; then
-  serve_host "$BEFORE" "$BEFORE_PORT" before
+  serve_host "$BEFORE" "$BEFORE_PORT" before "${BEFORE_MANIFEST:-}"
   ports+=("$BEFORE_PORT")
   all_sides="host native before"
 fi
 ADDR="127.0.0.1:$NATIVE_PORT" DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
 pids+=($!)
+pid_of[native]=$!
 for port in "${ports[@]}"; do
   for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
 done
@@ -73,17 +79,24 @@ done
 
 write_deduct_lua "$state/deduct.lua"
 
-# One round: prints "req/s p50_ms p99_ms"; any answer that is not 2xx fails the run.
+ticks_per_second=$(getconf CLK_TCK)
+# One round against the server PID: prints "req/s p50_ms p99_ms cpu_us_per_request"; any
+# answer that is not 2xx fails the run.
 round() {
-  local connections=$1; shift
-  wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | wrk_figures
+  local pid=$1 connections=$2; shift 2
+  local before figures rps p50 p99 requests
+  before=$(cpu_ticks "$pid")
+  figures=$(wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | wrk_figures)
+  read -r rps p50 p99 requests <<<"$figures"
+  echo "$rps $p50 $p99 $(( ($(cpu_ticks "$pid") - before) * 1000000 / ticks_per_second / requests ))"
 }
 
 load() {
-  local name=$1 port=$2
+  local name=$1 side=$2 port
+  port=$(port_of "$side")
   case $name in
-    read) round 32 -H "$auth" "http://127.0.0.1:$port/product/42" ;;
-    deduct) round 64 -H "$auth" -s "$state/deduct.lua" "http://127.0.0.1:$port" -- 1 ;;
+    read) round "${pid_of[$side]}" 32 -H "$auth" "http://127.0.0.1:$port/product/42" ;;
+    deduct) round "${pid_of[$side]}" 64 -H "$auth" -s "$state/deduct.lua" "http://127.0.0.1:$port" -- 1 ;;
   esac
 }
 
@@ -97,15 +110,18 @@ for name in ${ONLY//,/ }; do
     shift_by=$(( (r - 1) % ${#sides[@]} ))
     sides=("${sides[@]:shift_by}" "${sides[@]:0:shift_by}")
     for side in "${sides[@]}"; do
-      result=$(load "$name" "$(port_of "$side")")
+      result=$(load "$name" "$side")
       echo "$result" >>"$state/$name.$side"
-      printf '%-7s round %d  %-7s %6s req/s  p50 %s ms  p99 %s ms\n' "$name" "$r" "$side" $result
+      printf '%-7s round %d  %-7s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$name" "$r" "$side" $result
     done
   done
   n=$(cut -d' ' -f1 "$state/$name.native" | median)
+  n_cpu=$(cut -d' ' -f4 "$state/$name.native" | median)
   for side in $all_sides; do
     m=$(cut -d' ' -f1 "$state/$name.$side" | median)
-    printf '%-7s median  %-7s %6s req/s  p99 %s ms  /native %.2fx\n' "$name" "$side" "$m" \
-      "$(cut -d' ' -f3 "$state/$name.$side" | median)" "$(echo "$m / $n" | bc -l)"
+    cpu=$(cut -d' ' -f4 "$state/$name.$side" | median)
+    printf '%-7s median  %-7s %6s req/s  p99 %s ms  /native %.2fx  CPU %s us/req  native/this %.2fx\n' \
+      "$name" "$side" "$m" "$(cut -d' ' -f3 "$state/$name.$side" | median)" "$(echo "$m / $n" | bc -l)" \
+      "$cpu" "$(echo "$n_cpu / $cpu" | bc -l)"
   done
 done
