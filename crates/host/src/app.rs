@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-use crate::compile::{Compiled, Compiler};
+use crate::compile::{Compiled, Compiler, WasmFile};
 use crate::expressions::{AppVariables, Environment};
 use crate::factor::{AppContext, ComponentContext};
 use crate::factors::{self, AppStates, ComponentStates, InstanceState};
@@ -40,7 +40,8 @@ pub struct LoadedComponent {
     pub pre: ProxyPre<InstanceState>,
     /// What each host interface granted it.
     pub factors: ComponentStates,
-    /// How many dependency instances a request may create (see `link`).
+    /// How many linked dependencies' instances a request may create (see `link`); none
+    /// when they are composed in.
     pub dependency_count: usize,
 }
 
@@ -158,22 +159,37 @@ impl Loader<'_> {
     ) -> Result<LoadedComponent> {
         let build = component.build.as_ref().map(|b| b.command.as_str());
         let source = self.loaded.source_path(component);
-        let compiled = self
-            .compiler
-            .compile(&format!("component `{id}`"), &source, build)?;
-        let dependencies = self.dependencies(id, component, build)?;
-        // Dependencies shadow the imports they satisfy in a linker of this component's own.
-        let linked;
-        let linker = if dependencies.is_empty() {
-            &self.linker
+        let main = WasmFile {
+            what: &format!("component `{id}`"),
+            path: &source,
+        };
+        let dependencies = self.dependencies(id, component)?;
+        let inherit = dependencies.iter().all(|(dep, _, _)| dep.inherit);
+        let (compiled, linked) = if inherit {
+            // Composed in, as Spin does: one component, nothing to link.
+            let files: Vec<_> = dependencies
+                .iter()
+                .map(|(dep, what, path)| (dep, WasmFile { what, path }))
+                .collect();
+            let compiled = self.compiler.compile_composed(main, &files, build)?;
+            (compiled, None)
         } else {
+            // Dependencies shadow the imports they satisfy in a linker of this component's own.
+            let compiled = self.compiler.compile(main.what, main.path, build)?;
+            let mut deps = Vec::new();
+            for (dep, what, path) in dependencies {
+                deps.push((dep, self.compiler.compile(&what, &path, build)?));
+            }
             let mut linker = self.linker.clone();
             linker.allow_shadowing(true);
-            let deps = crate::link::Dependencies::new(self.engine, id, &self.linker);
-            deps.link(&compiled, &dependencies, &mut linker)?;
-            linked = linker;
-            &linked
+            crate::link::Dependencies::new(self.engine, id, &self.linker).link(
+                &compiled,
+                &deps,
+                &mut linker,
+            )?;
+            (compiled, Some((linker, deps.len())))
         };
+        let linker = linked.as_ref().map_or(&self.linker, |(linker, _)| linker);
         let pre = linker
             .instantiate_pre(&compiled)
             .map_err(anyhow::Error::from)
@@ -187,17 +203,16 @@ impl Loader<'_> {
             id: id.to_owned(),
             pre,
             factors,
-            dependency_count: dependencies.len(),
+            dependency_count: linked.map_or(0, |(_, count)| count),
         })
     }
 
-    /// The component's dependencies, compiled, in key order.
+    /// The component's dependencies in key order, each with its name in errors and its file.
     fn dependencies(
-        &mut self,
+        &self,
         id: &str,
         component: &manifest::Component,
-        build: Option<&str>,
-    ) -> Result<Vec<(manifest::Dependency, Component)>> {
+    ) -> Result<Vec<(manifest::Dependency, String, PathBuf)>> {
         let mut dependencies = Vec::new();
         for dep in &component.dependencies {
             let path = match &dep.source {
@@ -213,7 +228,7 @@ impl Loader<'_> {
                 }
             };
             let what = format!("dependency '{}' of component `{id}`", dep.key);
-            dependencies.push((dep.clone(), self.compiler.compile(&what, &path, build)?));
+            dependencies.push((dep.clone(), what, path));
         }
         Ok(dependencies)
     }

@@ -1,5 +1,6 @@
-//! Compiling an app's wasm files: each file once however many components use it, and not at
-//! all on a reload if the file did not change. A core wasm module is made a component
+//! Compiling an app's wasm files: each file (or each component with its dependencies composed
+//! in, `link::compose`) once however many components use it, and not at all on a reload if
+//! none of its files changed. A core wasm module is made a component
 //! first, as Spin does when it loads one (`spin-componentize`): modules built with
 //! wit-bindgen for the component model (the `component-type` custom sections that name
 //! their world) are encoded with the WASI 0.1 reactor adapter, WASI 0.1 commands with the
@@ -17,8 +18,24 @@ use wasmparser::{Parser, Payload};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// Every wasm file compiled for an app, with the file's stamp when it was read.
-pub type Compiled = HashMap<PathBuf, (FileStamp, Component)>;
+use crate::manifest::Dependency;
+
+/// Every component compiled for an app, with its files' stamps when they were read.
+pub type Compiled = HashMap<Source, (Vec<FileStamp>, Component)>;
+
+/// What a compiled component was made from: its wasm file, then those of the dependencies
+/// composed into it, each with its key and the export it is wired by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Source {
+    files: Vec<PathBuf>,
+    wiring: Vec<(String, Option<String>)>,
+}
+
+/// A wasm file to compile; `what` names it in errors ("component `x`").
+pub struct WasmFile<'a> {
+    pub what: &'a str,
+    pub path: &'a Path,
+}
 
 /// A file's size and modification time: what tells a rebuilt wasm file from the last one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,34 +77,63 @@ impl<'a> Compiler<'a> {
     /// The compiled component at `path`; `what` names it in errors ("component `x`"),
     /// `build` is its build command, for the hint when the file is missing.
     pub fn compile(&mut self, what: &str, path: &Path, build: Option<&str>) -> Result<Component> {
-        if let Some((_, compiled)) = self.compiled.get(path) {
+        self.compile_composed(WasmFile { what, path }, &[], build)
+    }
+
+    /// The compiled component `main` with `deps` composed into it (`link::compose`); `id`
+    /// names the component in errors.
+    pub fn compile_composed(
+        &mut self,
+        main: WasmFile<'_>,
+        deps: &[(&Dependency, WasmFile<'_>)],
+        build: Option<&str>,
+    ) -> Result<Component> {
+        let source = Source {
+            files: std::iter::once(main.path)
+                .chain(deps.iter().map(|(_, file)| file.path))
+                .map(Path::to_path_buf)
+                .collect(),
+            wiring: deps
+                .iter()
+                .map(|(dep, _)| (dep.key.clone(), dep.export.clone()))
+                .collect(),
+        };
+        if let Some((_, compiled)) = self.compiled.get(&source) {
             return Ok(compiled.clone());
         }
-        let stamp = FileStamp::of(path);
+        let stamps: Option<Vec<FileStamp>> =
+            source.files.iter().map(|f| FileStamp::of(f)).collect();
         let unchanged = self
             .previous
-            .and_then(|previous| previous.get(path))
-            .filter(|(before, _)| Some(*before) == stamp);
+            .and_then(|previous| previous.get(&source))
+            .filter(|(before, _)| Some(before) == stamps.as_ref());
         let compiled = match unchanged {
             Some((_, compiled)) => compiled.clone(),
             None => {
-                let wasm = read_wasm(what, path, build)?;
-                let wasm = componentize(&wasm).with_context(|| {
-                    format!(
-                        "{what}: {} is a module that cannot be made a component",
-                        path.display()
-                    )
-                })?;
+                let wasm = load(&main, build)?;
+                let wasm = if deps.is_empty() {
+                    wasm
+                } else {
+                    let deps = deps
+                        .iter()
+                        .map(|(dep, file)| Ok((*dep, load(file, build)?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    crate::link::compose(main.what, &wasm, &deps)?
+                };
                 Component::new(self.engine, &wasm)
                     .map_err(anyhow::Error::from)
                     .with_context(|| {
-                        format!("{what}: {} is not a valid component", path.display())
+                        format!(
+                            "{}: {} is not a valid component",
+                            main.what,
+                            main.path.display()
+                        )
                     })?
             }
         };
-        if let Some(stamp) = stamp {
-            self.compiled
-                .insert(path.to_path_buf(), (stamp, compiled.clone()));
+        // A file that vanished while it was read is read again next time.
+        if let Some(stamps) = stamps {
+            self.compiled.insert(source, (stamps, compiled.clone()));
         }
         Ok(compiled)
     }
@@ -96,6 +142,23 @@ impl<'a> Compiler<'a> {
     pub fn finish(self) -> Compiled {
         self.compiled
     }
+}
+
+/// A file's wasm, as a component.
+fn load(file: &WasmFile<'_>, build: Option<&str>) -> Result<Vec<u8>> {
+    let wasm = read_wasm(file.what, file.path, build)?;
+    let made = match componentize(&wasm) {
+        Ok(std::borrow::Cow::Borrowed(_)) => None,
+        Ok(std::borrow::Cow::Owned(component)) => Some(component),
+        Err(err) => {
+            return Err(err.context(format!(
+                "{}: {} is a module that cannot be made a component",
+                file.what,
+                file.path.display()
+            )))
+        }
+    };
+    Ok(made.unwrap_or(wasm))
 }
 
 /// Reads a component's wasm; `what` names it in errors ("component `products`").

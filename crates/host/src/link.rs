@@ -1,23 +1,115 @@
-//! Linking component dependencies. Spin composes a dependency into the component at load;
-//! this host links it at load instead: each import it satisfies forwards to the dependency's
-//! export of the same name (or `export`), in an instance of the dependency made in the same
-//! store on first use. A request that never calls the dependency never instantiates it.
+//! Component dependencies. Spin composes a dependency into the component at load; so does
+//! this host when the component's dependencies inherit its configuration
+//! (`dependencies_inherit_configuration`, as the app's guard does): `compose` makes one
+//! component of the importing one and its dependencies, each import a dependency satisfies
+//! wired to the dependency's export of the same name (or `export`), and the dependencies' own
+//! imports joined to the component's. A request instantiates the whole in one go, and the
+//! calls between them run in compiled adapters, never through the host.
 //!
-//! With inheritance (`manifest::dependency`) the dependency reaches the app's variables,
-//! stores and databases with the importing component's grants. Otherwise, as with Spin's deny
-//! adapter, it sees none: variables are undefined and stores and databases are access-denied
-//! while it runs.
+//! A dependency that does not inherit must see none of the component's configuration, as
+//! with Spin's deny adapter: variables are undefined and stores and databases are
+//! access-denied while it runs. Such dependencies are linked instead (`Dependencies`): each
+//! import it satisfies forwards to the dependency's export, in an instance of the dependency
+//! made in the same store on first use, with the component's grants taken away for the call.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions, PackageId};
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, Val};
 use wasmtime::{Engine, StoreContextMut};
 
 use crate::factors::InstanceState;
 use crate::manifest::Dependency;
+
+/// The imports among `imports` that each dependency satisfies, in the dependencies' order:
+/// every dependency at least one, no import two. `id` names the importing component.
+fn satisfied_imports<'i>(
+    id: &str,
+    imports: impl Iterator<Item = &'i str> + Clone,
+    deps: impl Iterator<Item = &'i Dependency>,
+) -> Result<Vec<Vec<&'i str>>> {
+    let mut satisfied_by: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut all = Vec::new();
+    for dep in deps {
+        let satisfied: Vec<&str> = imports
+            .clone()
+            .filter(|name| dep.name.satisfies(name))
+            .collect();
+        ensure!(
+            !satisfied.is_empty(),
+            "dependency '{}' doesn't match any imports of component '{id}'",
+            dep.key
+        );
+        for import in &satisfied {
+            if let Some(other) = satisfied_by.insert(import, &dep.key) {
+                bail!(
+                    "component '{id}' has dependency conflicts: import '{import}' satisfied by \
+                     dependencies: '{other}', '{}'",
+                    dep.key
+                );
+            }
+        }
+        all.push(satisfied);
+    }
+    Ok(all)
+}
+
+/// `main` (a component's wasm) with `deps` composed into it; `id` names the component.
+pub fn compose(id: &str, main: &[u8], deps: &[(&Dependency, Vec<u8>)]) -> Result<Vec<u8>> {
+    let mut graph = CompositionGraph::new();
+    let main_package = register(&mut graph, "app:component", main)
+        .with_context(|| format!("component '{id}' cannot be composed"))?;
+    let main_world = graph[main_package].ty();
+    let imports: Vec<String> = graph.types()[main_world].imports.keys().cloned().collect();
+    let exports: Vec<String> = graph.types()[main_world].exports.keys().cloned().collect();
+    let satisfied = satisfied_imports(
+        id,
+        imports.iter().map(String::as_str),
+        deps.iter().map(|(dep, _)| *dep),
+    )?;
+    let main_instance = graph.instantiate(main_package);
+    for (slot, ((dep, wasm), imports)) in deps.iter().zip(satisfied).enumerate() {
+        let package = register(&mut graph, &format!("app:dependency{slot}"), wasm)
+            .with_context(|| format!("dependency '{}' cannot be composed", dep.key))?;
+        let instance = graph.instantiate(package);
+        for import in imports {
+            let export = dep.export.as_deref().unwrap_or(import);
+            let item = graph.alias_instance_export(instance, export).map_err(|_| {
+                anyhow::anyhow!(
+                    "dependency '{}' doesn't export '{export}' to satisfy import '{import}'",
+                    dep.key
+                )
+            })?;
+            graph
+                .set_instantiation_argument(main_instance, import, item)
+                .map_err(|err| {
+                    anyhow::anyhow!(
+                        "dependency '{}' exports '{export}' which is not compatible with import \
+                         '{import}': {:#}",
+                        dep.key,
+                        anyhow::Error::from(err)
+                    )
+                })?;
+        }
+    }
+    for name in &exports {
+        let item = graph.alias_instance_export(main_instance, name)?;
+        graph.export(item, name)?;
+    }
+    graph
+        .encode(EncodeOptions::default())
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("component '{id}' and its dependencies cannot be composed"))
+}
+
+fn register(graph: &mut CompositionGraph, name: &str, wasm: &[u8]) -> Result<PackageId> {
+    let package = Package::from_bytes(name, None, wasm, graph.types_mut())?;
+    Ok(graph.register_package(package)?)
+}
 
 /// Links one component's dependencies. `base` is the linker the dependencies themselves
 /// are instantiated with (the host's interfaces).
@@ -42,8 +134,16 @@ impl<'a> Dependencies<'a> {
         linker: &mut Linker<InstanceState>,
     ) -> Result<()> {
         let main_ty = main.component_type();
-        let mut satisfied_by: BTreeMap<String, &str> = BTreeMap::new();
-        for (slot, (dep, component)) in deps.iter().enumerate() {
+        let imports: Vec<(String, ComponentItem)> = main_ty
+            .imports(self.engine)
+            .map(|(name, ext)| (name.to_owned(), ext.ty))
+            .collect();
+        let satisfied = satisfied_imports(
+            self.id,
+            imports.iter().map(|(name, _)| name.as_str()),
+            deps.iter().map(|(dep, _)| dep),
+        )?;
+        for (slot, ((dep, component), satisfied)) in deps.iter().zip(satisfied).enumerate() {
             let pre = self
                 .base
                 .instantiate_pre(component)
@@ -55,33 +155,17 @@ impl<'a> Dependencies<'a> {
                         dep.key, self.id
                     )
                 })?;
-            let imports: Vec<(String, ComponentItem)> = main_ty
-                .imports(self.engine)
-                .filter(|(name, _)| dep.name.satisfies(name))
-                .map(|(name, ext)| (name.to_owned(), ext.ty))
-                .collect();
-            ensure!(
-                !imports.is_empty(),
-                "dependency '{}' doesn't match any imports of component '{}'",
-                dep.key,
-                self.id
-            );
-            for (import, import_ty) in imports {
-                if let Some(other) = satisfied_by.insert(import.clone(), &dep.key) {
-                    bail!(
-                        "component '{}' has dependency conflicts: import '{import}' satisfied by \
-                         dependencies: '{other}', '{}'",
-                        self.id,
-                        dep.key
-                    );
-                }
-                let target = Export {
-                    dep,
-                    component,
-                    pre: &pre,
-                    slot,
-                };
-                self.forward(linker, &import, &import_ty, &target)?;
+            let target = Export {
+                dep,
+                component,
+                pre: &pre,
+                slot,
+            };
+            for (import, import_ty) in imports
+                .iter()
+                .filter(|(n, _)| satisfied.contains(&n.as_str()))
+            {
+                self.forward(linker, import, import_ty, &target)?;
             }
         }
         Ok(())
