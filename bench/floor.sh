@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# What Spin's model costs before the app does anything: the host serving a component that
+# only answers (tests/fixtures/hello, `GET /`: a fresh instance, one variable read, no guard,
+# no SQLite, no log line), side by side with bench/native doing the whole guarded read
+# (token, rate-limit counter, product read, log line), and the host doing that read too.
+# Rounds alternate, wrk -t2 with 32 connections shares the 2 cores; each round prints
+# req/s, p50, p99 and the server's CPU time per request, then the medians.
+#
+#   bench/floor.sh [DURATION_SECONDS] [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+
+DURATION=${1:-8}
+ROUNDS=${2:-3}
+need_wrk
+cargo build --release -p inventory-host -p inventory-dev-token --quiet
+cargo build --release --quiet --manifest-path bench/native/Cargo.toml --target-dir target/bench-native
+HOST=./target/release/inventory-host
+"$HOST" build >/dev/null
+"$HOST" build --from tests/fixtures/hello/spin.toml >/dev/null
+
+state=$(mktemp -d)
+pids=()
+declare -A pid_of url_of
+trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$state"' EXIT
+"$HOST" up --listen 127.0.0.1:3971 --state-dir "$state/empty" --from tests/fixtures/hello/spin.toml \
+  >"$state/empty.log" 2>&1 &
+pids+=($!) pid_of[empty-host]=$! url_of[empty-host]=http://127.0.0.1:3971/
+ADDR=127.0.0.1:3972 DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
+pids+=($!) pid_of[read-native]=$! url_of[read-native]=http://127.0.0.1:3972/product/42
+"$HOST" up --listen 127.0.0.1:3973 --state-dir "$state/read" \
+  --variable rate_limit_requests=1000000000 >"$state/read.log" 2>&1 &
+pids+=($!) pid_of[read-host]=$! url_of[read-host]=http://127.0.0.1:3973/product/42
+for port in 3971 3972 3973; do
+  for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+done
+token=$(./target/release/inventory-dev-token --sub bench)
+for i in $(seq 1 50); do
+  curl -fs -o /dev/null -X POST http://127.0.0.1:3973/product -H "Authorization: Bearer $token" \
+    -H 'content-type: application/json' -d "{\"name\": \"Bench $i\", \"price\": 12.5, \"stock\": 1000000000}"
+done
+
+ticks_per_second=$(getconf CLK_TCK)
+sides="empty-host read-native read-host"
+echo "wrk -t2 -c32, ${DURATION}s rounds, $ROUNDS rounds a side, alternating"
+for r in $(seq "$ROUNDS"); do
+  for side in $sides; do
+    before=$(cpu_ticks "${pid_of[$side]}")
+    read -r rps p50 p99 requests < <(wrk -t2 -c32 -d"${DURATION}s" --latency \
+      -H "Authorization: Bearer $token" "${url_of[$side]}" | wrk_figures)
+    cpu=$(( ($(cpu_ticks "${pid_of[$side]}") - before) * 1000000 / ticks_per_second / requests ))
+    echo "$rps $cpu" >>"$state/$side"
+    printf 'round %d  %-12s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$r" "$side" "$rps" "$p50" "$p99" "$cpu"
+  done
+done
+for side in $sides; do
+  printf 'median    %-12s %6s req/s  CPU %s us/req\n' "$side" \
+    "$(cut -d' ' -f1 "$state/$side" | median)" "$(cut -d' ' -f2 "$state/$side" | median)"
+done
