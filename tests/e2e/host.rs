@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::app::{
     build_components, cache_dir, manifest, repo_root, spawn_app, spawn_app_with, HOST,
@@ -25,7 +25,7 @@ pub fn edited_manifest(dir: &Path, edit: impl Fn(String) -> String) -> std::path
 
 fn up_fails_with(manifest: &Path, args: &[&str]) -> String {
     let state = tempfile::tempdir().unwrap();
-    let output = Command::new(HOST)
+    let mut child = Command::new(HOST)
         .arg("up")
         .arg("-f")
         .arg(manifest)
@@ -34,10 +34,26 @@ fn up_fails_with(manifest: &Path, args: &[&str]) -> String {
         .arg("--cache-dir")
         .arg(cache_dir())
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "the host started");
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    // A host that starts serves until stopped: give up on it rather than wait forever.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the host started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 #[test]
@@ -353,4 +369,56 @@ fn a_dependency_that_matches_no_import_or_is_missing_is_an_error_before_binding(
     });
     let err = up_fails_with(&registry, &[]);
     assert!(err.contains("registry"), "{err}");
+}
+
+#[test]
+fn a_dependency_wired_to_a_missing_or_mismatched_export_or_twice_is_an_error_before_binding() {
+    build_components();
+    let dir = tempfile::tempdir().unwrap();
+    // The guard's entry as edited_manifest leaves it (without its closing brace).
+    let out = repo_root().join("target/wasm32-wasip2/release");
+    let guard = format!("{{ path = \"{}/inventory_guard.wasm\"", out.display());
+    let with_dependencies = |deps: &str| {
+        edited_manifest(dir.path(), |t| {
+            let edited = t.replace(&format!("\"inventory:guard\" = {guard} }}"), deps);
+            assert_ne!(edited, t, "the manifest names the guard otherwise");
+            edited
+        })
+    };
+
+    let missing = with_dependencies(&format!(
+        "\"inventory:guard/auth@0.1.0\" = {guard}, export = \"inventory:guard/nope@0.1.0\" }}"
+    ));
+    let err = up_fails_with(&missing, &[]);
+    assert!(
+        err.contains(
+            "dependency 'inventory:guard/auth@0.1.0' doesn't export 'inventory:guard/nope@0.1.0' \
+             to satisfy import 'inventory:guard/auth@0.1.0'"
+        ),
+        "{err}"
+    );
+
+    let mismatched = with_dependencies(&format!(
+        "\"inventory:guard/auth@0.1.0\" = {guard}, export = \"inventory:guard/validation@0.1.0\" }}"
+    ));
+    let err = up_fails_with(&mismatched, &[]);
+    assert!(
+        err.contains(
+            "dependency 'inventory:guard/auth@0.1.0' exports 'inventory:guard/validation@0.1.0' \
+             which is not compatible with import 'inventory:guard/auth@0.1.0'"
+        ),
+        "{err}"
+    );
+
+    let twice = with_dependencies(&format!(
+        "\"inventory:guard\" = {guard} }}\n\"inventory:guard/auth@0.1.0\" = {guard} }}"
+    ));
+    let err = up_fails_with(&twice, &[]);
+    assert!(
+        err.contains(
+            "has dependency conflicts: import 'inventory:guard/auth@0.1.0' satisfied by \
+             dependencies: 'inventory:guard', 'inventory:guard/auth@0.1.0'"
+        ),
+        "{err}"
+    );
 }
