@@ -171,7 +171,7 @@ impl Loader<'_> {
                 .iter()
                 .map(|(dep, what, path)| (dep, WasmFile { what, path }))
                 .collect();
-            let compiled = self.compiler.compile_composed(main, &files, build)?;
+            let compiled = self.compiler.compile_composed(id, main, &files, build)?;
             (compiled, None)
         } else {
             // Dependencies shadow the imports they satisfy in a linker of this component's own.

@@ -77,13 +77,14 @@ impl<'a> Compiler<'a> {
     /// The compiled component at `path`; `what` names it in errors ("component `x`"),
     /// `build` is its build command, for the hint when the file is missing.
     pub fn compile(&mut self, what: &str, path: &Path, build: Option<&str>) -> Result<Component> {
-        self.compile_composed(WasmFile { what, path }, &[], build)
+        self.compile_composed(what, WasmFile { what, path }, &[], build)
     }
 
-    /// The compiled component `main` with `deps` composed into it (`link::compose`); `id`
-    /// names the component in errors.
+    /// The compiled component `id`, its file `main` with `deps` composed into it
+    /// (`link::compose`).
     pub fn compile_composed(
         &mut self,
+        id: &str,
         main: WasmFile<'_>,
         deps: &[(&Dependency, WasmFile<'_>)],
         build: Option<&str>,
@@ -118,7 +119,7 @@ impl<'a> Compiler<'a> {
                         .iter()
                         .map(|(dep, file)| Ok((*dep, load(file, build)?)))
                         .collect::<Result<Vec<_>>>()?;
-                    crate::link::compose(main.what, &wasm, &deps)?
+                    crate::link::compose(id, &wasm, &deps)?
                 };
                 Component::new(self.engine, &wasm)
                     .map_err(anyhow::Error::from)
