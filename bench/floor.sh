@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What Spin's model costs before the app does anything: the host serving a component that
 # only answers (tests/fixtures/hello, `GET /`: a fresh instance, one variable read, no guard,
-# no SQLite, no log line), side by side with bench/native doing the whole guarded read
-# (token, rate-limit counter, product read, log line), and the host doing that read too.
+# no SQLite, no log line) beside bench/native answering the same (`GET /empty`), and both
+# doing the whole guarded read (token, rate-limit counter, product read, log line). What is
+# left after the floor is the app's own work on each side.
 # Rounds alternate, wrk -t2 with 32 connections shares the 2 cores; each round prints
 # req/s, p50, p99 and the server's CPU time per request, then the medians.
 #
@@ -29,6 +30,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$sta
 pids+=($!) pid_of[empty-host]=$! url_of[empty-host]=http://127.0.0.1:3971/
 ADDR=127.0.0.1:3972 DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
 pids+=($!) pid_of[read-native]=$! url_of[read-native]=http://127.0.0.1:3972/product/42
+pid_of[empty-native]=$! url_of[empty-native]=http://127.0.0.1:3972/empty
 "$HOST" up --listen 127.0.0.1:3973 --state-dir "$state/read" \
   --variable rate_limit_requests=1000000000 >"$state/read.log" 2>&1 &
 pids+=($!) pid_of[read-host]=$! url_of[read-host]=http://127.0.0.1:3973/product/42
@@ -42,7 +44,7 @@ for i in $(seq 1 50); do
 done
 
 ticks_per_second=$(getconf CLK_TCK)
-sides="empty-host read-native read-host"
+sides="empty-host empty-native read-host read-native"
 echo "wrk -t2 -c32, ${DURATION}s rounds, $ROUNDS rounds a side, alternating"
 for r in $(seq "$ROUNDS"); do
   for side in $sides; do
@@ -51,10 +53,10 @@ for r in $(seq "$ROUNDS"); do
       -H "Authorization: Bearer $token" "${url_of[$side]}" | wrk_figures)
     cpu=$(( ($(cpu_ticks "${pid_of[$side]}") - before) * 1000000 / ticks_per_second / requests ))
     echo "$rps $cpu" >>"$state/$side"
-    printf 'round %d  %-12s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$r" "$side" "$rps" "$p50" "$p99" "$cpu"
+    printf 'round %d  %-13s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$r" "$side" "$rps" "$p50" "$p99" "$cpu"
   done
 done
 for side in $sides; do
-  printf 'median    %-12s %6s req/s  CPU %s us/req\n' "$side" \
+  printf 'median    %-13s %6s req/s  CPU %s us/req\n' "$side" \
     "$(cut -d' ' -f1 "$state/$side" | median)" "$(cut -d' ' -f2 "$state/$side" | median)"
 done
