@@ -43,15 +43,12 @@ for i in $(seq 1 50); do
     -H 'content-type: application/json' -d "{\"name\": \"Bench $i\", \"price\": 12.5, \"stock\": 1000000000}"
 done
 
-ticks_per_second=$(getconf CLK_TCK)
 sides="empty-host empty-native read-host read-native"
 echo "wrk -t2 -c32, ${DURATION}s rounds, $ROUNDS rounds a side, alternating"
 for r in $(seq "$ROUNDS"); do
   for side in $sides; do
-    before=$(cpu_ticks "${pid_of[$side]}")
-    read -r rps p50 p99 requests < <(wrk -t2 -c32 -d"${DURATION}s" --latency \
-      -H "Authorization: Bearer $token" "${url_of[$side]}" | wrk_figures)
-    cpu=$(( ($(cpu_ticks "${pid_of[$side]}") - before) * 1000000 / ticks_per_second / requests ))
+    read -r rps p50 p99 cpu < <(wrk_with_cpu "${pid_of[$side]}" -t2 -c32 -d"${DURATION}s" \
+      --latency -H "Authorization: Bearer $token" "${url_of[$side]}")
     echo "$rps $cpu" >>"$state/$side"
     printf 'round %d  %-13s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$r" "$side" "$rps" "$p50" "$p99" "$cpu"
   done

@@ -23,6 +23,18 @@ wrk_figures() {
 # The CPU time (user and system, in clock ticks) process PID has used so far.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
+# One wrk run against the server PID (the rest are wrk's arguments): prints
+# "req/s p50_ms p99_ms cpu_us_per_request", the server's CPU time read from /proc, without
+# wrk's share; any answer that is not 2xx or 3xx fails the run.
+wrk_with_cpu() {
+  local pid=$1; shift
+  local before figures rps p50 p99 requests
+  before=$(cpu_ticks "$pid")
+  figures=$(wrk "$@" | wrk_figures)
+  read -r rps p50 p99 requests <<<"$figures"
+  echo "$rps $p50 $p99 $(( ($(cpu_ticks "$pid") - before) * 1000000 / $(getconf CLK_TCK) / requests ))"
+}
+
 # The median of the numbers on stdin, one a line.
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

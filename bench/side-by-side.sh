@@ -79,16 +79,10 @@ done
 
 write_deduct_lua "$state/deduct.lua"
 
-ticks_per_second=$(getconf CLK_TCK)
-# One round against the server PID: prints "req/s p50_ms p99_ms cpu_us_per_request"; any
-# answer that is not 2xx fails the run.
+# One round against the server PID: prints "req/s p50_ms p99_ms cpu_us_per_request".
 round() {
   local pid=$1 connections=$2; shift 2
-  local before figures rps p50 p99 requests
-  before=$(cpu_ticks "$pid")
-  figures=$(wrk -t2 -c"$connections" -d"${DURATION}s" --latency "$@" | wrk_figures)
-  read -r rps p50 p99 requests <<<"$figures"
-  echo "$rps $p50 $p99 $(( ($(cpu_ticks "$pid") - before) * 1000000 / ticks_per_second / requests ))"
+  wrk_with_cpu "$pid" -t2 -c"$connections" -d"${DURATION}s" --latency "$@"
 }
 
 load() {
