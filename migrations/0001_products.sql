@@ -1,6 +1,7 @@
 -- The product catalogue and its stock ledger.
--- Applied once by the app (crates/inventory/src/migrations.rs) and recorded in
--- schema_migrations; written with IF NOT EXISTS so running it by hand is harmless too.
+-- Like every file here, idempotent as plain SQL (README "Migrations"): the app applies it
+-- (crates/inventory/src/store/migrations.rs), and applying it again, by hand or at every
+-- start with `--sqlite @`, changes nothing.
 
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    INTEGER PRIMARY KEY,
@@ -37,3 +38,8 @@ CREATE TABLE IF NOT EXISTS stock_movements (
 );
 
 CREATE INDEX IF NOT EXISTS stock_movements_product ON stock_movements (product_id, id);
+
+-- Recorded last, by the file itself: applied by hand (`spin up --sqlite @0001_products.sql`), it
+-- counts as applied once it has run whole.
+INSERT OR IGNORE INTO schema_migrations (version, name, applied_at)
+VALUES (1, '0001_products', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));

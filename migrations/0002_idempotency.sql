@@ -15,3 +15,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 
 CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at);
+
+-- Recorded last, by the file itself: applied by hand (`spin up --sqlite @0002_idempotency.sql`), it
+-- counts as applied once it has run whole.
+INSERT OR IGNORE INTO schema_migrations (version, name, applied_at)
+VALUES (2, '0002_idempotency', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));

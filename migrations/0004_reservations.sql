@@ -42,19 +42,7 @@ CREATE TABLE IF NOT EXISTS reservation_lines (
 CREATE INDEX IF NOT EXISTS reservation_lines_holding ON reservation_lines (product_id, holds_until)
     WHERE holds_until IS NOT NULL;
 
--- The app's clock (README "Time-driven work"): when the notifier should next be woken for
--- events, NULL when nothing is pending. A change that writes events sets it to now; the
--- notifier sets it to now when it takes the active role (so a notifier that dies leaves
--- work due) and, when it stands down, to the moment the next line of events comes due.
--- Every request that opens the database reads it, with the holds that expired but are not
--- yet announced, in one cheap query.
-ALTER TABLE notifier_state ADD COLUMN wake_at INTEGER;
--- A request that finds work due while a notifier holds the role watches it (one request at
--- a time, until this): if its heartbeat runs out (the notifier died with its process), the
--- watcher calls another.
-ALTER TABLE notifier_state ADD COLUMN watched_until INTEGER NOT NULL DEFAULT 0;
--- A database from before this migration with events still pending: due at once.
-UPDATE notifier_state SET wake_at = 0 WHERE EXISTS (SELECT 1 FROM outbox WHERE status = 'pending');
-
--- A replayed 201 gives its `Location` again.
-ALTER TABLE idempotency_keys ADD COLUMN location TEXT;
+-- Recorded last, by the file itself: applied by hand (`spin up --sqlite @0004_reservations.sql`),
+-- it counts as applied once it has run whole.
+INSERT OR IGNORE INTO schema_migrations (version, name, applied_at)
+VALUES (4, '0004_reservations', strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));

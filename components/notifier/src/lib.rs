@@ -57,9 +57,11 @@ fn notify(call: &Call<'_>) -> Result<Resp, ApiError> {
 /// `POST /deliver`: one pass, with its counts.
 fn deliver_now<'c>(_call: &'c Call<'c>) -> LocalBoxFuture<'c, Result<Resp, ApiError>> {
     Box::pin(async {
-        let counts = deliver::once()
-            .await
-            .map_err(|err| ApiError::Internal(format!("delivery failed: {err}")))?;
+        let counts = deliver::once().await.map_err(|err| match err {
+            // A database that is busy, or whose schema is behind, is a 503 as everywhere.
+            deliver::DeliverError::Store(err) => ApiError::from(err),
+            err => ApiError::Internal(format!("delivery failed: {err}")),
+        })?;
         Ok(Resp::json(status::OK, &counts.to_json()))
     })
 }

@@ -4,6 +4,7 @@ use std::cell::{Cell, OnceCell};
 
 use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
 
+use crate::store::migrations::MigrationFailure;
 use crate::store::outbox::OutboxConfig;
 
 /// Storage failures, as the layers above need to tell them apart.
@@ -19,6 +20,8 @@ pub enum StoreError {
     Query(String),
     /// The app's configuration (a variable the store reads) is unusable.
     Misconfigured(String),
+    /// The schema could not be brought up to date: a migration failed (and was rolled back).
+    SchemaBehind(MigrationFailure),
 }
 
 impl From<SqliteError> for StoreError {
@@ -111,8 +114,8 @@ impl Db {
             &format!(
                 "SELECT (SELECT user_version FROM pragma_user_version), \
                  coalesce((SELECT active_until FROM notifier_state WHERE name = 'delivery'), 0), \
-                 coalesce((SELECT watched_until > ?1 FROM notifier_state WHERE name = 'delivery'), 0), \
-                 coalesce((SELECT wake_at <= ?1 FROM notifier_state WHERE name = 'delivery'), 0), \
+                 coalesce((SELECT watched_until > ?1 FROM notifier_clock WHERE name = 'delivery'), 0), \
+                 coalesce((SELECT wake_at <= ?1 FROM notifier_clock WHERE name = 'delivery'), 0), \
                  EXISTS (SELECT 1 FROM reservations WHERE status = 'active' AND expires_at <= {NOW_MS})"
             ),
             &[Value::Integer(crate::time::now_millis())],

@@ -3,7 +3,7 @@
 
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{opt_text, rows, Db, StoreError};
+use crate::store::db::{rows, Db, StoreError};
 
 /// Keys are kept at least this long.
 pub const RETENTION_SECONDS: i64 = 24 * 60 * 60;
@@ -16,13 +16,11 @@ pub struct StoredResponse {
     pub fingerprint: String,
     pub status: u16,
     pub body: String,
-    /// A 201's `Location`.
-    pub location: Option<String>,
 }
 
 pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
     let result = db.query(
-        "SELECT fingerprint, status, body, location FROM idempotency_keys \
+        "SELECT fingerprint, status, body FROM idempotency_keys \
          WHERE subject = ? AND key = ?",
         &[Value::Text(subject.to_owned()), Value::Text(key.to_owned())],
     )?;
@@ -35,7 +33,6 @@ pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredResponse
                 fingerprint: row.text(0)?,
                 status,
                 body: row.text(2)?,
-                location: row.opt_text(3)?,
             })
         })
         .transpose();
@@ -51,15 +48,14 @@ pub fn record(
     now: i64,
 ) -> Result<(), StoreError> {
     db.exec(
-        "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, location, \
-         created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
         &[
             Value::Text(subject.to_owned()),
             Value::Text(key.to_owned()),
             Value::Text(response.fingerprint.clone()),
             Value::Integer(i64::from(response.status)),
             Value::Text(response.body.clone()),
-            opt_text(response.location.as_deref()),
             Value::Integer(now),
         ],
     )

@@ -1,49 +1,226 @@
-//! Schema migrations: the numbered files in `migrations/`, compiled in, each applied once and
-//! in order by the app itself, so `spin up` and every Spin host need no extra step.
+//! Schema migrations: the numbered files in `migrations/`, compiled in, applied by the app
+//! itself in order, so `spin up` and every Spin host need no extra step.
 //!
-//! `PRAGMA user_version` holds the last applied number, so the check on each request is one
-//! cheap read; `schema_migrations` records what ran and when.
+//! Every file is idempotent as plain SQL and records itself in `schema_migrations` as its
+//! last statement (README "Migrations"), so a file an operator applied by hand (`spin up
+//! --sqlite @migrations/...`) counts as applied, and applying one again changes nothing.
+//! The runner applies the files `schema_migrations` does not list, each in a transaction of
+//! its own, so a file that fails leaves the database as it was. `PRAGMA user_version`
+//! holds the number up to which every file is applied, so the check on each request is one
+//! cheap read (`Db::read_clock`).
+//!
+//! A failure is recorded (`schema_migration_failure`, a table of the runner's own) with
+//! when to try again: until then every request is refused as [`StoreError::SchemaBehind`]
+//! without trying, and the one request that tries, and fails, carries SQLite's message
+//! ([`MigrationFailure::fresh`]), so the log says it once per attempt, not once per request.
 
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{rows, Db, StoreError};
+use crate::store::db::{now_ms, rows, Db, StoreError};
 
 /// (number, name, SQL), in order: every file of `migrations/`, compiled in by `build.rs`.
 /// A new migration is a new file there.
 const MIGRATIONS: &[(i64, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
 
+/// How long after a failed attempt the next one is made.
+pub const RETRY_MILLIS: i64 = 30_000;
+
+/// A migration that failed: requests are refused until `retry_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFailure {
+    /// The file's name without `.sql` (`0005_notifier_clock`).
+    pub name: String,
+    /// SQLite's message.
+    pub error: String,
+    /// When the next attempt may be made (Unix ms, the database's clock).
+    pub retry_at: i64,
+    /// This request made the attempt that failed (its log line carries the failure);
+    /// `false`: it was refused by a failure recorded before.
+    pub fresh: bool,
+}
+
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(number, _, _)| *number)
 }
 
-fn user_version(db: &Db) -> Result<i64, StoreError> {
-    let result = db.query("PRAGMA user_version", &[])?;
-    let version = rows(&result).next().map_or(Ok(0), |row| row.int(0));
-    version
+/// Brings the schema up to date: applies every file `schema_migrations` does not list, in
+/// order, each in its own write transaction. Concurrent first requests serialize on the
+/// write lock and look again inside it, so each file runs once.
+pub fn migrate(db: &Db) -> Result<(), StoreError> {
+    let attempt = claim_attempt(db)?;
+    let applied = applied(db)?;
+    for (number, name, sql) in MIGRATIONS.iter().filter(|(n, _, _)| !applied.contains(n)) {
+        let result = db.transaction(|db| {
+            if applied_one(db, *number)? {
+                return Ok(());
+            }
+            split_statements(sql)
+                .into_iter()
+                .try_for_each(|statement| db.exec(statement, &[]))
+        });
+        match result {
+            Ok(()) => {}
+            // Busy or unreachable: not the file's failure; the next request tries again.
+            Err(err @ StoreError::Unavailable(_)) => return Err(err),
+            Err(err) => {
+                return Err(StoreError::SchemaBehind(record_failure(
+                    db, attempt, name, err,
+                )?))
+            }
+        }
+    }
+    // PRAGMA takes no parameters; the number is ours, not input.
+    db.exec(&format!("PRAGMA user_version = {}", latest()), &[])?;
+    if table_exists(db, FAILURE_TABLE)? {
+        db.exec(&format!("DELETE FROM {FAILURE_TABLE}"), &[])?;
+    }
+    Ok(())
 }
 
-/// Brings the schema up to date. Concurrent first requests serialize on the write lock and
-/// re-read the version inside it, so each migration runs once.
-pub fn migrate(db: &Db) -> Result<(), StoreError> {
-    if user_version(db)? >= latest() {
-        return Ok(());
+const FAILURE_TABLE: &str = "schema_migration_failure";
+
+/// The runner's own record of the last failed attempt (at most one row). Made by the runner
+/// when an attempt first fails, not by a migration file: a file that fails is rolled back.
+const FAILURE_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS schema_migration_failure (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    name     TEXT    NOT NULL,
+    error    TEXT    NOT NULL,
+    retry_at INTEGER NOT NULL
+)";
+
+/// Whether this request may try the files: `Err` with the failure that stands, when the
+/// last attempt failed and its retry time has not come (or another request has claimed the
+/// retry); past that time, this request claims the retry (one request at a time).
+fn claim_attempt(db: &Db) -> Result<Attempt, StoreError> {
+    if !table_exists(db, FAILURE_TABLE)? {
+        return Ok(Attempt::First);
     }
-    db.transaction(|db| {
-        let current = user_version(db)?;
-        for (number, name, sql) in MIGRATIONS.iter().filter(|(n, _, _)| *n > current) {
-            for statement in split_statements(sql) {
-                db.exec(statement, &[])?;
-            }
-            db.exec(
-                "INSERT INTO schema_migrations (version, name, applied_at) \
-                 VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-                &[Value::Integer(*number), Value::Text((*name).to_owned())],
-            )?;
-            // PRAGMA takes no parameters; the number is ours, not input.
-            db.exec(&format!("PRAGMA user_version = {number}"), &[])?;
+    let Some((failure, due)) = recorded_failure(db)? else {
+        return Ok(Attempt::First);
+    };
+    if due {
+        let claimed = db.query(
+            concat!(
+                "UPDATE schema_migration_failure SET retry_at = ",
+                now_ms!(),
+                " + ?1 WHERE retry_at = ?2 RETURNING 1"
+            ),
+            &[
+                Value::Integer(RETRY_MILLIS),
+                Value::Integer(failure.retry_at),
+            ],
+        )?;
+        if !claimed.rows.is_empty() {
+            return Ok(Attempt::Retry);
         }
-        Ok(())
-    })
+    }
+    Err(StoreError::SchemaBehind(failure))
+}
+
+/// How this request came to try the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// No failure is recorded.
+    First,
+    /// After a failure, this request claimed the retry.
+    Retry,
+}
+
+/// The failure recorded, if any, and whether its retry time has come.
+fn recorded_failure(db: &Db) -> Result<Option<(MigrationFailure, bool)>, StoreError> {
+    let result = db.query(
+        concat!(
+            "SELECT name, error, retry_at, retry_at <= ",
+            now_ms!(),
+            " FROM schema_migration_failure"
+        ),
+        &[],
+    )?;
+    let failure = rows(&result)
+        .next()
+        .map(|row| {
+            let failure = MigrationFailure {
+                name: row.text(0)?,
+                error: row.text(1)?,
+                retry_at: row.int(2)?,
+                fresh: false,
+            };
+            Ok::<_, StoreError>((failure, row.int(3)? != 0))
+        })
+        .transpose();
+    failure
+}
+
+/// Records that `name` failed with `err` (its transaction rolled back), to be tried again
+/// in [`RETRY_MILLIS`]. The failure is this request's to report (`fresh`) if it claimed the
+/// retry, or if it is the first to record a first attempt's failure: of concurrent first
+/// attempts, one reports.
+fn record_failure(
+    db: &Db,
+    attempt: Attempt,
+    name: &str,
+    err: StoreError,
+) -> Result<MigrationFailure, StoreError> {
+    let error = match err {
+        StoreError::Query(text) | StoreError::Corrupt(text) => text,
+        other => format!("{other:?}"),
+    };
+    db.exec(FAILURE_TABLE_SQL, &[])?;
+    let result = db.query(
+        concat!(
+            "INSERT INTO schema_migration_failure (id, name, error, retry_at) VALUES (1, ?1, ?2, ",
+            now_ms!(),
+            " + ?3) ON CONFLICT (id) DO UPDATE SET name = ?1, error = ?2, retry_at = ",
+            now_ms!(),
+            " + ?3 WHERE ?4 RETURNING retry_at"
+        ),
+        &[
+            Value::Text(name.to_owned()),
+            Value::Text(error.clone()),
+            Value::Integer(RETRY_MILLIS),
+            Value::Integer((attempt == Attempt::Retry).into()),
+        ],
+    )?;
+    if let Some(retry_at) = rows(&result).next().map(|row| row.int(0)).transpose()? {
+        return Ok(MigrationFailure {
+            name: name.to_owned(),
+            error,
+            retry_at,
+            fresh: true,
+        });
+    }
+    recorded_failure(db)?
+        .map(|(failure, _)| failure)
+        .ok_or_else(|| StoreError::Corrupt("a recorded migration failure vanished".into()))
+}
+
+/// The numbers `schema_migrations` lists: the files applied, by the runner or by hand.
+fn applied(db: &Db) -> Result<Vec<i64>, StoreError> {
+    if !table_exists(db, "schema_migrations")? {
+        return Ok(Vec::new());
+    }
+    let result = db.query("SELECT version FROM schema_migrations", &[])?;
+    let applied = rows(&result).map(|row| row.int(0)).collect();
+    applied
+}
+
+fn applied_one(db: &Db, number: i64) -> Result<bool, StoreError> {
+    Ok(table_exists(db, "schema_migrations")?
+        && !db
+            .query(
+                "SELECT 1 FROM schema_migrations WHERE version = ?",
+                &[Value::Integer(number)],
+            )?
+            .rows
+            .is_empty())
+}
+
+fn table_exists(db: &Db, name: &str) -> Result<bool, StoreError> {
+    let result = db.query(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        &[Value::Text(name.to_owned())],
+    )?;
+    Ok(!result.rows.is_empty())
 }
 
 /// Splits a SQL file into statements at `;` outside quotes and comments. (Migrations hold no
@@ -97,6 +274,18 @@ fn only_comments(text: &str) -> bool {
     })
 }
 
+/// A statement without its leading comments, its words upper-cased and single-spaced.
+#[cfg(test)]
+fn words(statement: &str) -> String {
+    statement
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +310,41 @@ mod tests {
             assert!(name.starts_with(&format!("{number:04}_")), "{name}");
             assert!(!split_statements(sql).is_empty(), "{name}");
             previous = *number;
+        }
+    }
+
+    /// The rule of README "Migrations": a file must be safe to apply again, as plain SQL.
+    /// `tests/e2e/migrations.rs` applies every file twice to hold them to it; this names the
+    /// statements that cannot be.
+    #[test]
+    fn no_migration_alters_drops_or_renames() {
+        for (_, name, sql) in MIGRATIONS {
+            for statement in split_statements(sql) {
+                let words = words(statement);
+                for refused in ["ALTER ", "DROP ", "RENAME "] {
+                    assert!(
+                        !words.starts_with(refused) && !words.contains(&format!(" {refused}")),
+                        "{name}: `{words}`: no ALTER, DROP or RENAME in a migration file; a \
+                         schema change is a new table (README \"Migrations\")"
+                    );
+                }
+                if words.starts_with("CREATE ") {
+                    assert!(words.contains(" IF NOT EXISTS "), "{name}: `{words}`");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_migration_records_itself_last() {
+        for (number, name, sql) in MIGRATIONS {
+            let last = split_statements(sql).last().map(|s| words(s));
+            let record = format!(
+                "INSERT OR IGNORE INTO SCHEMA_MIGRATIONS (VERSION, NAME, APPLIED_AT) VALUES \
+                 ({number}, '{}', STRFTIME('%Y-%M-%DT%H:%M:%SZ', 'NOW'))",
+                name.to_uppercase()
+            );
+            assert_eq!(last.as_deref(), Some(record.as_str()), "{name}");
         }
     }
 }

@@ -2,7 +2,8 @@
 //! that caused them, one row per receiver, then claimed, delivered and recorded by the
 //! notifier component. Delivery is at least once; per receiver and product, rows go out in
 //! commit order. One notifier at a time is active (`notifier_state`): a change calls the
-//! notifier after its response only when none is.
+//! notifier after its response only when none is. When the next one is due, and who watches
+//! the active one, is the app's clock (`notifier_clock`, `migrations/0005_notifier_clock.sql`).
 
 use spin_sdk::sqlite::Value;
 
@@ -104,7 +105,7 @@ pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
     // The app's clock: there is work now (if the notifier the writer calls is not reached,
     // the next request that opens the database finds it due).
     db.exec(
-        "UPDATE notifier_state SET wake_at = min(coalesce(wake_at, ?1), ?1) WHERE name = 'delivery'",
+        "UPDATE notifier_clock SET wake_at = min(coalesce(wake_at, ?1), ?1) WHERE name = 'delivery'",
         &[Value::Integer(now)],
     )?;
     if notifier_active(db, now)? {
@@ -321,11 +322,12 @@ pub fn next_due(db: &Db) -> Result<Option<i64>, StoreError> {
 /// notifier that dies at work leaves its work due once its heartbeat runs out.
 pub fn try_activate(db: &Db, now: i64, until: i64) -> Result<Result<(), i64>, StoreError> {
     let result = db.query(
-        "UPDATE notifier_state SET active_until = ?1, wake_at = ?2 WHERE name = 'delivery' \
+        "UPDATE notifier_state SET active_until = ?1 WHERE name = 'delivery' \
          AND active_until <= ?2 RETURNING name",
         &[Value::Integer(until), Value::Integer(now)],
     )?;
     if !result.rows.is_empty() {
+        set_wake_at(db, Some(now))?;
         return Ok(Ok(()));
     }
     let current = db.query(
@@ -349,7 +351,16 @@ pub fn keep_active(db: &Db, until: i64) -> Result<(), StoreError> {
 /// one; so does the first request after `wake_at`.
 pub fn deactivate(db: &Db, wake_at: Option<i64>) -> Result<(), StoreError> {
     db.exec(
-        "UPDATE notifier_state SET active_until = 0, wake_at = ? WHERE name = 'delivery'",
+        "UPDATE notifier_state SET active_until = 0 WHERE name = 'delivery'",
+        &[],
+    )?;
+    set_wake_at(db, wake_at)
+}
+
+/// Sets the app's clock: when the notifier should next be woken (`None`: nothing pending).
+fn set_wake_at(db: &Db, wake_at: Option<i64>) -> Result<(), StoreError> {
+    db.exec(
+        "UPDATE notifier_clock SET wake_at = ? WHERE name = 'delivery'",
         &[wake_at.map_or(Value::Null, Value::Integer)],
     )
 }
@@ -358,7 +369,7 @@ pub fn deactivate(db: &Db, wake_at: Option<i64>) -> Result<(), StoreError> {
 /// request holds it: whether this one does.
 pub fn watch(db: &Db, now: i64, until: i64) -> Result<bool, StoreError> {
     let claimed = db.query(
-        "UPDATE notifier_state SET watched_until = ?1 WHERE name = 'delivery' \
+        "UPDATE notifier_clock SET watched_until = ?1 WHERE name = 'delivery' \
          AND watched_until <= ?2 RETURNING name",
         &[Value::Integer(until), Value::Integer(now)],
     )?;
@@ -468,10 +479,7 @@ pub enum Redelivery {
 /// Makes an event's dead or pending rows due now, with a fresh retention period.
 pub fn redeliver(db: &Db, event_id: &str, now: i64) -> Result<Redelivery, StoreError> {
     db.transaction(|db| {
-        db.exec(
-            "UPDATE notifier_state SET wake_at = ? WHERE name = 'delivery'",
-            &[Value::Integer(now)],
-        )?;
+        set_wake_at(db, Some(now))?;
         let result = db.query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
              expires_at = ?2 WHERE event_id = ?3 AND status IN ('pending', 'dead') \

@@ -50,6 +50,8 @@ pub struct Idempotent {
     key: IdempotencyKey,
     subject: String,
     fingerprint: String,
+    /// The request's path as the handler parsed it: a replayed 201's resource lives below it.
+    path: String,
 }
 
 impl Idempotent {
@@ -62,6 +64,7 @@ impl Idempotent {
                 ApiError::Internal("an idempotent write reached its handler unauthenticated".into())
             })?,
             fingerprint: fingerprint(call.req, path),
+            path: path.to_owned(),
         })
     }
 
@@ -83,14 +86,7 @@ impl Idempotent {
         call: &Call<'_>,
         operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
     ) -> Result<Resp, ApiError> {
-        run_once(
-            call.db()?,
-            &self.subject,
-            &self.key,
-            &self.fingerprint,
-            &call.ctx.request_id,
-            operation,
-        )
+        run_once(call.db()?, self, &call.ctx.request_id, operation)
     }
 }
 
@@ -143,22 +139,20 @@ fn canonical(value: &Value) -> Value {
 /// A request that fails with a client error after reaching the operation (404, 409) is
 /// recorded too, so a retry gets the same answer; a server error is not recorded and its
 /// transaction rolls back, so a retry runs again.
-pub fn run_once(
+fn run_once(
     db: &Db,
-    subject: &str,
-    key: &IdempotencyKey,
-    fingerprint: &str,
+    once: &Idempotent,
     request_id: &str,
     operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
 ) -> Result<Resp, ApiError> {
     db.transaction(|db| {
         let now = db.unix_now()?;
         records::sweep(db, now)?;
-        if let Some(stored) = records::lookup(db, subject, key.as_str())? {
-            if stored.fingerprint != fingerprint {
+        if let Some(stored) = records::lookup(db, &once.subject, once.key())? {
+            if stored.fingerprint != once.fingerprint {
                 return Err(ApiError::IdempotencyConflict);
             }
-            return Ok(replay(stored));
+            return Ok(replay(stored, &once.path));
         }
         let resp = match operation(db) {
             Ok(resp) => resp,
@@ -166,28 +160,43 @@ pub fn run_once(
             Err(err) => return Err(err),
         };
         let stored = StoredResponse {
-            fingerprint: fingerprint.to_owned(),
+            fingerprint: once.fingerprint.clone(),
             status: resp.status,
             body: String::from_utf8_lossy(&resp.body).into_owned(),
-            location: resp.header(header::LOCATION).map(str::to_owned),
         };
-        records::record(db, subject, key.as_str(), &stored, now)?;
+        records::record(db, &once.subject, once.key(), &stored, now)?;
         Ok(resp)
     })
 }
 
-fn replay(stored: StoredResponse) -> Resp {
+/// The stored response again. A 201 names what it created at `Location`: the request's
+/// `path` and the created resource's `id` (`POST /reservations` -> `/reservations/res_...`),
+/// as the first response did.
+fn replay(stored: StoredResponse, path: &str) -> Resp {
     let content_type = if stored.status >= status::BAD_REQUEST {
         "application/problem+json"
     } else {
         "application/json"
     };
+    let location = (stored.status == status::CREATED)
+        .then(|| created_id(&stored.body))
+        .flatten()
+        .map(|id| format!("{path}/{id}"));
     let mut resp = Resp::new(stored.status);
     resp.body = stored.body.into_bytes();
     resp.set_header(header::CONTENT_TYPE, content_type);
-    if let Some(location) = &stored.location {
+    if let Some(location) = &location {
         resp.set_header(header::LOCATION, location);
     }
     resp.set_header(REPLAYED_HEADER, "true");
     resp
+}
+
+/// The `id` member of a created resource's JSON, as text.
+fn created_id(body: &str) -> Option<String> {
+    match serde_json::from_str::<Value>(body).ok()?.get("id")? {
+        Value::String(id) => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
 }

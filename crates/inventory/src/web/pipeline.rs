@@ -91,7 +91,7 @@ async fn serve_with<S: Stages>(
     let (resp, error) = match result {
         Ok(resp) => (resp, None),
         Err(err) => {
-            let cause = err.log_cause().map(str::to_owned);
+            let cause = err.log_cause();
             (err.into_response(&ctx.request_id), cause)
         }
     };

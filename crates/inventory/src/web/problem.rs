@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use crate::domain::stock::Shortfall;
+use crate::store::migrations::MigrationFailure;
 use crate::store::StoreError;
 use crate::web::http::{header, status, Resp};
 
@@ -46,6 +47,9 @@ pub enum ApiError {
     RateLimited { retry_after: u64 },
     /// 503: a dependency (the database) does not answer.
     Unavailable(String),
+    /// 503: the database schema could not be brought up to date; until the next attempt
+    /// every request is refused, with `Retry-After` saying when that is.
+    SchemaBehind(MigrationFailure),
     /// 500: the whole cause is logged; the client gets a generic body.
     Internal(String),
 }
@@ -80,7 +84,7 @@ impl ApiError {
             Self::Validation(_) => status::UNPROCESSABLE_CONTENT,
             Self::RateLimited { .. } => status::TOO_MANY_REQUESTS,
             Self::Internal(_) => status::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => status::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::SchemaBehind(_) => status::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -103,7 +107,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
             Self::RateLimited { .. } => ("rate-limited", "Too many requests"),
-            Self::Unavailable(_) => ("unavailable", "Service unavailable"),
+            Self::Unavailable(_) | Self::SchemaBehind(_) => ("unavailable", "Service unavailable"),
             Self::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -141,16 +145,37 @@ impl ApiError {
                 format!("the rate limit is used up; retry in {retry_after} s")
             }
             Self::Unavailable(_) => "a store the service needs does not answer; retry later".into(),
+            Self::SchemaBehind(failure) => format!(
+                "the database schema could not be brought up to date (migration {} failed and \
+                 was rolled back); nothing was changed; the service tries again in {} s",
+                failure.name,
+                retry_after(failure)
+            ),
             Self::Internal(_) => "an unexpected error occurred".into(),
         }
     }
 
     /// What the access log should say about the failure, when it is not in the response.
-    pub fn log_cause(&self) -> Option<&str> {
+    /// A failed migration's message is logged by the request whose attempt failed, not by
+    /// every request it refuses (at most once per attempt, one attempt every 30 s).
+    pub fn log_cause(&self) -> Option<String> {
         match self {
             Self::Unauthorized(cause) | Self::Unavailable(cause) | Self::Internal(cause) => {
-                Some(cause)
+                Some(cause.clone())
             }
+            Self::SchemaBehind(failure) if failure.fresh => Some(format!(
+                "migration {}.sql failed and was rolled back, the database is as it was: {}; \
+                 every request is answered 503 until the next attempt, in {} s",
+                failure.name,
+                failure.error,
+                retry_after(failure)
+            )),
+            Self::SchemaBehind(failure) => Some(format!(
+                "the schema is not up to date: migration {}.sql failed (logged by the request \
+                 that tried it); next attempt in {} s",
+                failure.name,
+                retry_after(failure)
+            )),
             _ => None,
         }
     }
@@ -207,10 +232,19 @@ impl ApiError {
             // A store that does not answer is usually busy or restarting: a second is
             // long enough to be worth a retry and short enough not to stall an order.
             Self::Unavailable(_) => resp.set_header(header::RETRY_AFTER, "1"),
+            Self::SchemaBehind(failure) => {
+                resp.set_header(header::RETRY_AFTER, &retry_after(&failure).to_string());
+            }
             _ => {}
         }
         resp
     }
+}
+
+/// Whole seconds until a failed migration is tried again, at least 1.
+fn retry_after(failure: &MigrationFailure) -> i64 {
+    let millis = failure.retry_at - crate::time::now_millis();
+    (millis + 999).div_euclid(1000).max(1)
 }
 
 impl From<StoreError> for ApiError {
@@ -220,6 +254,7 @@ impl From<StoreError> for ApiError {
                 Self::Conflict("a product with this sku already exists".into())
             }
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            StoreError::SchemaBehind(failure) => Self::SchemaBehind(failure),
             other => Self::Internal(format!("{other:?}")),
         }
     }
