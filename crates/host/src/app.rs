@@ -11,6 +11,7 @@ use wasmtime::Engine;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile::{Compiled, Compiler, WasmFile};
+use crate::component_logs::Follow;
 use crate::expressions::{AppVariables, Environment};
 use crate::factor::{AppContext, ComponentContext};
 use crate::factors::{self, AppStates, ComponentStates, InstanceState};
@@ -32,11 +33,18 @@ pub struct AppOptions {
     pub cache_dir: Option<PathBuf>,
     /// Write `/tmp/perf-<pid>.map` so `perf` names the compiled wasm functions.
     pub perfmap: bool,
+    /// `--log-dir`: where the components' output files go (`""`: none; default: the
+    /// runtime config's `log_dir`, else `logs` in the state directory).
+    pub log_dir: Option<PathBuf>,
+    /// Whose output is copied to the host's stderr.
+    pub follow: Follow,
 }
 
 /// A component ready to instantiate.
 pub struct LoadedComponent {
     pub id: String,
+    /// The manifest's description, printed under its routes.
+    pub description: Option<String>,
     pub pre: ProxyPre<InstanceState>,
     /// What each host interface granted it.
     pub factors: ComponentStates,
@@ -94,6 +102,8 @@ impl App {
             manifest: &loaded,
             runtime_config: &runtime_config,
             sqlite_statements: &options.sqlite_statements,
+            log_dir: options.log_dir.as_deref(),
+            follow: &options.follow,
         };
         let factors = AppStates::configure(&ctx, previous.map(|p| &p.factors))?;
         let mut loader = Loader {
@@ -201,6 +211,7 @@ impl Loader<'_> {
             .with_context(|| format!("component `{id}` is not an HTTP component (it exports no `wasi:http/incoming-handler`)"))?;
         Ok(LoadedComponent {
             id: id.to_owned(),
+            description: component.description.clone(),
             pre,
             factors,
             dependency_count: linked.map_or(0, |(_, count)| count),

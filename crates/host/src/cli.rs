@@ -65,6 +65,22 @@ pub struct UpArgs {
     /// The directory for the app's state (default: `.spin` beside the manifest).
     #[arg(long = "state-dir", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Where each component's stdout and stderr are appended, as `<id>_stdout.txt` and
+    /// `<id>_stderr.txt` (default: the runtime config's `log_dir`, else `logs` in the state
+    /// directory; `""`: no files).
+    #[arg(
+        short = 'L',
+        long = "log-dir",
+        value_name = "DIR",
+        env = "SPIN_LOG_DIR"
+    )]
+    pub log_dir: Option<PathBuf>,
+    /// Copy only these components' output to stderr (repeat for several; default: all).
+    #[arg(long = "follow", value_name = "ID", conflicts_with = "quiet")]
+    pub follow: Vec<String>,
+    /// Copy no component's output to stderr (the log files still get it).
+    #[arg(short = 'q', long = "quiet", visible_aliases = ["sh", "shush"])]
+    pub quiet: bool,
     /// Where compiled components are cached across restarts (default: Wasmtime's user cache).
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -92,6 +108,18 @@ pub struct UpArgs {
     /// The most linear memory one instance may use, in MiB.
     #[arg(long = "max-memory-mib", default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_memory_mib: u64,
+}
+
+impl UpArgs {
+    /// Whose output is copied to stderr.
+    pub fn follow(&self) -> crate::component_logs::Follow {
+        use crate::component_logs::Follow;
+        match (self.quiet, self.follow.is_empty()) {
+            (true, _) => Follow::None,
+            (false, true) => Follow::All,
+            (false, false) => Follow::Named(self.follow.clone()),
+        }
+    }
 }
 
 fn parse_variable(text: &str) -> Result<(String, String)> {

@@ -60,6 +60,10 @@ pub struct AppContext<'a> {
     pub runtime_config: &'a RuntimeConfig,
     /// `--sqlite` statements, run on the first load only.
     pub sqlite_statements: &'a [String],
+    /// `--log-dir` (`""`: none), which wins over the runtime config's `log_dir`.
+    pub log_dir: Option<&'a std::path::Path>,
+    /// Whose output is copied to the host's stderr (`--follow`, `--quiet`).
+    pub follow: &'a crate::component_logs::Follow,
 }
 
 /// One component of the app.

@@ -13,6 +13,7 @@ mod blocking;
 mod builder;
 mod cli;
 mod compile;
+mod component_logs;
 mod connections;
 mod engine;
 mod expressions;

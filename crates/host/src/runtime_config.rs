@@ -13,7 +13,6 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// Keys Spin's runtime config knows that this host does not run.
 const SPIN_KEYS_NOT_RUN: &[&str] = &[
-    "log_dir",
     "max_instance_memory",
     "variables_provider",
     "config_provider",
@@ -39,6 +38,8 @@ pub struct RuntimeConfig {
     cwd: PathBuf,
     /// `None`: the default stores are in memory.
     state_dir: Option<PathBuf>,
+    /// The file's `log_dir` (`""`: none).
+    log_dir: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -80,6 +81,11 @@ impl RuntimeConfig {
             Some(toml::Value::String(dir)) => Some(dir),
             Some(_) => bail!("`state_dir` must be a string"),
         };
+        let log_dir = match table.remove("log_dir") {
+            None => None,
+            Some(toml::Value::String(dir)) => Some(dir),
+            Some(_) => bail!("`log_dir` must be a string"),
+        };
         let state_dir = match (state_dir, from_file) {
             (Some(cli), _) => (!cli.as_os_str().is_empty()).then(|| cli.to_path_buf()),
             (None, Some(dir)) => (!dir.is_empty()).then(|| cwd.join(dir)),
@@ -90,7 +96,19 @@ impl RuntimeConfig {
             config_dir,
             cwd,
             state_dir,
+            log_dir,
         })
+    }
+
+    /// Where the components' output files go, as `spin up` resolves it: `cli` (`--log-dir`,
+    /// `""`: none), else the file's `log_dir` (relative to the working directory), else
+    /// `logs` in the state directory; none without one.
+    pub fn log_dir(&self, cli: Option<&Path>) -> Option<PathBuf> {
+        match (cli, &self.log_dir) {
+            (Some(cli), _) => (!cli.as_os_str().is_empty()).then(|| self.cwd.join(cli)),
+            (None, Some(dir)) => (!dir.is_empty()).then(|| self.cwd.join(dir)),
+            (None, None) => self.state_dir.as_ref().map(|dir| dir.join("logs")),
+        }
     }
 
     /// Refuses any top-level key that none of the interfaces reads (`known`).
@@ -232,6 +250,29 @@ pub mod tests {
         assert_eq!(
             config("").unwrap().default_location("x.db"),
             Location::File(PathBuf::from("/app/.spin/x.db"))
+        );
+    }
+
+    #[test]
+    fn log_dir_comes_from_the_command_line_then_the_file_then_the_state_directory() {
+        let file = "log_dir = \"out\"";
+        assert_eq!(
+            config(file).unwrap().log_dir(Some(Path::new("cli"))),
+            Some(PathBuf::from("/work/cli"))
+        );
+        assert_eq!(config(file).unwrap().log_dir(Some(Path::new(""))), None);
+        assert_eq!(
+            config(file).unwrap().log_dir(None),
+            Some(PathBuf::from("/work/out"))
+        );
+        assert_eq!(config("log_dir = \"\"").unwrap().log_dir(None), None);
+        assert_eq!(
+            config("").unwrap().log_dir(None),
+            Some(PathBuf::from("/app/.spin/logs"))
+        );
+        assert_eq!(
+            config_with("", Some(Path::new(""))).unwrap().log_dir(None),
+            None
         );
     }
 

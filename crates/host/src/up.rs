@@ -29,6 +29,8 @@ pub fn run(args: &UpArgs) -> Result<()> {
         max_memory_bytes: usize::try_from(args.max_memory_mib * 1024 * 1024)?,
         cache_dir: args.cache_dir.clone(),
         perfmap: args.profile == Some(crate::cli::Profile::Perfmap),
+        log_dir: args.log_dir.clone(),
+        follow: args.follow(),
     };
     // Every check of the manifest and the runtime config happens here, before the listener
     // exists; a Redis server is first reached by the first request that uses it, as on Spin.
@@ -75,7 +77,7 @@ pub fn run(args: &UpArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         print_routes(&live.get(), addr);
         let served = server::serve(live, listener, serve, shutdown_signal()).await;
-        crate::wasi::flush_guest_stdout();
+        crate::component_logs::flush();
         served
     })
 }
@@ -99,6 +101,9 @@ fn print_routes(app: &App, addr: SocketAddr) {
             component.id,
             route.without_wildcard()
         ));
+        if let Some(description) = &component.description {
+            out.push_str(&format!("    {description}\n"));
+        }
     }
     let mut stdout = std::io::stdout().lock();
     // Tests and scripts wait for these lines: flush them now.
