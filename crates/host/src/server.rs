@@ -1,7 +1,6 @@
 //! The HTTP server: accept connections within the host's bounds and hand each request to
 //! the trigger (`trigger.rs`), which routes it and runs it in a fresh instance.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -131,7 +130,7 @@ fn spawn_connection(
         async move {
             let response = trigger.handle(req, client).await;
             drop(serving);
-            Ok::<_, Infallible>(response)
+            response
         }
     });
     let conn = http.serve_connection(TokioIo::new(stream), service);

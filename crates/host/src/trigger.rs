@@ -87,15 +87,16 @@ impl Trigger {
     }
 
     /// A request from a client: route it, then run the component in a fresh instance.
+    /// `Err`: refused without an answer, the connection closed, as Spin refuses it.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
-    ) -> Response<HyperOutgoingBody> {
+    ) -> Result<Response<HyperOutgoingBody>, NoAuthority> {
         let started = Instant::now();
         let method = req.method().clone();
         let app = self.live.get();
-        let (component, response) = self.route_and_run(&app, req, client).await;
+        let (component, response) = self.route_and_run(&app, req, client).await?;
         metrics::get().request(
             component.unwrap_or(NO_COMPONENT),
             Source::Client,
@@ -103,7 +104,7 @@ impl Trigger {
             response.status(),
             started.elapsed(),
         );
-        response
+        Ok(response)
     }
 
     /// The response, and the id of the component that served it, if one did.
@@ -112,23 +113,25 @@ impl Trigger {
         app: &'a App,
         mut req: Request<Incoming>,
         client: SocketAddr,
-    ) -> (Option<&'a str>, Response<HyperOutgoingBody>) {
+    ) -> Result<(Option<&'a str>, Response<HyperOutgoingBody>), NoAuthority> {
+        strip_chaining_host(&mut req);
         let path = req.uri().path().to_owned();
         if let Some(reserved) = path.strip_prefix(WELL_KNOWN) {
-            return (None, self.well_known(reserved));
+            return Ok((None, self.well_known(reserved)));
         }
         let Some(matched) = app.router.route(&path) else {
-            return (None, host_response(StatusCode::NOT_FOUND));
+            return Ok((None, host_response(StatusCode::NOT_FOUND)));
         };
+        let host = authority(&req).ok_or(NoAuthority)?;
         let component_index = matched.route.component;
         let component = app.components.get(component_index).map(|c| c.id.as_str());
-        set_spin_headers(&mut req, &matched, client);
+        set_spin_headers(&mut req, &host, &matched, client);
         // A request waits for a free instance, but not forever.
         let Some(slot) = self.wait_for_slot(&self.permits, Source::Client).await else {
-            return (component, overloaded());
+            return Ok((component, overloaded()));
         };
         let response = self.run_or_500(app, component_index, req, slot).await;
-        (component, response)
+        Ok((component, response))
     }
 
     /// A free instance slot, or `None` if none frees within the queue timeout.
@@ -317,13 +320,50 @@ impl Chain for NoChain {
 
 /// Adds the `spin-*` headers Spin sets. As Spin does, a client's own `spin-*` headers are
 /// kept and Spin's values come after them: a guest that trusts these reads the last value.
-fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch<'_>, client: SocketAddr) {
-    let host = req
+/// A routed request Spin refuses by closing the connection: it names no authority (no
+/// `Host`, or one naming a service-chaining target, which only the app's own components
+/// may reach).
+#[derive(Debug)]
+pub struct NoAuthority;
+
+impl std::fmt::Display for NoAuthority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no 'Host' header present in request")
+    }
+}
+
+impl std::error::Error for NoAuthority {}
+
+/// A client's `Host` naming `<component>.spin.internal` is dropped, as Spin drops it.
+fn strip_chaining_host<B>(req: &mut Request<B>) {
+    let chaining = req
         .headers()
         .get(HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| "localhost".to_owned());
+        .map(|host| host.rsplit_once(':').map_or(host, |(name, _)| name))
+        .is_some_and(|name| {
+            name.to_ascii_lowercase()
+                .ends_with(crate::outbound_http::allowed_hosts::SERVICE_CHAINING_SUFFIX)
+        });
+    if chaining {
+        req.headers_mut().remove(HOST);
+    }
+}
+
+/// The request's authority: its `Host`, or the URI's.
+fn authority<B>(req: &Request<B>) -> Option<String> {
+    match req.headers().get(HOST) {
+        Some(host) => host.to_str().ok().map(str::to_owned),
+        None => req.uri().authority().map(|a| a.as_str().to_owned()),
+    }
+}
+
+fn set_spin_headers(
+    req: &mut Request<Incoming>,
+    host: &str,
+    matched: &RouteMatch<'_>,
+    client: SocketAddr,
+) {
     let path_and_query = req
         .uri()
         .path_and_query()

@@ -5,7 +5,7 @@
 //! that would allow it. A request to `<component>.spin.internal` (service chaining) is handed
 //! to that component inside the process, whatever its route, private ones included.
 
-mod allowed_hosts;
+pub mod allowed_hosts;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -107,9 +107,10 @@ impl WasiHttpHooks for OutboundHttp {
             // As Spin words it, naming the entry that would allow the request.
             let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
             let pattern = format!("{scheme}://{authority}");
+            // Spin's words (it names no component; this names it too).
             eprintln!(
-                "Warning: component `{}` tried to make an outbound network connection to \
-                 disallowed destination '{pattern}'. To allow this request, add \
+                "Warning: A component (`{}`) tried to make an outbound network connection to \
+                 disallowed destination '{pattern}'.\nTo allow this request, add \
                  'allowed_outbound_hosts = [\"{pattern}\"]' to the manifest component section.",
                 self.component
             );
