@@ -45,12 +45,35 @@ def name_a_real_hold(case):
         case.path_parameters["id"] = RESERVATION
 
 
+# Real Spin (tests/e2e/contract.rs sets INVENTORY_RUNTIME): Spin 4.1.0-pre0 answers a
+# request whose header value is not UTF-8 with an empty 500 before the app runs (README
+# "On Spin"); the host hands such a value to the app, which refuses it with a 400, and the
+# host's run holds it to that. On Spin that one answer to such a request is not the app's
+# failure; any other failure of the same request still is.
+ON_SPIN = os.environ.get("INVENTORY_RUNTIME") == "spin"
+NOT_UTF8_ON_SPIN = set()
+
+
+def note_headers_spin_refuses(case, headers):
+    if ON_SPIN and any(isinstance(v, str) and not v.isascii() for v in headers.values()):
+        NOT_UTF8_ON_SPIN.add(id(case))
+
+
+@schemathesis.hook
+def filter_failure(context, failure, case, response):
+    spins_refusal = (
+        id(case) in NOT_UTF8_ON_SPIN and response.status_code == 500 and not response.content
+    )
+    return not spins_refusal
+
+
 @schemathesis.hook
 def before_call(context, case, **kwargs):
     name_a_real_hold(case)
     headers = case.headers
     if not headers:
         return
+    note_headers_spin_refuses(case, headers)
     # An Idempotency-Key names one logical request: reusing it with another body is a 422
     # `idempotency-conflict`, by contract. The fuzzer draws keys from a small space and
     # would reuse them, so a well-formed key becomes a fresh one; a malformed key stays, so

@@ -1,5 +1,7 @@
 //! `spawn_app()`: builds the components once per test run (as `spin build` would, through
-//! the host's own `build`), then starts the host on port 0 with a fresh state directory.
+//! the host's own `build`), then starts the app on port 0 with a fresh state directory, on
+//! a [`Target`]: this project's host, or real Spin where `SPIN_BIN` names one. Both serve
+//! the same wasm files.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -23,6 +25,155 @@ pub fn manifest() -> PathBuf {
 /// The compiled-component cache of test runs: under `target/`, never the user's own.
 pub fn cache_dir() -> PathBuf {
     repo_root().join("target/test-compile-cache")
+}
+
+/// The runtime that serves a test's app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// This project's host, `inventory-host up`.
+    Host,
+    /// Real Spin, `spin up`: the binary `SPIN_BIN` names.
+    Spin,
+}
+
+/// A build of the app: a manifest and the wasm files it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `spin.toml`: the components on spin-sdk 5 (WASI 0.2).
+    Wasip2,
+}
+
+impl Build {
+    pub fn manifest(self) -> PathBuf {
+        match self {
+            Self::Wasip2 => manifest(),
+        }
+    }
+}
+
+/// What a test's app runs on: a runtime serving a build. The tests that speak only HTTP to
+/// the app take one and run on each (`on_every_target!`); the rest run on the host alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub runtime: Runtime,
+    pub build: Build,
+}
+
+impl Target {
+    pub const HOST: Self = Self {
+        runtime: Runtime::Host,
+        build: Build::Wasip2,
+    };
+    pub const SPIN: Self = Self {
+        runtime: Runtime::Spin,
+        build: Build::Wasip2,
+    };
+
+    /// Runs `test` on this target, or, for Spin where `SPIN_BIN` is unset, skips it (the
+    /// first skip says so on the terminal).
+    pub fn run(self, test: fn(Self)) {
+        if self.runtime == Runtime::Host || spin_bin().is_some() {
+            test(self);
+        }
+    }
+
+    pub fn manifest(self) -> PathBuf {
+        self.build.manifest()
+    }
+
+    /// The app of this target's build, as the README starts it.
+    pub fn spawn_app(self) -> TestApp {
+        self.spawn_app_with(&[])
+    }
+
+    /// The app of this target's build, with more `up` arguments (`--variable`, `--sqlite`,
+    /// `--state-dir`...: those both runtimes take).
+    pub fn spawn_app_with(self, extra_args: &[&str]) -> TestApp {
+        self.spawn_app_from(&self.manifest(), extra_args)
+    }
+
+    /// Another app (`manifest`) on this target's runtime.
+    pub fn spawn_app_from(self, manifest: &Path, extra_args: &[&str]) -> TestApp {
+        spawn(self.runtime, manifest, extra_args)
+    }
+}
+
+/// Runs each named test function (`fn(Target)`) on every target: `on_host::<name>` on this
+/// project's host and `on_spin::<name>` on real Spin (`SPIN_BIN`), both serving the same
+/// build. A function left out of the list is dead code, which the lints refuse.
+macro_rules! on_every_target {
+    ($($test:ident),+ $(,)?) => {
+        mod on_host {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::app::Target::HOST.run(super::$test)
+                }
+            )+
+        }
+        mod on_spin {
+            $(
+                #[test]
+                fn $test() {
+                    $crate::app::Target::SPIN.run(super::$test)
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_every_target;
+
+/// The spin binary `SPIN_BIN` names (relative to the repository root, since cargo runs the
+/// tests from their crate's folder), checked once: `None` when it is unset, which the first
+/// caller reports. Set but not a runnable spin, every Spin test fails.
+pub fn spin_bin() -> Option<&'static Path> {
+    static SPIN: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SPIN.get_or_init(|| {
+        let Some(named) = std::env::var_os("SPIN_BIN").filter(|v| !v.is_empty()) else {
+            // Straight to the terminal: libtest captures only what the print macros write.
+            let _ = std::io::stderr().write_all(
+                b"e2e: the Spin runs are skipped: SPIN_BIN is not set (SPIN_BIN=<path to spin> \
+                  runs the API tests on real Spin too)\n",
+            );
+            return None;
+        };
+        let path = repo_root().join(&named);
+        let version = Command::new(&path).arg("--version").output();
+        match version {
+            Ok(out) if out.status.success() && out.stdout.starts_with(b"spin ") => Some(path),
+            Ok(out) => panic!(
+                "SPIN_BIN={} is not a runnable spin: `--version` said {:?} {:?}",
+                named.to_string_lossy(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(err) => panic!(
+                "SPIN_BIN={} is not a runnable spin: {err}",
+                named.to_string_lossy()
+            ),
+        }
+    })
+    .as_deref()
+}
+
+/// Spin's compiled-module cache for test runs (a Wasmtime cache configuration naming a
+/// folder under `target/`), so Spin, like the host, compiles each component once.
+fn spin_cache_config() -> PathBuf {
+    static CONFIG: OnceLock<PathBuf> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let dir = repo_root().join("target/test-spin-cache");
+            std::fs::create_dir_all(&dir).expect("create the Spin cache folder");
+            let config = dir.join("wasmtime-cache.toml");
+            let dir = dir.canonicalize().expect("the Spin cache folder");
+            std::fs::write(
+                &config,
+                format!("[cache]\ndirectory = {:?}\n", dir.join("modules")),
+            )
+            .expect("write the Spin cache configuration");
+            config
+        })
+        .clone()
 }
 
 /// An address of this machine that is not loopback, so a client using it is "remote" to the
@@ -72,8 +223,14 @@ pub struct TestApp {
     stderr: Arc<Mutex<String>>,
 }
 
+/// The app on the host: for the tests of what only the host has.
 pub fn spawn_app() -> TestApp {
-    spawn_app_with(&manifest(), &[])
+    Target::HOST.spawn_app()
+}
+
+/// An app (`manifest`) on the host, with more `up` arguments.
+pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
+    Target::HOST.spawn_app_from(manifest, extra_args)
 }
 
 /// A token from the app's dev tool (`inventory-dev-token`) for `manifest`, with its
@@ -89,7 +246,8 @@ pub fn cli_token(manifest: &Path, args: &[&str]) -> Result<String, String> {
     inventory_dev_token::sign(&args).map_err(|err| format!("{err:#}"))
 }
 
-pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
+/// `up` on `runtime`: port 0 and a fresh state directory unless `extra_args` name their own.
+fn spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> TestApp {
     build_components();
     let variables: Vec<&str> = extra_args
         .windows(2)
@@ -100,13 +258,21 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     token_args.extend(variables);
     let auth = cli_token(manifest, &token_args).ok();
     let state_dir = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(HOST);
-    command
-        .arg("up")
-        .arg("-f")
-        .arg(manifest)
-        .arg("--cache-dir")
-        .arg(cache_dir());
+    let mut command = match runtime {
+        Runtime::Host => {
+            let mut command = Command::new(HOST);
+            command.arg("up").arg("-f").arg(manifest);
+            command.arg("--cache-dir").arg(cache_dir());
+            command
+        }
+        Runtime::Spin => {
+            let spin = spin_bin().expect("a Spin test runs only where SPIN_BIN is set");
+            let mut command = Command::new(spin);
+            command.arg("up").arg("-f").arg(manifest);
+            command.arg("--cache").arg(spin_cache_config());
+            command
+        }
+    };
     // A test may name its own address, for apps that must know each other's.
     if !extra_args.contains(&"--listen") {
         command.args(["--listen", "127.0.0.1:0"]);
@@ -115,18 +281,21 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     if !extra_args.contains(&"--state-dir") {
         command.arg("--state-dir").arg(state_dir.path());
     }
+    // A group of its own: `spin up` serves from a child process (`spin trigger http`), and
+    // the whole group is what a test stops.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .args(extra_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the host");
+        .unwrap_or_else(|err| panic!("start {runtime:?}: {err}"));
     let stderr = drain(child.stderr.take().expect("stderr"));
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let mut addr = None;
     let mut metrics_addr = None;
     for line in lines.by_ref() {
-        let line = line.expect("read host stdout");
+        let line = line.expect("read the app's stdout");
         if let Some(rest) = line.strip_prefix("Serving metrics on http://") {
             metrics_addr = rest.trim().strip_suffix("/metrics").map(str::to_owned);
         }
@@ -139,7 +308,7 @@ pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
     }
     let Some(addr) = addr else {
         let _ = child.wait();
-        panic!("the host did not start:\n{}", stderr.lock().unwrap());
+        panic!("{runtime:?} did not start:\n{}", stderr.lock().unwrap());
     };
     let stdout = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&stdout);
@@ -176,7 +345,7 @@ fn drain(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        self.signal("KILL");
         let _ = self.child.wait();
     }
 }
@@ -358,12 +527,12 @@ impl TestApp {
     }
 
     /// The access-log lines printed so far, parsed. Waits briefly for the line of the last
-    /// request to arrive.
+    /// request to arrive. Both runtimes copy the components' output to their stderr.
     pub fn access_log(&self, at_least: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let lines: Vec<Value> = self
-                .stdout
+                .stderr
                 .lock()
                 .unwrap()
                 .lines()
@@ -384,16 +553,36 @@ impl TestApp {
         self.stdout.lock().unwrap().clone()
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Sends `signal` (`TERM`, `KILL`...) to every process of the app: the runtime and any
+    /// process it serves from.
+    pub fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([
+                &format!("-{signal}"),
+                "--",
+                &format!("-{}", self.child.id()),
+            ])
+            .stderr(Stdio::null())
+            .status();
     }
 
-    /// Waits for the host to exit and returns its exit code.
+    /// Waits for every process of the app to exit and returns the runtime's exit code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
         let deadline = Instant::now() + timeout;
+        let mut code = None;
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
+            if code.is_none() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    code = Some(status.code());
+                }
+            }
+            let group_alive = Command::new("kill")
+                .args(["-0", "--", &format!("-{}", self.child.id())])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success());
+            if let (Some(code), false) = (code, group_alive) {
+                return code;
             }
             std::thread::sleep(Duration::from_millis(20));
         }

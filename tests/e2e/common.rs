@@ -3,29 +3,26 @@
 
 use serde_json::json;
 
-use crate::app::spawn_app;
+use crate::app::{on_every_target, Target};
 
-#[test]
-fn health_is_ok_when_the_database_answers() {
-    let app = spawn_app();
+fn health_is_ok_when_the_database_answers(target: Target) {
+    let app = target.spawn_app();
     let response = app.get("/health");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.json(), json!({"status": "ok"}));
 }
 
-#[test]
-fn an_unknown_path_is_a_problem_json_404() {
-    let app = spawn_app();
+fn an_unknown_path_is_a_problem_json_404(target: Target) {
+    let app = target.spawn_app();
     for path in ["/nope", "/products", "/product/1/unknown", "/"] {
         let response = app.get(path);
         response.assert_problem(404, "not-found");
     }
 }
 
-#[test]
-fn a_known_path_with_a_wrong_method_is_405_with_allow() {
-    let app = spawn_app();
+fn a_known_path_with_a_wrong_method_is_405_with_allow(target: Target) {
+    let app = target.spawn_app();
     let response = app.request("DELETE", "/product", &[], None);
     response.assert_problem(405, "method-not-allowed");
     assert_eq!(response.header("allow"), Some("GET, POST"));
@@ -39,9 +36,8 @@ fn a_known_path_with_a_wrong_method_is_405_with_allow() {
     assert_eq!(response.header("allow"), Some("GET, PUT, PATCH, DELETE"));
 }
 
-#[test]
-fn every_response_carries_a_request_id_echoing_a_sane_client_id() {
-    let app = spawn_app();
+fn every_response_carries_a_request_id_echoing_a_sane_client_id(target: Target) {
+    let app = target.spawn_app();
     let generated = app.get("/health");
     let id = generated.header("x-request-id").expect("x-request-id");
     assert_eq!(id.len(), 32);
@@ -62,9 +58,8 @@ fn every_response_carries_a_request_id_echoing_a_sane_client_id() {
     assert_ne!(body["request_id"], long.as_str());
 }
 
-#[test]
-fn a_body_that_is_not_json_media_type_is_415_and_creates_nothing() {
-    let app = spawn_app();
+fn a_body_that_is_not_json_media_type_is_415_and_creates_nothing(target: Target) {
+    let app = target.spawn_app();
     let body = br#"{"name": "Mug", "price": 1, "stock": 1}"#;
     for headers in [&[("content-type", "text/plain")][..], &[][..]] {
         let response = app.request("POST", "/product", headers, Some(body));
@@ -73,9 +68,8 @@ fn a_body_that_is_not_json_media_type_is_415_and_creates_nothing() {
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 
-#[test]
-fn a_body_over_64_kib_is_413_whether_declared_or_streamed() {
-    let app = spawn_app();
+fn a_body_over_64_kib_is_413_whether_declared_or_streamed(target: Target) {
+    let app = target.spawn_app();
     let big = format!(
         r#"{{"name": "Mug", "price": 1, "stock": 1, "description": "{}"}}"#,
         "x".repeat(70_000)
@@ -107,9 +101,8 @@ fn a_body_over_64_kib_is_413_whether_declared_or_streamed() {
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 
-#[test]
-fn malformed_json_is_400_and_a_non_object_is_400() {
-    let app = spawn_app();
+fn malformed_json_is_400_and_a_non_object_is_400(target: Target) {
+    let app = target.spawn_app();
     for body in [
         &b"{\"name\": "[..],
         b"",
@@ -129,9 +122,8 @@ fn malformed_json_is_400_and_a_non_object_is_400() {
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 
-#[test]
-fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps() {
-    let app = spawn_app();
+fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps(target: Target) {
+    let app = target.spawn_app();
     let response = app.post_json(
         "/product",
         &json!({"name": "Mug", "price": 1, "stock": 1, "id": 99, "version": 7, "created_at": "x"}),
@@ -147,9 +139,8 @@ fn unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps() {
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 
-#[test]
-fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies() {
-    let app = spawn_app();
+fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies(target: Target) {
+    let app = target.spawn_app();
     let secret_name = "Secret-Body-Content";
     let token = app.auth.clone().unwrap();
     app.request(
@@ -179,10 +170,27 @@ fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies() {
         "{ts}"
     );
     assert_eq!(lines[1]["status"], 404);
-    let stdout = app.stdout();
+    // Every line the app wrote: its output, and its components' log files.
+    let mut written = app.stdout() + &app.stderr();
+    for file in ["products_stdout.txt", "products_stderr.txt"] {
+        written += &std::fs::read_to_string(app.state_dir.path().join("logs").join(file)).unwrap();
+    }
+    assert!(written.contains("log-test-1"), "{written}");
     let signature = token.rsplit('.').next().unwrap();
     assert!(
-        !stdout.contains(secret_name) && !stdout.contains(signature),
-        "{stdout}"
+        !written.contains(secret_name) && !written.contains(signature),
+        "{written}"
     );
 }
+
+on_every_target!(
+    health_is_ok_when_the_database_answers,
+    an_unknown_path_is_a_problem_json_404,
+    a_known_path_with_a_wrong_method_is_405_with_allow,
+    every_response_carries_a_request_id_echoing_a_sane_client_id,
+    a_body_that_is_not_json_media_type_is_415_and_creates_nothing,
+    a_body_over_64_kib_is_413_whether_declared_or_streamed,
+    malformed_json_is_400_and_a_non_object_is_400,
+    unknown_fields_are_422_so_no_client_can_set_id_version_or_timestamps,
+    each_request_writes_one_json_access_log_line_without_secrets_or_bodies,
+);

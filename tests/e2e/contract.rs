@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::app::{manifest, repo_root, spawn_app_with};
+use crate::app::{on_every_target, repo_root, Target};
 use crate::receiver::Receiver;
 
 /// The pinned schemathesis: `$SCHEMATHESIS` if set, else the tests' venv with
@@ -31,24 +31,20 @@ fn documented_operations() -> usize {
         .count()
 }
 
-#[test]
-fn schemathesis_finds_nothing_in_the_running_app() {
+fn schemathesis_finds_nothing_in_the_running_app(target: Target) {
     let schemathesis = schemathesis();
     // A receiver that always fails keeps events undelivered, so `GET /events` lists real
     // ids for the fuzzer to redeliver.
     let receiver = Receiver::start();
     receiver.answer_always(503);
     let urls = format!("order_events_urls={}", receiver.url("/inventory-events"));
-    let app = spawn_app_with(
-        &manifest(),
-        &[
-            "--variable",
-            &urls,
-            // The fuzzer sends about 1,500 requests in a few seconds as one subject.
-            "--variable",
-            "rate_limit_requests=100000000",
-        ],
-    );
+    let app = target.spawn_app_with(&[
+        "--variable",
+        &urls,
+        // The fuzzer sends about 1,500 requests in a few seconds as one subject.
+        "--variable",
+        "rate_limit_requests=100000000",
+    ]);
     // A hold for the fuzzer's operations on holds (`hooks.py`): its ids name none.
     let product =
         app.create_product(&serde_json::json!({"name": "Held", "price": 1, "stock": 1000}));
@@ -66,6 +62,10 @@ fn schemathesis_finds_nothing_in_the_running_app() {
         .current_dir(scratch.path())
         .env("INVENTORY_TOKEN", app.auth.as_deref().expect("a token"))
         .env("INVENTORY_RESERVATION", &hold)
+        .env(
+            "INVENTORY_RUNTIME",
+            format!("{:?}", target.runtime).to_lowercase(),
+        )
         .env("SCHEMATHESIS_HOOKS", contract.join("hooks.py"))
         .arg("--config-file")
         .arg(contract.join("schemathesis.toml"))
@@ -98,3 +98,5 @@ fn schemathesis_finds_nothing_in_the_running_app() {
         .collect();
     assert!(failed.is_empty(), "{failed:?}");
 }
+
+on_every_target!(schemathesis_finds_nothing_in_the_running_app,);

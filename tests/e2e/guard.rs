@@ -8,7 +8,7 @@ use jwt_simple::prelude::*;
 use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Encoder};
 use serde_json::json;
 
-use crate::app::{cli_token, manifest, spawn_app, spawn_app_with, TestApp, TestResponse};
+use crate::app::{cli_token, manifest, on_every_target, Target, TestApp, TestResponse};
 use crate::host::edited_manifest;
 
 const ALL_SCOPES: &str = "inventory:read inventory:write stock:deduct";
@@ -73,24 +73,22 @@ fn assert_unauthorized(response: &TestResponse) {
 }
 
 /// A product to read, so a refused request is distinguishable from a 404.
-fn app_with_a_product() -> TestApp {
-    let app = spawn_app();
+fn app_with_a_product(target: Target) -> TestApp {
+    let app = target.spawn_app();
     app.create_product(&json!({"name": "Mug", "price": 1, "stock": 1}));
     app
 }
 
-#[test]
-fn a_valid_token_reads_and_the_log_names_its_subject() {
-    let app = app_with_a_product();
+fn a_valid_token_reads_and_the_log_names_its_subject(target: Target) {
+    let app = app_with_a_product(target);
     let response = get_as(&app, &sign(claims("alice", ALL_SCOPES)), "/product/1");
     assert_eq!(response.status, 200);
     let log = app.access_log(2);
     assert_eq!(log.last().unwrap()["sub"], "alice");
 }
 
-#[test]
-fn requests_without_a_bearer_token_are_401_with_www_authenticate() {
-    let mut app = app_with_a_product();
+fn requests_without_a_bearer_token_are_401_with_www_authenticate(target: Target) {
+    let mut app = app_with_a_product(target);
     app.auth = None;
     assert_unauthorized(&app.get("/product/1"));
     for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer ", "token abc"] {
@@ -111,9 +109,8 @@ fn requests_without_a_bearer_token_are_401_with_www_authenticate() {
     );
 }
 
-#[test]
-fn the_jwt_attack_set_is_refused() {
-    let app = app_with_a_product();
+fn the_jwt_attack_set_is_refused(target: Target) {
+    let app = app_with_a_product(target);
     let header = |json: &str| Base64UrlSafeNoPadding::encode_to_string(json).unwrap();
     let payload = Base64UrlSafeNoPadding::encode_to_string(
         serde_json::to_string(&claims("mallory", ALL_SCOPES)).unwrap(),
@@ -194,9 +191,8 @@ fn the_jwt_attack_set_is_refused() {
     );
 }
 
-#[test]
-fn clock_skew_up_to_60_seconds_is_tolerated() {
-    let app = app_with_a_product();
+fn clock_skew_up_to_60_seconds_is_tolerated(target: Target) {
+    let app = app_with_a_product(target);
     let mut recently_expired = claims("alice", ALL_SCOPES);
     recently_expired.expires_at = Some(Duration::from_secs(now() - 20));
     assert_eq!(
@@ -208,9 +204,8 @@ fn clock_skew_up_to_60_seconds_is_tolerated() {
     assert_unauthorized(&get_as(&app, &sign(long_expired), "/product/1"));
 }
 
-#[test]
-fn a_token_just_under_4_kib_is_accepted() {
-    let app = app_with_a_product();
+fn a_token_just_under_4_kib_is_accepted(target: Target) {
+    let app = app_with_a_product(target);
     let mut scope = ALL_SCOPES.to_owned();
     let mut token = sign(claims("alice", &scope));
     while token.len() < 4000 {
@@ -222,23 +217,21 @@ fn a_token_just_under_4_kib_is_accepted() {
 }
 
 /// An app configured with a public key; the key type fixes the algorithm.
-fn public_key_app(algorithm: &str, public_pem: &str) -> TestApp {
-    spawn_app_with(
-        &manifest(),
-        &[
-            "--variable",
-            &format!("jwt_algorithm={algorithm}"),
-            "--variable",
-            &format!("jwt_public_key={public_pem}"),
-        ],
-    )
+fn public_key_app(target: Target, algorithm: &str, public_pem: &str) -> TestApp {
+    target.spawn_app_with(&[
+        "--variable",
+        &format!("jwt_algorithm={algorithm}"),
+        "--variable",
+        &format!("jwt_public_key={public_pem}"),
+    ])
 }
 
-#[test]
-fn a_public_key_config_accepts_its_own_algorithm_and_refuses_an_hs256_token_made_with_the_key() {
+fn a_public_key_config_accepts_its_own_algorithm_and_refuses_an_hs256_token_made_with_the_key(
+    target: Target,
+) {
     let pair = ES256KeyPair::generate();
     let public_pem = pair.public_key().to_pem().unwrap();
-    let app = public_key_app("ES256", &public_pem);
+    let app = public_key_app(target, "ES256", &public_pem);
     let es256 = pair.sign(claims("alice", ALL_SCOPES)).unwrap();
     assert_eq!(get_as(&app, &es256, "/product").status, 200);
     // The classic confusion attack: HMAC keyed with the public key the server holds.
@@ -257,14 +250,10 @@ fn a_public_key_config_accepts_its_own_algorithm_and_refuses_an_hs256_token_made
     assert_unauthorized(&get_as(&app, &other, "/product"));
 }
 
-#[test]
-fn a_public_key_alone_fixes_the_algorithm_by_its_type() {
+fn a_public_key_alone_fixes_the_algorithm_by_its_type(target: Target) {
     let pair = ES256KeyPair::generate();
     let public_pem = pair.public_key().to_pem().unwrap();
-    let app = spawn_app_with(
-        &manifest(),
-        &["--variable", &format!("jwt_public_key={public_pem}")],
-    );
+    let app = target.spawn_app_with(&["--variable", &format!("jwt_public_key={public_pem}")]);
     let es256 = pair.sign(claims("alice", ALL_SCOPES)).unwrap();
     assert_eq!(get_as(&app, &es256, "/product").status, 200);
     assert_unauthorized(&get_as(
@@ -284,10 +273,9 @@ fn the_token_command_refuses_a_secret_the_app_would_refuse() {
     assert!(err.contains("32 bytes"), "{err}");
 }
 
-#[test]
-fn eddsa_and_rs256_public_keys_verify_their_tokens() {
+fn eddsa_and_rs256_public_keys_verify_their_tokens(target: Target) {
     let ed = Ed25519KeyPair::generate();
-    let app = public_key_app("EdDSA", &ed.public_key().to_pem());
+    let app = public_key_app(target, "EdDSA", &ed.public_key().to_pem());
     assert_eq!(
         get_as(
             &app,
@@ -304,7 +292,7 @@ fn eddsa_and_rs256_public_keys_verify_their_tokens() {
     drop(app);
 
     let rsa = RS256KeyPair::generate(2048).unwrap();
-    let app = public_key_app("RS256", &rsa.public_key().to_pem().unwrap());
+    let app = public_key_app(target, "RS256", &rsa.public_key().to_pem().unwrap());
     assert_eq!(
         get_as(
             &app,
@@ -321,8 +309,9 @@ fn eddsa_and_rs256_public_keys_verify_their_tokens() {
     ));
 }
 
-#[test]
-fn the_token_command_signs_with_the_apps_key_and_needs_the_private_key_for_a_public_key_config() {
+fn the_token_command_signs_with_the_apps_key_and_needs_the_private_key_for_a_public_key_config(
+    target: Target,
+) {
     let pair = ES256KeyPair::generate();
     let public_pem = pair.public_key().to_pem().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -347,7 +336,7 @@ fn the_token_command_signs_with_the_apps_key_and_needs_the_private_key_for_a_pub
         "inventory:read",
     ]);
     let token = cli_token(&manifest(), &with_key).unwrap();
-    let app = public_key_app("ES256", &public_pem);
+    let app = public_key_app(target, "ES256", &public_pem);
     assert_eq!(get_as(&app, &token, "/product").status, 200);
     let write = app.request(
         "POST",
@@ -361,9 +350,8 @@ fn the_token_command_signs_with_the_apps_key_and_needs_the_private_key_for_a_pub
     write.assert_problem(403, "forbidden");
 }
 
-#[test]
-fn a_broken_key_configuration_is_a_500_not_a_401() {
-    let app = spawn_app_with(&manifest(), &["--variable", "jwt_algorithm=ES256"]);
+fn a_broken_key_configuration_is_a_500_not_a_401(target: Target) {
+    let app = target.spawn_app_with(&["--variable", "jwt_algorithm=ES256"]);
     let response = get_as(&app, &sign(claims("alice", ALL_SCOPES)), "/product");
     response.assert_problem(500, "internal");
     let log = app.access_log(1);
@@ -384,9 +372,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("DELETE", "/product/1", "inventory:write"),
 ];
 
-#[test]
-fn every_route_needs_its_scope_and_only_its_scope() {
-    let app = app_with_a_product();
+fn every_route_needs_its_scope_and_only_its_scope(target: Target) {
+    let app = app_with_a_product(target);
     for (method, path, scope) in ROUTES {
         let others: Vec<&str> = ALL_SCOPES.split(' ').filter(|s| s != scope).collect();
         let send = |token: Option<String>| {
@@ -419,9 +406,8 @@ fn every_route_needs_its_scope_and_only_its_scope() {
     }
 }
 
-#[test]
-fn health_is_open_and_not_counted() {
-    let mut app = spawn_app_with(&manifest(), &["--variable", "rate_limit_requests=1"]);
+fn health_is_open_and_not_counted(target: Target) {
+    let mut app = target.spawn_app_with(&["--variable", "rate_limit_requests=1"]);
     app.auth = None;
     for _ in 0..5 {
         let response = app.get("/health");
@@ -439,18 +425,14 @@ fn away_from_a_window_edge(window: u64, margin: u64) {
     }
 }
 
-#[test]
-fn exactly_the_limit_passes_when_a_burst_arrives_at_once() {
+fn exactly_the_limit_passes_when_a_burst_arrives_at_once(target: Target) {
     let limit = 25;
-    let app = spawn_app_with(
-        &manifest(),
-        &[
-            "--variable",
-            &format!("rate_limit_requests={limit}"),
-            "--variable",
-            "rate_limit_window_seconds=3600",
-        ],
-    );
+    let app = target.spawn_app_with(&[
+        "--variable",
+        &format!("rate_limit_requests={limit}"),
+        "--variable",
+        "rate_limit_window_seconds=3600",
+    ]);
     away_from_a_window_edge(3600, 30);
     let responses: Vec<TestResponse> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..60)
@@ -499,17 +481,13 @@ fn exactly_the_limit_passes_when_a_burst_arrives_at_once() {
     }
 }
 
-#[test]
-fn limits_are_per_subject_and_per_address_without_a_valid_token() {
-    let mut app = spawn_app_with(
-        &manifest(),
-        &[
-            "--variable",
-            "rate_limit_requests=3",
-            "--variable",
-            "rate_limit_window_seconds=3600",
-        ],
-    );
+fn limits_are_per_subject_and_per_address_without_a_valid_token(target: Target) {
+    let mut app = target.spawn_app_with(&[
+        "--variable",
+        "rate_limit_requests=3",
+        "--variable",
+        "rate_limit_window_seconds=3600",
+    ]);
     away_from_a_window_edge(3600, 10);
     let alice = sign(claims("alice", ALL_SCOPES));
     let bob = sign(claims("bob", ALL_SCOPES));
@@ -542,13 +520,12 @@ fn limits_are_per_subject_and_per_address_without_a_valid_token() {
     );
 }
 
-#[test]
-fn without_its_key_value_store_the_guard_fails_closed() {
+fn without_its_key_value_store_the_guard_fails_closed(target: Target) {
     let dir = tempfile::tempdir().unwrap();
     let path = edited_manifest(dir.path(), |t| {
         t.replace("key_value_stores = [\"default\"]\n", "")
     });
-    let app = spawn_app_with(&path, &[]);
+    let app = target.spawn_app_from(&path, &[]);
     let refused = app.get("/product");
     refused.assert_problem(503, "unavailable");
     assert_eq!(
@@ -567,8 +544,12 @@ fn without_its_key_value_store_the_guard_fails_closed() {
     );
 }
 
+/// Host-only: Spin 4.1.0-pre0 does not start this app with `dependencies_inherit_configuration
+/// = false` (its deny adapter does not compose with the guard's `wasi:keyvalue` atomics:
+/// "type mismatch for import `wasi:keyvalue/atomics@0.2.0-draft2`"; README "On Spin").
 #[test]
-fn a_dependency_that_does_not_inherit_configuration_sees_no_variables_or_stores() {
+fn on_the_host_a_dependency_that_does_not_inherit_configuration_sees_no_variables_or_stores() {
+    let target = Target::HOST;
     let dir = tempfile::tempdir().unwrap();
     let path = edited_manifest(dir.path(), |t| {
         t.replace(
@@ -576,7 +557,7 @@ fn a_dependency_that_does_not_inherit_configuration_sees_no_variables_or_stores(
             "dependencies_inherit_configuration = false",
         )
     });
-    let app = spawn_app_with(&path, &[]);
+    let app = target.spawn_app_from(&path, &[]);
     let response = app.get("/product");
     response.assert_problem(500, "internal");
     let log = app.access_log(1);
@@ -608,17 +589,13 @@ fn counter_keys(app: &TestApp) -> Vec<(u64, String)> {
         .collect()
 }
 
-#[test]
-fn counters_of_clients_that_do_not_come_back_are_swept_by_later_ones() {
-    let app = spawn_app_with(
-        &manifest(),
-        &[
-            "--variable",
-            "rate_limit_requests=1000",
-            "--variable",
-            "rate_limit_window_seconds=1",
-        ],
-    );
+fn counters_of_clients_that_do_not_come_back_are_swept_by_later_ones(target: Target) {
+    let app = target.spawn_app_with(&[
+        "--variable",
+        "rate_limit_requests=1000",
+        "--variable",
+        "rate_limit_window_seconds=1",
+    ]);
     for n in 0..40 {
         let response = get_as(
             &app,
@@ -660,3 +637,22 @@ fn counters_of_clients_that_do_not_come_back_are_swept_by_later_ones() {
         .unwrap();
     assert_eq!(indexed_gone, 0);
 }
+
+on_every_target!(
+    a_valid_token_reads_and_the_log_names_its_subject,
+    requests_without_a_bearer_token_are_401_with_www_authenticate,
+    the_jwt_attack_set_is_refused,
+    clock_skew_up_to_60_seconds_is_tolerated,
+    a_token_just_under_4_kib_is_accepted,
+    a_public_key_config_accepts_its_own_algorithm_and_refuses_an_hs256_token_made_with_the_key,
+    a_public_key_alone_fixes_the_algorithm_by_its_type,
+    eddsa_and_rs256_public_keys_verify_their_tokens,
+    the_token_command_signs_with_the_apps_key_and_needs_the_private_key_for_a_public_key_config,
+    a_broken_key_configuration_is_a_500_not_a_401,
+    every_route_needs_its_scope_and_only_its_scope,
+    health_is_open_and_not_counted,
+    exactly_the_limit_passes_when_a_burst_arrives_at_once,
+    limits_are_per_subject_and_per_address_without_a_valid_token,
+    without_its_key_value_store_the_guard_fails_closed,
+    counters_of_clients_that_do_not_come_back_are_swept_by_later_ones,
+);

@@ -1,11 +1,13 @@
 //! Hostile clients: idle and half-open connections by the thousand, slow heads, oversized
-//! heads, more requests than instances. The host bounds each and keeps serving others.
+//! heads, more requests than instances. The host bounds each and keeps serving others: those
+//! tests are of the host alone. The app's own guard against remote clients holding the
+//! shipped dev secret runs on every target.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::app::{manifest, spawn_app_with, TestApp};
+use crate::app::{manifest, on_every_target, spawn_app_with, Target, TestApp};
 use crate::host::full_host;
 
 fn connect(app: &TestApp) -> TcpStream {
@@ -123,10 +125,9 @@ fn a_request_that_cannot_get_an_instance_in_time_is_answered_503_with_retry_afte
     assert_eq!(app.get("/ok").status, 200);
 }
 
-#[test]
-fn a_token_signed_with_the_shipped_dev_secret_works_only_from_this_machine() {
+fn a_token_signed_with_the_shipped_dev_secret_works_only_from_this_machine(target: Target) {
     let ip = crate::app::non_loopback_ip();
-    let app = spawn_app_with(&manifest(), &["--listen", "0.0.0.0:0"]);
+    let app = target.spawn_app_with(&["--listen", "0.0.0.0:0"]);
     let port = app.addr.rsplit(':').next().unwrap().to_owned();
     let (local, remote) = (format!("127.0.0.1:{port}"), format!("{ip}:{port}"));
     // The developer's quickstart: the dev secret, from the same machine.
@@ -159,14 +160,10 @@ fn a_token_signed_with_the_shipped_dev_secret_works_only_from_this_machine() {
     );
 }
 
-#[test]
-fn with_a_real_jwt_secret_remote_clients_are_served() {
+fn with_a_real_jwt_secret_remote_clients_are_served(target: Target) {
     let ip = crate::app::non_loopback_ip();
     let secret = "jwt_secret=a-real-deployment-secret-of-plenty-of-bytes-0001";
-    let app = spawn_app_with(
-        &manifest(),
-        &["--listen", "0.0.0.0:0", "--variable", secret],
-    );
+    let app = target.spawn_app_with(&["--listen", "0.0.0.0:0", "--variable", secret]);
     let port = app.addr.rsplit(':').next().unwrap().to_owned();
     let remote = format!("{ip}:{port}");
     assert_eq!(
@@ -174,3 +171,8 @@ fn with_a_real_jwt_secret_remote_clients_are_served() {
         200
     );
 }
+
+on_every_target!(
+    a_token_signed_with_the_shipped_dev_secret_works_only_from_this_machine,
+    with_a_real_jwt_secret_remote_clients_are_served,
+);

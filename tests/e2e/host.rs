@@ -229,11 +229,7 @@ fn state_lives_in_the_state_directory_and_survives_a_restart() {
 fn sigterm_stops_the_host_gracefully() {
     let mut app = spawn_app();
     assert_eq!(app.get("/health").status, 200);
-    let status = Command::new("kill")
-        .args(["-TERM", &app.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    app.signal("TERM");
     assert_eq!(
         app.wait_exit(Duration::from_secs(15)),
         Some(0),

@@ -19,6 +19,7 @@ mod guard;
 mod hardening;
 mod host;
 mod metrics;
+mod migrations;
 mod openapi;
 mod openapi_lint;
 mod order_service;

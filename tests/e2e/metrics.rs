@@ -1,7 +1,7 @@
 //! Metrics, scraped as Prometheus would and read by a real parser of the format (the official
 //! Python client's, pinned in `tests/metrics/requirements.txt`): the host's own on
-//! `--metrics-listen`, and the app's `GET /metrics`. The figures move with the traffic the
-//! tests send.
+//! `--metrics-listen` (host-only), and the app's `GET /metrics` (on every target). The
+//! figures move with the traffic the tests send.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
+use crate::app::{
+    cli_token, manifest, on_every_target, repo_root, spawn_app_with, Target, TestApp, TestResponse,
+};
 use crate::host::full_host;
 use crate::receiver::Receiver;
 use crate::reservations::held;
@@ -228,12 +230,13 @@ fn body(response: &TestResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
-#[test]
-fn the_apps_metrics_parse_and_follow_the_catalogue_the_holds_and_the_undelivered_events() {
+fn the_apps_metrics_parse_and_follow_the_catalogue_the_holds_and_the_undelivered_events(
+    target: Target,
+) {
     let receiver = Receiver::start();
     receiver.answer_always(500);
     let urls = format!("order_events_urls={}", receiver.url("/hooks"));
-    let app = spawn_app_with(&manifest(), &["--variable", &urls]);
+    let app = target.spawn_app_with(&["--variable", &urls]);
     let token = cli_token(
         &manifest(),
         &["--sub", "prometheus", "--scope", "metrics:read"],
@@ -392,3 +395,7 @@ fn the_alert_rules_in_deploy_use_metrics_the_host_and_the_app_serve() {
     }
     assert_eq!(alerts, 2);
 }
+
+on_every_target!(
+    the_apps_metrics_parse_and_follow_the_catalogue_the_holds_and_the_undelivered_events
+);

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse};
+use crate::app::{cli_token, manifest, on_every_target, repo_root, Target, TestApp, TestResponse};
 
 const METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 
@@ -102,11 +102,8 @@ static HOLDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::n
 
 /// The app, sending its events to a closed port: they stay pending, so there is always an
 /// event to list and redeliver.
-fn contract_app() -> TestApp {
-    spawn_app_with(
-        &manifest(),
-        &["--variable", "order_events_urls=http://127.0.0.1:1/closed"],
-    )
+fn contract_app(target: Target) -> TestApp {
+    target.spawn_app_with(&["--variable", "order_events_urls=http://127.0.0.1:1/closed"])
 }
 
 /// A product, and the event its creation wrote.
@@ -217,10 +214,9 @@ fn assert_documented(doc: &Value, op: &Operation, response: &TestResponse) {
     }
 }
 
-#[test]
-fn every_documented_path_allows_exactly_the_documented_methods() {
+fn every_documented_path_allows_exactly_the_documented_methods(target: Target) {
     let doc = document();
-    let app = contract_app();
+    let app = contract_app(target);
     let ids = ids(&app);
     for (path, item) in doc["paths"].as_object().unwrap() {
         let documented: Vec<String> = METHODS
@@ -255,10 +251,9 @@ fn every_documented_path_allows_exactly_the_documented_methods() {
     }
 }
 
-#[test]
-fn every_documented_operation_answers_as_documented() {
+fn every_documented_operation_answers_as_documented(target: Target) {
     let doc = document();
-    let app = contract_app();
+    let app = contract_app(target);
     let mut ids = ids(&app);
     let token = app.auth.clone().unwrap();
     let mut ops = operations(&doc);
@@ -298,10 +293,9 @@ fn every_documented_operation_answers_as_documented() {
     }
 }
 
-#[test]
-fn every_operation_asks_for_its_documented_scopes() {
+fn every_operation_asks_for_its_documented_scopes(target: Target) {
     let doc = document();
-    let app = contract_app();
+    let app = contract_app(target);
     let ids = ids(&app);
     let nothing = cli_token(&manifest(), &["--scope", "unrelated:scope"]).unwrap();
     for (index, op) in operations(&doc).iter().enumerate() {
@@ -341,3 +335,9 @@ fn every_operation_asks_for_its_documented_scopes() {
         }
     }
 }
+
+on_every_target!(
+    every_documented_path_allows_exactly_the_documented_methods,
+    every_documented_operation_answers_as_documented,
+    every_operation_asks_for_its_documented_scopes,
+);

@@ -1,4 +1,4 @@
-//! `examples/order-service` against the inventory app, both on the host, side by side: an
+//! `examples/order-service` against the inventory app, both on one runtime, side by side: an
 //! order holds stock, its payment commits the hold, a cancel releases it (or gives the stock
 //! back), an unpaid order's hold expires, and the order service follows the stock
 //! through the inventory's events, verified with the `standardwebhooks` crate.
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::app::{cli_token, manifest, repo_root, spawn_app_with, TestApp, TestResponse, HOST};
+use crate::app::{
+    cli_token, manifest, on_every_target, repo_root, Target, TestApp, TestResponse, HOST,
+};
 
 /// The inventory's dev `events_secret`, which the example's default matches.
 const DEV_EVENTS_SECRET: &str = "whsec_ZGV2LW9ubHktaW5zZWN1cmUtZXZlbnRzLXNlY3JldCE=";
@@ -64,8 +66,8 @@ fn known_stock(orders: &TestApp, product_id: i64, done: impl Fn(&Value) -> bool)
     }
 }
 
-/// Two apps that name each other: the inventory's port is picked first.
-fn both_apps() -> (TestApp, TestApp) {
+/// Two apps that name each other, on `target`: the inventory's port is picked first.
+fn both_apps(target: Target) -> (TestApp, TestApp) {
     let inventory_port = free_port();
     let service_token = cli_token(
         &manifest(),
@@ -74,13 +76,13 @@ fn both_apps() -> (TestApp, TestApp) {
     .unwrap();
     let inventory_url = format!("inventory_url=http://127.0.0.1:{inventory_port}");
     let token = format!("inventory_token={service_token}");
-    let orders = spawn_app_with(
+    let orders = target.spawn_app_from(
         &order_service_manifest(),
         &["--variable", &inventory_url, "--variable", &token],
     );
     let receiver = format!("order_events_urls=http://{}/inventory-events", orders.addr);
     let listen = format!("127.0.0.1:{inventory_port}");
-    let inventory = spawn_app_with(&manifest(), &["--listen", &listen, "--variable", &receiver]);
+    let inventory = target.spawn_app_with(&["--listen", &listen, "--variable", &receiver]);
     (inventory, orders)
 }
 
@@ -95,9 +97,8 @@ fn post(app: &TestApp, path: &str) -> TestResponse {
     app.request("POST", path, &[], None)
 }
 
-#[test]
-fn the_order_service_checks_out_with_holds_and_follows_the_stock_by_events() {
-    let (inventory, orders) = both_apps();
+fn the_order_service_checks_out_with_holds_and_follows_the_stock_by_events(target: Target) {
+    let (inventory, orders) = both_apps(target);
     let product =
         inventory.create_product(&json!({"name": "Mug", "price": 4, "stock": 10, "sku": "MUG"}));
     let id = product["id"].as_i64().unwrap();
@@ -182,9 +183,8 @@ fn the_order_service_checks_out_with_holds_and_follows_the_stock_by_events() {
     assert_eq!(quantities(&inventory, id), (10, 0, 10));
 }
 
-#[test]
-fn an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused() {
-    let (inventory, orders) = both_apps();
+fn an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused(target: Target) {
+    let (inventory, orders) = both_apps(target);
     let product = inventory.create_product(&json!({"name": "Cup", "price": 2, "stock": 5}));
     let id = product["id"].as_i64().unwrap();
     let placed = orders.post_json(
@@ -217,9 +217,8 @@ fn an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused() {
     assert_eq!(quantities(&inventory, id), (5, 0, 5), "nothing sold");
 }
 
-#[test]
-fn the_order_service_drops_duplicate_stale_and_forged_events() {
-    let (_inventory, orders) = both_apps();
+fn the_order_service_drops_duplicate_stale_and_forged_events(target: Target) {
+    let (_inventory, orders) = both_apps(target);
     let webhook = standardwebhooks::Webhook::new(DEV_EVENTS_SECRET).unwrap();
     let send = |id: &str, version: i64, secret: &standardwebhooks::Webhook| {
         let body = json!({"type": "stock.set", "timestamp": "2026-11-21T10:00:00Z",
@@ -255,7 +254,7 @@ fn the_order_service_drops_duplicate_stale_and_forged_events() {
     // The host writes guests' output out in batches (every 10 ms): wait for the lines.
     let outcomes = || -> Vec<String> {
         orders
-            .stdout()
+            .stderr()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter_map(|l| l["outcome"].as_str().map(str::to_owned))
@@ -272,3 +271,9 @@ fn the_order_service_drops_duplicate_stale_and_forged_events() {
     assert_eq!(send("evt_c", 9, &forger).status, 401);
     assert_eq!(known_stock(&orders, 4242, |i| !i.is_null())["version"], 5);
 }
+
+on_every_target!(
+    the_order_service_checks_out_with_holds_and_follows_the_stock_by_events,
+    an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused,
+    the_order_service_drops_duplicate_stale_and_forged_events,
+);

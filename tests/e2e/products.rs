@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::app::{spawn_app, TestApp};
+use crate::app::{on_every_target, Target, TestApp};
 
 fn mug() -> Value {
     json!({"name": "Blue mug", "description": "350 ml", "price": 12.5, "stock": 40, "category_id": 3, "sku": "MUG-BLUE-350"})
@@ -13,9 +13,8 @@ fn total(app: &TestApp) -> u64 {
     app.get("/product").json()["total"].as_u64().unwrap()
 }
 
-#[test]
-fn creating_a_product_returns_201_with_location_etag_and_the_product() {
-    let app = spawn_app();
+fn creating_a_product_returns_201_with_location_etag_and_the_product(target: Target) {
+    let app = target.spawn_app();
     let response = app.post_json("/product", &mug());
     assert_eq!(response.status, 201);
     assert_eq!(response.header("content-type"), Some("application/json"));
@@ -39,9 +38,8 @@ fn creating_a_product_returns_201_with_location_etag_and_the_product() {
     assert_eq!(app.get(&format!("/product/{id}")).json(), product);
 }
 
-#[test]
-fn a_product_with_only_required_fields_gets_the_defaults_and_a_trimmed_name() {
-    let app = spawn_app();
+fn a_product_with_only_required_fields_gets_the_defaults_and_a_trimmed_name(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&json!({"name": "  Plain  ", "price": 0, "stock": 0}));
     assert_eq!(product["name"], "Plain");
     assert_eq!(product["description"], "");
@@ -50,9 +48,8 @@ fn a_product_with_only_required_fields_gets_the_defaults_and_a_trimmed_name() {
     assert_eq!(product["price"].to_string(), "0");
 }
 
-#[test]
-fn prices_are_stored_exactly() {
-    let app = spawn_app();
+fn prices_are_stored_exactly(target: Target) {
+    let app = target.spawn_app();
     for (input, output) in [
         ("0.1", "0.1"),
         ("19.99", "19.99"),
@@ -76,9 +73,8 @@ fn prices_are_stored_exactly() {
     }
 }
 
-#[test]
-fn every_broken_field_is_reported_at_once_and_nothing_is_created() {
-    let app = spawn_app();
+fn every_broken_field_is_reported_at_once_and_nothing_is_created(target: Target) {
+    let app = target.spawn_app();
     let response = app.post_json(
         "/product",
         &json!({"name": "", "description": "d".repeat(2001), "price": 1.005, "stock": -1, "category_id": 0, "sku": "bad sku!"}),
@@ -107,9 +103,8 @@ fn every_broken_field_is_reported_at_once_and_nothing_is_created() {
     assert_eq!(total(&app), 0);
 }
 
-#[test]
-fn missing_required_fields_and_wrong_types_are_422() {
-    let app = spawn_app();
+fn missing_required_fields_and_wrong_types_are_422(target: Target) {
+    let app = target.spawn_app();
     let body = app
         .post_json("/product", &json!({}))
         .assert_problem(422, "validation");
@@ -134,9 +129,8 @@ fn missing_required_fields_and_wrong_types_are_422() {
     assert_eq!(total(&app), 0);
 }
 
-#[test]
-fn a_duplicate_sku_is_409_and_changes_nothing() {
-    let app = spawn_app();
+fn a_duplicate_sku_is_409_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let first = app.create_product(&mug());
     app.post_json("/product", &mug())
         .assert_problem(409, "conflict");
@@ -150,9 +144,8 @@ fn a_duplicate_sku_is_409_and_changes_nothing() {
     assert_eq!(app.get(&format!("/product/{}", first["id"])).json(), first);
 }
 
-#[test]
-fn concurrent_creates_with_one_sku_make_exactly_one_product() {
-    let app = spawn_app();
+fn concurrent_creates_with_one_sku_make_exactly_one_product(target: Target) {
+    let app = target.spawn_app();
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..16)
             .map(|_| scope.spawn(|| app.post_json("/product", &mug()).status))
@@ -172,9 +165,8 @@ fn concurrent_creates_with_one_sku_make_exactly_one_product() {
     assert_eq!(total(&app), 1);
 }
 
-#[test]
-fn get_supports_if_none_match_and_rejects_bad_ids() {
-    let app = spawn_app();
+fn get_supports_if_none_match_and_rejects_bad_ids(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
     let response = app.get(&path);
@@ -196,9 +188,8 @@ fn get_supports_if_none_match_and_rejects_bad_ids() {
     }
 }
 
-#[test]
-fn put_and_patch_update_only_the_fields_present_and_bump_the_version() {
-    let app = spawn_app();
+fn put_and_patch_update_only_the_fields_present_and_bump_the_version(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
 
@@ -240,9 +231,8 @@ fn put_and_patch_update_only_the_fields_present_and_bump_the_version() {
     assert_eq!(app.get(&path).json(), patched);
 }
 
-#[test]
-fn an_update_with_a_stale_if_match_is_412_and_changes_nothing() {
-    let app = spawn_app();
+fn an_update_with_a_stale_if_match_is_412_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
     let body = serde_json::to_vec(&json!({"stock": 1})).unwrap();
@@ -266,9 +256,8 @@ fn an_update_with_a_stale_if_match_is_412_and_changes_nothing() {
     assert_eq!(star.status, 200);
 }
 
-#[test]
-fn setting_stock_without_naming_the_version_read_is_428_and_changes_nothing() {
-    let app = spawn_app();
+fn setting_stock_without_naming_the_version_read_is_428_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
     let body = serde_json::to_vec(&json!({"stock": 3, "name": "Counted mug"})).unwrap();
@@ -294,9 +283,8 @@ fn setting_stock_without_naming_the_version_read_is_428_and_changes_nothing() {
     );
 }
 
-#[test]
-fn bad_updates_are_refused_and_change_nothing() {
-    let app = spawn_app();
+fn bad_updates_are_refused_and_change_nothing(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
     app.send_json("PUT", &path, &json!({}))
@@ -316,9 +304,8 @@ fn bad_updates_are_refused_and_change_nothing() {
     assert_eq!(app.get(&path).json(), product);
 }
 
-#[test]
-fn delete_is_204_then_404() {
-    let app = spawn_app();
+fn delete_is_204_then_404(target: Target) {
+    let app = target.spawn_app();
     let product = app.create_product(&mug());
     let path = format!("/product/{}", product["id"]);
     app.request("DELETE", &path, &[("if-match", "\"7\"")], None)
@@ -331,9 +318,8 @@ fn delete_is_204_then_404() {
     app.get(&path).assert_problem(404, "not-found");
 }
 
-#[test]
-fn the_list_pages_by_id_with_links_and_a_total() {
-    let app = spawn_app();
+fn the_list_pages_by_id_with_links_and_a_total(target: Target) {
+    let app = target.spawn_app();
     for i in 0..23 {
         app.create_product(&json!({"name": format!("Item {i}"), "price": 1, "stock": i}));
     }
@@ -385,9 +371,8 @@ fn the_list_pages_by_id_with_links_and_a_total() {
     assert_eq!(all["items"].as_array().unwrap().len(), 23);
 }
 
-#[test]
-fn the_list_filters_by_category_name_and_stock() {
-    let app = spawn_app();
+fn the_list_filters_by_category_name_and_stock(target: Target) {
+    let app = target.spawn_app();
     app.create_product(&json!({"name": "Blue Mug", "price": 1, "stock": 0, "category_id": 1}));
     app.create_product(&json!({"name": "blue plate", "price": 1, "stock": 5, "category_id": 2}));
     app.create_product(&json!({"name": "Red mug 50%", "price": 1, "stock": 5, "category_id": 1}));
@@ -425,9 +410,8 @@ fn the_list_filters_by_category_name_and_stock() {
         .contains("</product?page=2&limit=1&category_id=1>; rel=\"next\""));
 }
 
-#[test]
-fn bad_list_parameters_are_400() {
-    let app = spawn_app();
+fn bad_list_parameters_are_400(target: Target) {
+    let app = target.spawn_app();
     for query in [
         "page=0",
         "page=-1",
@@ -446,3 +430,22 @@ fn bad_list_parameters_are_400() {
             .assert_problem(400, "invalid-request");
     }
 }
+
+on_every_target!(
+    creating_a_product_returns_201_with_location_etag_and_the_product,
+    a_product_with_only_required_fields_gets_the_defaults_and_a_trimmed_name,
+    prices_are_stored_exactly,
+    every_broken_field_is_reported_at_once_and_nothing_is_created,
+    missing_required_fields_and_wrong_types_are_422,
+    a_duplicate_sku_is_409_and_changes_nothing,
+    concurrent_creates_with_one_sku_make_exactly_one_product,
+    get_supports_if_none_match_and_rejects_bad_ids,
+    put_and_patch_update_only_the_fields_present_and_bump_the_version,
+    an_update_with_a_stale_if_match_is_412_and_changes_nothing,
+    setting_stock_without_naming_the_version_read_is_428_and_changes_nothing,
+    bad_updates_are_refused_and_change_nothing,
+    delete_is_204_then_404,
+    the_list_pages_by_id_with_links_and_a_total,
+    the_list_filters_by_category_name_and_stock,
+    bad_list_parameters_are_400,
+);

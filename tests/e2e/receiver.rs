@@ -12,7 +12,7 @@ use serde_json::Value;
 /// One request as it arrived, and what it was answered.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// When it was answered.
+    /// When it was answered (just before the answer was written).
     pub at: Instant,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -255,9 +255,8 @@ fn serve(stream: TcpStream, behaviour: &Mutex<Behaviour>, log: &(Mutex<Log>, Con
         let _ = reader.read_to_end(&mut Vec::new());
         return;
     }
-    let mut stream = stream;
-    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-    let _ = stream.write_all(answer.as_bytes());
+    // Recorded before it is answered: once answered, the sender may send the next event at
+    // once, on another connection whose thread must not record it first.
     let (lock, ready) = log;
     lock.lock().unwrap().deliveries.push(Delivery {
         at: Instant::now(),
@@ -267,6 +266,9 @@ fn serve(stream: TcpStream, behaviour: &Mutex<Behaviour>, log: &(Mutex<Log>, Con
         answered: status,
     });
     ready.notify_all();
+    let mut stream = stream;
+    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = stream.write_all(answer.as_bytes());
 }
 
 /// A chunked request body (RFC 9112, 7.1), without trailers.

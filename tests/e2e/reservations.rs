@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::app::{spawn_app, TestApp, TestResponse};
+use crate::app::{on_every_target, Target, TestApp, TestResponse};
 use crate::stock::{assert_ledger_sums, deduct, ledger, post_keyed, product};
 
 /// Holds `lines` (`[(product, quantity)]`) for `ttl` seconds under `key`.
@@ -57,9 +57,8 @@ fn quantities(app: &TestApp, id: i64) -> (i64, i64, i64) {
     (get("stock"), get("reserved"), get("available"))
 }
 
-#[test]
-fn a_hold_takes_units_out_of_available_until_it_is_committed_once() {
-    let app = spawn_app();
+fn a_hold_takes_units_out_of_available_until_it_is_committed_once(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     let created = hold(&app, "h1", &[(id, 3)], 900);
     assert_eq!(created.status, 201);
@@ -132,9 +131,8 @@ fn a_hold_takes_units_out_of_available_until_it_is_committed_once() {
     );
 }
 
-#[test]
-fn a_partial_commit_deducts_what_it_names_and_releases_the_rest() {
-    let app = spawn_app();
+fn a_partial_commit_deducts_what_it_names_and_releases_the_rest(target: Target) {
+    let app = target.spawn_app();
     let (a, b) = (product(&app, 10), product(&app, 10));
     let id = held(&app, "p1", &[(a, 4), (b, 2)], 900);
     // A line the hold does not hold, or more than it holds: 409, nothing changes.
@@ -169,9 +167,8 @@ fn a_partial_commit_deducts_what_it_names_and_releases_the_rest() {
     );
 }
 
-#[test]
-fn a_hold_that_expires_stops_counting_at_once_and_can_no_longer_be_committed() {
-    let app = spawn_app();
+fn a_hold_that_expires_stops_counting_at_once_and_can_no_longer_be_committed(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 5);
     let hold_id = held(&app, "e1", &[(id, 5)], 1);
     assert_eq!(quantities(&app, id), (5, 5, 0));
@@ -195,9 +192,8 @@ fn a_hold_that_expires_stops_counting_at_once_and_can_no_longer_be_committed() {
     assert_eq!(deduct(&app, id, 5, "e-d2").status, 200);
 }
 
-#[test]
-fn an_extended_hold_outlives_its_first_expiry() {
-    let app = spawn_app();
+fn an_extended_hold_outlives_its_first_expiry(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 3);
     let hold_id = held(&app, "x1", &[(id, 2)], 1);
     let extended = app.send_json(
@@ -222,9 +218,8 @@ fn an_extended_hold_outlives_its_first_expiry() {
     assert_eq!(quantities(&app, id), (1, 0, 1));
 }
 
-#[test]
-fn a_product_with_units_on_hold_is_not_deleted_until_its_holds_end() {
-    let app = spawn_app();
+fn a_product_with_units_on_hold_is_not_deleted_until_its_holds_end(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 4);
     let hold_id = held(&app, "del1", &[(id, 1)], 900);
     let refused = app.request("DELETE", &format!("/product/{id}"), &[], None);
@@ -239,9 +234,8 @@ fn a_product_with_units_on_hold_is_not_deleted_until_its_holds_end() {
     assert_eq!(deleted.status, 204);
 }
 
-#[test]
-fn a_released_hold_gives_its_units_back_and_releasing_again_changes_nothing() {
-    let app = spawn_app();
+fn a_released_hold_gives_its_units_back_and_releasing_again_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 4);
     let hold_id = held(&app, "r1", &[(id, 4)], 900);
     assert_eq!(quantities(&app, id), (4, 4, 0));
@@ -256,9 +250,8 @@ fn a_released_hold_gives_its_units_back_and_releasing_again_changes_nothing() {
     assert_eq!(ledger(&app, id).len(), 1, "a hold moves no stock");
 }
 
-#[test]
-fn a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it() {
-    let app = spawn_app();
+fn a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it(target: Target) {
+    let app = target.spawn_app();
     let (a, b) = (product(&app, 2), product(&app, 1));
     let short = hold(&app, "n1", &[(a, 2), (b, 2)], 900);
     let problem = short.assert_problem(409, "insufficient-stock");
@@ -309,9 +302,8 @@ fn a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it() {
         .assert_problem(404, "not-found");
 }
 
-#[test]
-fn a_stock_count_below_what_is_held_refuses_the_commit_that_no_longer_fits() {
-    let app = spawn_app();
+fn a_stock_count_below_what_is_held_refuses_the_commit_that_no_longer_fits(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 5);
     let first = held(&app, "c1", &[(id, 3)], 900);
     let second = held(&app, "c2", &[(id, 2)], 900);
@@ -346,9 +338,8 @@ fn a_stock_count_below_what_is_held_refuses_the_commit_that_no_longer_fits() {
     assert_ledger_sums(&app, id);
 }
 
-#[test]
-fn holds_are_listed_newest_first_by_order_and_status() {
-    let app = spawn_app();
+fn holds_are_listed_newest_first_by_order_and_status(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     let a = held(&app, "l1", &[(id, 1)], 900);
     let b = held(&app, "l2", &[(id, 1)], 900);
@@ -378,9 +369,8 @@ fn holds_are_listed_newest_first_by_order_and_status() {
         .assert_problem(400, "invalid-request");
 }
 
-#[test]
-fn concurrent_holds_and_deducts_never_sell_more_than_the_stock() {
-    let app = spawn_app();
+fn concurrent_holds_and_deducts_never_sell_more_than_the_stock(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 50);
     let statuses: Vec<(u16, Value)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..16)
@@ -426,3 +416,16 @@ fn concurrent_holds_and_deducts_never_sell_more_than_the_stock() {
     );
     assert_ledger_sums(&app, id);
 }
+
+on_every_target!(
+    a_hold_takes_units_out_of_available_until_it_is_committed_once,
+    a_partial_commit_deducts_what_it_names_and_releases_the_rest,
+    a_hold_that_expires_stops_counting_at_once_and_can_no_longer_be_committed,
+    an_extended_hold_outlives_its_first_expiry,
+    a_product_with_units_on_hold_is_not_deleted_until_its_holds_end,
+    a_released_hold_gives_its_units_back_and_releasing_again_changes_nothing,
+    a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it,
+    a_stock_count_below_what_is_held_refuses_the_commit_that_no_longer_fits,
+    holds_are_listed_newest_first_by_order_and_status,
+    concurrent_holds_and_deducts_never_sell_more_than_the_stock,
+);

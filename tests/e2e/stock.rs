@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::app::{spawn_app, TestApp, TestResponse};
+use crate::app::{on_every_target, Target, TestApp, TestResponse};
 
 pub(crate) fn post_keyed(app: &TestApp, path: &str, key: &str, body: &Value) -> TestResponse {
     let bytes = serde_json::to_vec(body).unwrap();
@@ -70,9 +70,8 @@ pub(crate) fn assert_ledger_sums(app: &TestApp, id: i64) -> Vec<Value> {
     entries
 }
 
-#[test]
-fn concurrent_deducts_never_sell_more_than_the_stock() {
-    let app = spawn_app();
+fn concurrent_deducts_never_sell_more_than_the_stock(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 50);
     let responses: Vec<TestResponse> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..120)
@@ -102,9 +101,8 @@ fn concurrent_deducts_never_sell_more_than_the_stock() {
     assert_eq!(entries.len(), 51, "one create and 50 deducts");
 }
 
-#[test]
-fn a_deduct_answers_with_the_new_stock_and_writes_the_ledger() {
-    let app = spawn_app();
+fn a_deduct_answers_with_the_new_stock_and_writes_the_ledger(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 40);
     let response = deduct(&app, id, 2, "k1");
     assert_eq!(response.status, 200);
@@ -125,9 +123,8 @@ fn a_deduct_answers_with_the_new_stock_and_writes_the_ledger() {
     deduct(&app, 999, 1, "k2").assert_problem(404, "not-found");
 }
 
-#[test]
-fn a_batch_is_all_or_nothing_and_names_every_short_line() {
-    let app = spawn_app();
+fn a_batch_is_all_or_nothing_and_names_every_short_line(target: Target) {
+    let app = target.spawn_app();
     let (a, b, c) = (product(&app, 5), product(&app, 1), product(&app, 10));
     let short = post_keyed(
         &app,
@@ -184,9 +181,8 @@ fn a_batch_is_all_or_nothing_and_names_every_short_line() {
     }
 }
 
-#[test]
-fn lines_naming_one_product_add_up() {
-    let app = spawn_app();
+fn lines_naming_one_product_add_up(target: Target) {
+    let app = target.spawn_app();
     let (a, b) = (product(&app, 5), product(&app, 9));
     let lines = json!([
         {"product_id": a, "quantity": 2},
@@ -231,9 +227,8 @@ fn lines_naming_one_product_add_up() {
     assert_eq!(entries[0]["delta"], -5);
 }
 
-#[test]
-fn a_batch_with_broken_lines_reports_them_all_and_changes_nothing() {
-    let app = spawn_app();
+fn a_batch_with_broken_lines_reports_them_all_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let a = product(&app, 5);
     let response = post_keyed(
         &app,
@@ -253,9 +248,8 @@ fn a_batch_with_broken_lines_reports_them_all_and_changes_nothing() {
     assert_eq!(stock_of(&app, a), 5);
 }
 
-#[test]
-fn a_replay_returns_the_first_response_and_another_body_under_the_key_is_422() {
-    let app = spawn_app();
+fn a_replay_returns_the_first_response_and_another_body_under_the_key_is_422(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 3);
     let first = deduct(&app, id, 2, "order-1");
     assert_eq!(first.status, 200);
@@ -313,9 +307,8 @@ fn a_replay_returns_the_first_response_and_another_body_under_the_key_is_422() {
     assert_ledger_sums(&app, id);
 }
 
-#[test]
-fn concurrent_requests_with_one_key_apply_once() {
-    let app = spawn_app();
+fn concurrent_requests_with_one_key_apply_once(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 100);
     let responses: Vec<TestResponse> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..24)
@@ -339,9 +332,8 @@ fn concurrent_requests_with_one_key_apply_once() {
     assert_eq!(assert_ledger_sums(&app, id).len(), 2);
 }
 
-#[test]
-fn keys_belong_to_the_client_that_sent_them() {
-    let mut app = spawn_app();
+fn keys_belong_to_the_client_that_sent_them(target: Target) {
+    let mut app = target.spawn_app();
     let id = product(&app, 10);
     assert_eq!(deduct(&app, id, 1, "shared").status, 200);
     app.auth =
@@ -353,9 +345,8 @@ fn keys_belong_to_the_client_that_sent_them() {
     assert_eq!(stock_of(&app, id), 8);
 }
 
-#[test]
-fn a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing() {
-    let app = spawn_app();
+fn a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     let path = format!("/product/{id}/deduct");
     let body = br#"{"quantity": 1, "order_id": "o"}"#;
@@ -397,9 +388,8 @@ fn a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing() {
     assert_eq!(stock_of(&app, id), 9);
 }
 
-#[test]
-fn bad_stock_bodies_are_422_with_every_field_and_change_nothing() {
-    let app = spawn_app();
+fn bad_stock_bodies_are_422_with_every_field_and_change_nothing(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     let response = post_keyed(
         &app,
@@ -427,9 +417,8 @@ fn bad_stock_bodies_are_422_with_every_field_and_change_nothing() {
     assert_eq!(ledger(&app, id).len(), 1);
 }
 
-#[test]
-fn a_restock_past_the_maximum_stock_is_409_and_changes_nothing() {
-    let app = spawn_app();
+fn a_restock_past_the_maximum_stock_is_409_and_changes_nothing(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 999_999_999);
     let response = post_keyed(
         &app,
@@ -441,9 +430,8 @@ fn a_restock_past_the_maximum_stock_is_409_and_changes_nothing() {
     assert_eq!(stock_of(&app, id), 999_999_999);
 }
 
-#[test]
-fn stock_routes_need_their_scopes() {
-    let app = spawn_app();
+fn stock_routes_need_their_scopes(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     let token =
         |scope: &str| crate::app::cli_token(&crate::app::manifest(), &["--scope", scope]).unwrap();
@@ -497,9 +485,8 @@ fn stock_routes_need_their_scopes() {
     assert_eq!(stock_of(&app, id), 11);
 }
 
-#[test]
-fn movements_are_newest_first_and_paged_with_links() {
-    let app = spawn_app();
+fn movements_are_newest_first_and_paged_with_links(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     for i in 0..4 {
         assert_eq!(deduct(&app, id, 1, &format!("m{i}")).status, 200);
@@ -530,9 +517,8 @@ fn movements_are_newest_first_and_paged_with_links() {
         .assert_problem(404, "not-found");
 }
 
-#[test]
-fn the_ledger_sums_to_the_stock_after_a_mixed_concurrent_workload() {
-    let app = spawn_app();
+fn the_ledger_sums_to_the_stock_after_a_mixed_concurrent_workload(target: Target) {
+    let app = target.spawn_app();
     let ids: Vec<i64> = (0..4).map(|_| product(&app, 30)).collect();
     std::thread::scope(|scope| {
         for worker in 0..8 {
@@ -597,9 +583,8 @@ fn the_ledger_sums_to_the_stock_after_a_mixed_concurrent_workload() {
     }
 }
 
-#[test]
-fn expired_idempotency_keys_are_deleted_by_later_writes() {
-    let app = spawn_app();
+fn expired_idempotency_keys_are_deleted_by_later_writes(target: Target) {
+    let app = target.spawn_app();
     let id = product(&app, 10);
     assert_eq!(deduct(&app, id, 1, "fresh").status, 200);
     let db = rusqlite::Connection::open(app.state_dir.path().join("sqlite_db.db")).unwrap();
@@ -619,3 +604,21 @@ fn expired_idempotency_keys_are_deleted_by_later_writes() {
         .collect();
     assert_eq!(keys, vec!["fresh", "later"]);
 }
+
+on_every_target!(
+    concurrent_deducts_never_sell_more_than_the_stock,
+    a_deduct_answers_with_the_new_stock_and_writes_the_ledger,
+    a_batch_is_all_or_nothing_and_names_every_short_line,
+    lines_naming_one_product_add_up,
+    a_batch_with_broken_lines_reports_them_all_and_changes_nothing,
+    a_replay_returns_the_first_response_and_another_body_under_the_key_is_422,
+    concurrent_requests_with_one_key_apply_once,
+    keys_belong_to_the_client_that_sent_them,
+    a_missing_or_malformed_idempotency_key_is_400_and_changes_nothing,
+    bad_stock_bodies_are_422_with_every_field_and_change_nothing,
+    a_restock_past_the_maximum_stock_is_409_and_changes_nothing,
+    stock_routes_need_their_scopes,
+    movements_are_newest_first_and_paged_with_links,
+    the_ledger_sums_to_the_stock_after_a_mixed_concurrent_workload,
+    expired_idempotency_keys_are_deleted_by_later_writes,
+);
