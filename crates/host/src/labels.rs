@@ -7,6 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Result;
+use wasmtime::component::ResourceTable;
+
+use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::manifest::Component;
 
 /// The app's stores of one kind: `T` open, by label, and how each was configured (`C`).
 pub struct Stores<C, T> {
@@ -48,9 +52,10 @@ impl<C: PartialEq + Clone, T: Clone> Stores<C, T> {
         self.open.get(label)
     }
 
-    /// What a component listing `granted` may open.
-    pub fn grant(&self, granted: &[String]) -> Grant<T> {
+    /// What `component`, listing `granted`, may open.
+    pub fn grant(&self, component: &str, granted: &[String]) -> Grant<T> {
         Grant {
+            component: component.into(),
             stores: Arc::clone(&self.open),
             granted: granted.into(),
         }
@@ -60,8 +65,84 @@ impl<C: PartialEq + Clone, T: Clone> Stores<C, T> {
 /// The stores one component may open.
 #[derive(Clone)]
 pub struct Grant<T> {
+    /// Whose grant it is (empty: a dependency's, with nothing granted).
+    pub component: Arc<str>,
     stores: Arc<HashMap<String, T>>,
     granted: Arc<[String]>,
+}
+
+/// A store interface (SQLite databases, key-value stores): its components are granted
+/// stores by label, and each instance keeps what it opened in a table of its own (`Opened`).
+/// This trait is what differs between them; their [`Factor`] is written once, below.
+pub trait StoreFactor {
+    /// How one label is configured.
+    type Config: PartialEq + Clone + Send + Sync + 'static;
+    /// One label's store, open.
+    type Store: Clone + Send + Sync + 'static;
+
+    /// The top-level keys of the runtime config file this interface reads.
+    const RUNTIME_CONFIG_KEYS: &'static [&'static str];
+
+    /// Opens the stores the components use; keeps those `previous` has open where they are
+    /// still configured the same.
+    fn open(
+        ctx: &AppContext<'_>,
+        previous: Option<&Stores<Self::Config, Self::Store>>,
+    ) -> Result<Stores<Self::Config, Self::Store>>;
+
+    /// The labels `component` lists.
+    fn granted(component: &Component) -> &[String];
+}
+
+impl<F: StoreFactor> Factor for F {
+    type AppState = Stores<F::Config, F::Store>;
+    type ComponentState = Grant<F::Store>;
+    type InstanceState = Opened<F::Store>;
+
+    const RUNTIME_CONFIG_KEYS: &'static [&'static str] = F::RUNTIME_CONFIG_KEYS;
+
+    fn configure_app(
+        ctx: &AppContext<'_>,
+        previous: Option<&Self::AppState>,
+    ) -> Result<Self::AppState> {
+        F::open(ctx, previous)
+    }
+
+    fn configure_component(
+        app: &Self::AppState,
+        ctx: &ComponentContext<'_>,
+    ) -> Result<Self::ComponentState> {
+        Ok(app.grant(ctx.id, F::granted(ctx.component)))
+    }
+
+    fn instance(component: &Self::ComponentState, _ctx: &InstanceContext) -> Self::InstanceState {
+        Opened::new(component)
+    }
+
+    fn denied() -> Option<Self::InstanceState> {
+        Some(Opened::denied())
+    }
+}
+
+/// An instance's share of a store interface, the same for every one: what its component
+/// was granted, and the handles it opened, in a resource table of its own.
+pub struct Opened<T> {
+    pub grant: Grant<T>,
+    pub table: ResourceTable,
+}
+
+impl<T: Clone> Opened<T> {
+    pub fn new(grant: &Grant<T>) -> Self {
+        Self {
+            grant: grant.clone(),
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// What a dependency without the component's configuration may open: nothing.
+    pub fn denied() -> Self {
+        Self::new(&Grant::denied())
+    }
 }
 
 /// Why a store did not open.
@@ -77,6 +158,7 @@ impl<T: Clone> Grant<T> {
     /// Nothing at all (a dependency without the component's configuration).
     pub fn denied() -> Self {
         Self {
+            component: Arc::from(""),
             stores: Arc::default(),
             granted: Arc::from(Vec::new()),
         }
@@ -134,7 +216,9 @@ mod tests {
 
     #[test]
     fn a_store_not_granted_is_access_denied_and_an_unknown_one_no_such_store() {
-        let grant = stores(None).unwrap().grant(&["a".into(), "ghost".into()]);
+        let grant = stores(None)
+            .unwrap()
+            .grant("c", &["a".into(), "ghost".into()]);
         assert_eq!(grant.open("a"), Ok(11));
         assert_eq!(grant.open("b"), Err(Refused::AccessDenied));
         assert_eq!(grant.open("ghost"), Err(Refused::NoSuchStore));

@@ -1,5 +1,5 @@
 //! The host's own metrics, for Prometheus: requests by component, kind, method and status
-//! class, their latency, instances in use, waits for an instance and the 503s of a full
+//! class, their latency, the SQL statements each component runs, instances in use, waits for an instance and the 503s of a full
 //! host, open connections, reloads. Counted with atomics as requests go (one process-wide
 //! set, as a process has one of each), written in the text format when scraped on
 //! `--metrics-listen` (off by default: a separate listener an operator exposes to the
@@ -61,11 +61,23 @@ struct Served {
     micros: AtomicU64,
 }
 
-/// Requests to one component, by source.
+/// Requests to one component, by source, and the SQL statements its instances ran.
 #[derive(Default)]
 struct Component {
     client: Served,
     chained: Served,
+    statements: AtomicU64,
+}
+
+/// Counts the SQL statements of one component's instances (taken once per connection, so
+/// counting a statement looks nothing up).
+#[derive(Clone)]
+pub struct StatementCounter(Arc<Component>);
+
+impl StatementCounter {
+    pub fn count(&self) {
+        self.0.statements.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Component {
@@ -161,6 +173,11 @@ impl Metrics {
         served.micros.fetch_add(micros, Ordering::Relaxed);
     }
 
+    /// The counter of the SQL statements `component`'s instances run.
+    pub fn statements(&self, component: &str) -> StatementCounter {
+        StatementCounter(self.component(component))
+    }
+
     fn component(&self, id: &str) -> Arc<Component> {
         if let Some(component) = self
             .components
@@ -237,6 +254,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut e = Exposition::new();
         self.render_requests(&mut e);
+        self.render_statements(&mut e);
         self.render_instances(&mut e);
         self.render_connections_and_reloads(&mut e);
         e.finish()
@@ -308,6 +326,27 @@ impl Metrics {
                 &counts,
                 sum,
             );
+        }
+    }
+
+    /// The SQL statements each component's instances ran: each is a call into the host.
+    fn render_statements(&self, e: &mut Exposition) {
+        e.family(
+            "inventory_host_sqlite_statements_total",
+            Type::Counter,
+            "SQL statements run by a component's instances (each a call into the host), by \
+             component.",
+        );
+        let components = self.components.read().unwrap_or_else(|e| e.into_inner());
+        for (id, component) in components.iter() {
+            let count = component.statements.load(Ordering::Relaxed);
+            if count > 0 {
+                e.sample(
+                    "inventory_host_sqlite_statements_total",
+                    &[("component", id)],
+                    count,
+                );
+            }
         }
     }
 

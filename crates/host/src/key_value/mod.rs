@@ -17,11 +17,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::blocking::blocking;
-use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
-use crate::labels::{Grant, Refused, Stores};
+use crate::factor::AppContext;
+use crate::labels::{Opened, Refused, StoreFactor, Stores};
+use crate::manifest::Component;
 use crate::runtime_config::Location;
 use backend::{Backend, KvResult};
 use config::StoreConfig;
@@ -97,26 +98,19 @@ pub struct KeyValueFactor;
 /// The app's stores by label.
 pub type AppState = Stores<StoreConfig, Arc<dyn Backend>>;
 
-/// The stores one component may open.
-pub type ComponentState = Grant<Arc<dyn Backend>>;
-
 /// One instance's grant and its open stores.
-pub struct InstanceState {
-    grant: ComponentState,
-    table: ResourceTable,
-}
+pub type InstanceState = Opened<Arc<dyn Backend>>;
 
-impl Factor for KeyValueFactor {
-    type AppState = AppState;
-    type ComponentState = ComponentState;
-    type InstanceState = InstanceState;
+impl StoreFactor for KeyValueFactor {
+    type Config = StoreConfig;
+    type Store = Arc<dyn Backend>;
 
     const RUNTIME_CONFIG_KEYS: &'static [&'static str] = &[config::KEY];
 
     /// Opens the stores the components use. Labels that share a file share one connection,
     /// labels that share a Redis URL one pool; those `previous` has open where they are still
     /// configured the same are kept.
-    fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+    fn open(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
         let undefined = |label: &str| {
             anyhow!(
                 "unknown key_value_stores label `{label}`: only `default` exists without \
@@ -135,22 +129,8 @@ impl Factor for KeyValueFactor {
         )
     }
 
-    fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
-        Ok(app.grant(&ctx.component.key_value_stores))
-    }
-
-    fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
-        InstanceState {
-            grant: component.clone(),
-            table: ResourceTable::new(),
-        }
-    }
-
-    fn denied() -> Option<InstanceState> {
-        Some(InstanceState {
-            grant: Grant::denied(),
-            table: ResourceTable::new(),
-        })
+    fn granted(component: &Component) -> &[String] {
+        &component.key_value_stores
     }
 }
 

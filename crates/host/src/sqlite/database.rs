@@ -126,6 +126,7 @@ impl Database {
             conn: Some(conn),
             db: Arc::clone(self),
             write_turn: None,
+            statements: None,
         }
     }
 
@@ -166,6 +167,8 @@ pub struct Connection {
     /// Its turn at the write lock, from the statement that needed it to the end of its
     /// transaction.
     pub(super) write_turn: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Counts the statements it runs for the component that opened it.
+    pub(super) statements: Option<crate::metrics::StatementCounter>,
 }
 
 impl Drop for Connection {

@@ -133,7 +133,10 @@ impl InstanceState {
             None => blocking(move || db.connection()).await?,
         };
         match conn {
-            Ok(conn) => Ok(Ok(self.table.push(conn)?)),
+            Ok(mut conn) => {
+                conn.statements = Some(crate::metrics::get().statements(&self.grant.component));
+                Ok(Ok(self.table.push(conn)?))
+            }
             Err(err) => Ok(Err(err)),
         }
     }
@@ -154,6 +157,9 @@ impl InstanceState {
         sql: String,
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        if let Some(statements) = &self.table.get(conn)?.statements {
+            statements.count();
+        }
         if let Err(err) = self.take_write_turn(conn, &sql).await? {
             return Ok(Err(err));
         }

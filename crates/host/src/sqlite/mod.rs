@@ -11,10 +11,11 @@ mod host;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker};
 
-use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
-use crate::labels::{Grant, Refused, Stores};
+use crate::factor::AppContext;
+use crate::labels::{Opened, Refused, StoreFactor, Stores};
+use crate::manifest::Component;
 use crate::runtime_config::Location;
 use database::{Database, SqlError};
 
@@ -35,25 +36,18 @@ pub struct SqliteFactor;
 /// The app's databases, by label.
 pub type AppState = Stores<Location, Arc<Database>>;
 
-/// The databases one component may open.
-pub type ComponentState = Grant<Arc<Database>>;
-
 /// One instance's grant and its open connections.
-pub struct InstanceState {
-    grant: ComponentState,
-    table: ResourceTable,
-}
+pub type InstanceState = Opened<Arc<Database>>;
 
-impl Factor for SqliteFactor {
-    type AppState = AppState;
-    type ComponentState = ComponentState;
-    type InstanceState = InstanceState;
+impl StoreFactor for SqliteFactor {
+    type Config = Location;
+    type Store = Arc<Database>;
 
     const RUNTIME_CONFIG_KEYS: &'static [&'static str] = &[config::KEY];
 
     /// Opens the databases the components use (and `default`, which `--sqlite` statements
     /// may use); keeps those `previous` has open where they are still configured.
-    fn configure_app(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
+    fn open(ctx: &AppContext<'_>, previous: Option<&AppState>) -> Result<AppState> {
         let undefined = |label: &str| {
             anyhow!(
                 "component `{}` uses the SQLite database `{label}`, which is not defined: only \
@@ -70,22 +64,8 @@ impl Factor for SqliteFactor {
         Ok(databases)
     }
 
-    fn configure_component(app: &AppState, ctx: &ComponentContext<'_>) -> Result<ComponentState> {
-        Ok(app.grant(&ctx.component.sqlite_databases))
-    }
-
-    fn instance(component: &ComponentState, _ctx: &InstanceContext) -> InstanceState {
-        InstanceState {
-            grant: component.clone(),
-            table: ResourceTable::new(),
-        }
-    }
-
-    fn denied() -> Option<InstanceState> {
-        Some(InstanceState {
-            grant: Grant::denied(),
-            table: ResourceTable::new(),
-        })
+    fn granted(component: &Component) -> &[String] {
+        &component.sqlite_databases
     }
 }
 
