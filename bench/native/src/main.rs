@@ -36,6 +36,11 @@ use jwt_simple::prelude::*;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
+/// The app's limits of a stock request: the domain crate's own constants, included alone.
+#[path = "../../../crates/domain/src/limits.rs"]
+#[allow(dead_code)]
+mod limits;
+
 const DEV_SECRET: &str = "dev-only-insecure-jwt-secret-change-me-0123456789";
 const LIMIT: i64 = 1_000_000_000;
 const WINDOW_SECONDS: i64 = 60;
@@ -426,18 +431,24 @@ fn deduct(
     let Some(key) = headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|k| {
+            (1..=limits::MAX_IDEMPOTENCY_KEY_CHARS).contains(&k.len())
+                && k.bytes().all(|b| b.is_ascii_graphic())
+        })
     else {
-        return invalid(
-            "an Idempotency-Key header (1 to 255 visible ASCII characters) is required",
-        );
+        return invalid(&format!(
+            "an Idempotency-Key header (1 to {} visible ASCII characters) is required",
+            limits::MAX_IDEMPOTENCY_KEY_CHARS
+        ));
     };
     let request: DeductBody = match serde_json::from_slice(body) {
         Ok(request) => request,
         Err(e) => return invalid(&format!("the body is not a deduct: {e}")),
     };
-    if !(1..=1_000_000_000).contains(&request.quantity)
-        || !(1..=100).contains(&request.order_id.len())
+    let order_id_chars = request.order_id.chars().count();
+    if !(1..=limits::MAX_QUANTITY).contains(&request.quantity)
+        || !(1..=limits::MAX_ORDER_ID_CHARS).contains(&order_id_chars)
+        || request.order_id.chars().any(char::is_control)
     {
         return Answer::problem(
             StatusCode::UNPROCESSABLE_ENTITY,

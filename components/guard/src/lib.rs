@@ -19,11 +19,6 @@ wit_bindgen::generate!({
 
 use exports::inventory::guard::auth::{AuthError, Principal};
 use exports::inventory::guard::rate_limit::{Decision, RateLimitError};
-use exports::inventory::guard::validation::{
-    BatchDeduct, Deduct, Extension, NewProduct, NewReservation, PartialCommit, ProductPatch,
-    Restock, ValidationError,
-};
-
 struct Guard;
 
 impl exports::inventory::guard::auth::Guest for Guard {
@@ -32,39 +27,7 @@ impl exports::inventory::guard::auth::Guest for Guard {
     }
 }
 
-impl exports::inventory::guard::validation::Guest for Guard {
-    fn validate_new_product(body: Vec<u8>) -> Result<NewProduct, ValidationError> {
-        validation::new_product(&body)
-    }
-
-    fn validate_product_patch(body: Vec<u8>) -> Result<ProductPatch, ValidationError> {
-        validation::product_patch(&body)
-    }
-
-    fn validate_deduct(body: Vec<u8>) -> Result<Deduct, ValidationError> {
-        validation::deduct(&body)
-    }
-
-    fn validate_restock(body: Vec<u8>) -> Result<Restock, ValidationError> {
-        validation::restock(&body)
-    }
-
-    fn validate_batch_deduct(body: Vec<u8>) -> Result<BatchDeduct, ValidationError> {
-        validation::batch_deduct(&body)
-    }
-
-    fn validate_new_reservation(body: Vec<u8>) -> Result<NewReservation, ValidationError> {
-        validation::new_reservation(&body)
-    }
-
-    fn validate_partial_commit(body: Vec<u8>) -> Result<PartialCommit, ValidationError> {
-        validation::partial_commit(&body)
-    }
-
-    fn validate_extension(body: Vec<u8>) -> Result<Extension, ValidationError> {
-        validation::extension(&body)
-    }
-}
+// `impl validation::Guest for Guard`: `validation.rs`, from the list of request bodies.
 
 impl exports::inventory::guard::rate_limit::Guest for Guard {
     fn check(client: String) -> Result<Decision, RateLimitError> {

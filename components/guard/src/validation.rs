@@ -1,9 +1,7 @@
 //! Body validation: the domain's parsers, every broken field reported at once; what they
 //! accept becomes the interface's record by the conversions of `guard_records!`.
 
-use inventory_domain::reservation::{Extension, NewReservation, PartialCommit};
-use inventory_domain::stock::{BatchDeduct, Deduct, Restock};
-use inventory_domain::{FieldError, NewProduct, ProductPatch};
+use inventory_domain::FieldError;
 use serde_json::{Map, Value};
 
 use crate::exports::inventory::guard::validation as wit;
@@ -15,41 +13,25 @@ inventory_domain::guard_records!(wit);
 type Parse<T> = fn(&Map<String, Value>) -> Result<T, Vec<FieldError>>;
 
 /// Parses `body` as a JSON object into `T`, then into its record `R`.
-pub fn validate<T, R: From<T>>(body: &[u8], parse: Parse<T>) -> Result<R, ValidationError> {
+fn validate<T, R: From<T>>(body: &[u8], parse: Parse<T>) -> Result<R, ValidationError> {
     parse(&object(body)?).map(R::from).map_err(fields)
 }
 
-pub fn new_product(body: &[u8]) -> Result<wit::NewProduct, ValidationError> {
-    validate(body, NewProduct::parse)
+/// The interface's functions, one per body of `request_bodies!`.
+macro_rules! validators {
+    ($($(#[$doc:meta])* $name:ident, $function:ident, $record:ident, $domain:ty;)*) => {
+        impl wit::Guest for crate::Guard {
+            $(
+                $(#[$doc])*
+                fn $function(body: Vec<u8>) -> Result<wit::$record, ValidationError> {
+                    validate(&body, <$domain>::parse)
+                }
+            )*
+        }
+    };
 }
 
-pub fn product_patch(body: &[u8]) -> Result<wit::ProductPatch, ValidationError> {
-    validate(body, ProductPatch::parse)
-}
-
-pub fn deduct(body: &[u8]) -> Result<wit::Deduct, ValidationError> {
-    validate(body, Deduct::parse)
-}
-
-pub fn restock(body: &[u8]) -> Result<wit::Restock, ValidationError> {
-    validate(body, Restock::parse)
-}
-
-pub fn batch_deduct(body: &[u8]) -> Result<wit::BatchDeduct, ValidationError> {
-    validate(body, BatchDeduct::parse)
-}
-
-pub fn new_reservation(body: &[u8]) -> Result<wit::NewReservation, ValidationError> {
-    validate(body, NewReservation::parse)
-}
-
-pub fn partial_commit(body: &[u8]) -> Result<wit::PartialCommit, ValidationError> {
-    validate(body, PartialCommit::parse)
-}
-
-pub fn extension(body: &[u8]) -> Result<wit::Extension, ValidationError> {
-    validate(body, Extension::parse)
-}
+inventory_domain::request_bodies!(validators);
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, ValidationError> {
     match serde_json::from_slice::<Value>(body) {

@@ -7,6 +7,7 @@
 //! are converted (`guard_records!`).
 
 mod fields;
+pub mod limits;
 mod price;
 mod product;
 pub mod reservation;
@@ -27,5 +28,36 @@ macro_rules! guard_records {
         $crate::product_records!($wit);
         $crate::stock_records!($wit);
         $crate::reservation_records!($wit);
+    };
+}
+
+/// Every request body the guard validates, listed once: the handlers' name for it, the
+/// guard's function (`wit/guard.wit`, interface `validation`), its WIT record, and the domain
+/// type it parses into. Each side of the boundary expands its own code from the list by
+/// passing a macro (`$then`): the guard its exports, the handlers their calls. A new body is
+/// a line here, its function in the WIT, and its type's `parse`.
+#[macro_export]
+macro_rules! request_bodies {
+    ($then:ident) => {
+        $then! {
+            /// `POST /product`.
+            new_product, validate_new_product, NewProduct, $crate::NewProduct;
+            /// `PUT`/`PATCH /product/{id}`: the fields present, at least one.
+            product_patch, validate_product_patch, ProductPatch, $crate::ProductPatch;
+            /// `POST /product/{id}/deduct`.
+            deduct, validate_deduct, Deduct, $crate::stock::Deduct;
+            /// `POST /product/{id}/restock`.
+            restock, validate_restock, Restock, $crate::stock::Restock;
+            /// `POST /stock/deduct`.
+            batch_deduct, validate_batch_deduct, BatchDeduct, $crate::stock::BatchDeduct;
+            /// `POST /reservations`.
+            new_reservation, validate_new_reservation, NewReservation,
+                $crate::reservation::NewReservation;
+            /// `POST /reservations/{id}/commit` with a body.
+            partial_commit, validate_partial_commit, PartialCommit,
+                $crate::reservation::PartialCommit;
+            /// `PATCH /reservations/{id}`.
+            extension, validate_extension, Extension, $crate::reservation::Extension;
+        }
     };
 }

@@ -6,10 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::fields::{error_texts, from_checked, ranged_integer, FieldError, Fields};
 
-pub const MAX_QUANTITY: i64 = 1_000_000;
-pub const MAX_ORDER_ID_CHARS: usize = 128;
-pub const MAX_REASON_CHARS: usize = 64;
-pub const MAX_BATCH_LINES: usize = 100;
+pub use crate::limits::{MAX_BATCH_LINES, MAX_ORDER_ID_CHARS, MAX_QUANTITY, MAX_REASON_CHARS};
 /// The reason a restock is recorded with when the client gives none.
 pub const DEFAULT_RESTOCK_REASON: &str = "restock";
 

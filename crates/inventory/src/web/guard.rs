@@ -6,9 +6,6 @@
 //! becomes the domain value by the conversions of `inventory_domain::guard_records!`, the
 //! same the guard made it with, and is not checked again.
 
-use crate::domain::reservation::{Extension, NewReservation, PartialCommit};
-use crate::domain::stock::{BatchDeduct, Deduct, Restock};
-use crate::domain::{NewProduct, ProductPatch};
 use crate::web::problem::{ApiError, FieldError};
 
 mod bindings {
@@ -65,45 +62,20 @@ pub fn check_rate(client: &str) -> Result<Decision, ApiError> {
     })
 }
 
-/// `POST /product`.
-pub fn new_product(body: &[u8]) -> Result<NewProduct, ApiError> {
-    validated(validation::validate_new_product(body))
+/// The guard's validation of each request body of `request_bodies!`: the body as its domain
+/// type, or the request's 400/422.
+macro_rules! body_checks {
+    ($($(#[$doc:meta])* $name:ident, $function:ident, $record:ident, $domain:ty;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(body: &[u8]) -> Result<$domain, ApiError> {
+                validated(validation::$function(body))
+            }
+        )*
+    };
 }
 
-/// `PUT`/`PATCH /product/{id}`: the fields present, at least one.
-pub fn product_patch(body: &[u8]) -> Result<ProductPatch, ApiError> {
-    validated(validation::validate_product_patch(body))
-}
-
-/// `POST /product/{id}/deduct`.
-pub fn deduct(body: &[u8]) -> Result<Deduct, ApiError> {
-    validated(validation::validate_deduct(body))
-}
-
-/// `POST /product/{id}/restock`.
-pub fn restock(body: &[u8]) -> Result<Restock, ApiError> {
-    validated(validation::validate_restock(body))
-}
-
-/// `POST /stock/deduct`.
-pub fn batch_deduct(body: &[u8]) -> Result<BatchDeduct, ApiError> {
-    validated(validation::validate_batch_deduct(body))
-}
-
-/// `POST /reservations`.
-pub fn new_reservation(body: &[u8]) -> Result<NewReservation, ApiError> {
-    validated(validation::validate_new_reservation(body))
-}
-
-/// `POST /reservations/{id}/commit` with a body.
-pub fn partial_commit(body: &[u8]) -> Result<PartialCommit, ApiError> {
-    validated(validation::validate_partial_commit(body))
-}
-
-/// `PATCH /reservations/{id}`.
-pub fn extension(body: &[u8]) -> Result<Extension, ApiError> {
-    validated(validation::validate_extension(body))
-}
+inventory_domain::request_bodies!(body_checks);
 
 /// The guard's answer: its record as the domain type, or the request's 400/422.
 fn validated<R, T: From<R>>(answer: Result<R, ValidationError>) -> Result<T, ApiError> {
