@@ -29,5 +29,6 @@ mod receiver;
 mod redis_server;
 mod replicas;
 mod reservations;
+mod statements;
 mod stock;
 mod watch;

@@ -21,7 +21,7 @@ use crate::reservations::held;
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// A scrape, parsed: every family's type, and every sample.
-struct Scrape {
+pub(crate) struct Scrape {
     families: Value,
     samples: Vec<Value>,
 }
@@ -57,7 +57,7 @@ impl Scrape {
     }
 
     /// The value of the sample `name` with exactly `labels`; 0 if there is none.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
         let labels: serde_json::Map<String, Value> = labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), json!(v)))
@@ -77,7 +77,7 @@ impl Scrape {
 }
 
 /// The host's metrics, scraped over plain HTTP as Prometheus does.
-fn scrape_host(app: &TestApp) -> Scrape {
+pub(crate) fn scrape_host(app: &TestApp) -> Scrape {
     let addr = app.metrics_addr.as_deref().expect("--metrics-listen");
     let mut stream = TcpStream::connect(addr).unwrap();
     stream

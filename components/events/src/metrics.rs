@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
+use inventory::store::config;
 use inventory::store::metrics::{self, Figures};
-use inventory::store::outbox;
 use inventory::web::http::{header, status};
 use inventory::{ApiError, Call, Resp};
 use metrics_text::{Exposition, Kind};
 
 pub fn get_metrics(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let configured = outbox::configured_receivers()?;
+    let configured = config::configured_receivers()?;
     let figures = metrics::figures(call.db()?, &configured)?;
     let mut resp = Resp::new(status::OK);
     resp.body = render(&figures).into_bytes();

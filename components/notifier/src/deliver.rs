@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::{self, Either, LocalBoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
 use inventory::store::outbox::{self, Delivery, Outcome, HEARTBEAT_MS};
-use inventory::store::{self, reservations, Db, StoreError};
+use inventory::store::{self, config, reservations, Db, StoreError};
 use inventory::time::now_millis;
 use serde_json::{json, Value};
 
@@ -100,7 +100,7 @@ impl Setup {
         Ok(Self {
             signer: Signer::from_variable(&get("events_secret")?)
                 .map_err(DeliverError::Misconfigured)?,
-            receivers: outbox::parse_receivers(&get("order_events_urls")?),
+            receivers: config::parse_receivers(&get("order_events_urls")?),
         })
     }
 }

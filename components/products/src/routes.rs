@@ -3,6 +3,7 @@
 use inventory::store::products::{self, ListFilter, WriteOutcome};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
+use inventory::web::idempotency;
 use inventory::web::paging::{bad_param, int_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
@@ -80,9 +81,12 @@ fn not_found(id: i64) -> ApiError {
 
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let new = guard::new_product(&call.req.body)?;
-    let product = products::create(call.db()?, &new)?;
+    let write = idempotency::unkeyed(call)?;
+    let product = products::create(write.tx(), &new)?;
     let location = format!("/product/{}", product.id);
-    Ok(product_response(status::CREATED, product).with_header(header::LOCATION, &location))
+    write.answer(Ok(
+        product_response(status::CREATED, product).with_header(header::LOCATION, &location)
+    ))
 }
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
@@ -107,23 +111,27 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
                 .into(),
         ));
     }
-    match products::update(call.db()?, id, &patch, expected.as_deref())? {
+    let write = idempotency::unkeyed(call)?;
+    let answer = match products::update(write.tx(), id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => Ok(product_response(status::OK, product)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
-    }
+    };
+    write.answer(answer)
 }
 
 fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let expected = conditional::if_match(call.req)?.versions();
-    match products::delete(call.db()?, id, expected.as_deref())? {
+    let write = idempotency::unkeyed(call)?;
+    let answer = match products::delete(write.tx(), id, expected.as_deref())? {
         WriteOutcome::Done(()) => Ok(Resp::new(status::NO_CONTENT)),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
-    }
+    };
+    write.answer(answer)
 }
 
 /// Active holds have `units` of the product: their commits must find it.

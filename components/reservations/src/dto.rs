@@ -1,16 +1,84 @@
-//! Response views of the reservations API that are not a hold itself (a hold serializes as
-//! clients see it: `inventory::store::reservations::Hold`). Request bodies are validated by
-//! the guard.
+//! Response views of the reservations API (request bodies are validated by the guard).
 
 use serde::Serialize;
 
+use inventory::store::held::Line;
 use inventory::store::reservations::Hold;
+use inventory::store::stock::Taken;
+use inventory::time;
+use inventory::web::taken::DeductedLine;
+
+/// A hold, as clients see it (`api/openapi.json`, `Reservation`).
+#[derive(Serialize)]
+pub struct HoldView<'a> {
+    pub id: &'a str,
+    pub order_id: &'a str,
+    pub status: &'static str,
+    /// RFC 3339, milliseconds.
+    pub expires_at: String,
+    /// RFC 3339, seconds.
+    pub created_at: String,
+    pub lines: Vec<LineView>,
+}
+
+impl<'a> From<&'a Hold> for HoldView<'a> {
+    fn from(hold: &'a Hold) -> Self {
+        Self {
+            id: &hold.id,
+            order_id: &hold.order_id,
+            status: hold.status.as_str(),
+            expires_at: time::rfc3339_millis(hold.expires_at),
+            created_at: time::rfc3339_seconds(hold.created_at),
+            lines: hold.lines.iter().map(LineView::from).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct LineView {
+    pub product_id: i64,
+    pub quantity: i64,
+}
+
+impl From<&Line> for LineView {
+    fn from(line: &Line) -> Self {
+        Self {
+            product_id: line.product_id,
+            quantity: line.quantity,
+        }
+    }
+}
 
 /// One page of holds.
 #[derive(Serialize)]
-pub struct HoldPageView {
-    pub items: Vec<Hold>,
+pub struct HoldPageView<'a> {
+    pub items: Vec<HoldView<'a>>,
     pub page: i64,
     pub limit: i64,
     pub total: i64,
+}
+
+/// A commit's answer: each product it took units of, after (kept with the hold, and given
+/// again to a second commit).
+#[derive(Serialize)]
+pub struct CommittedView<'a> {
+    pub id: &'a str,
+    pub status: &'static str,
+    pub order_id: &'a str,
+    pub lines: Vec<DeductedLine>,
+}
+
+impl<'a> CommittedView<'a> {
+    pub fn new(hold: &'a Hold, taken: &[Taken]) -> Self {
+        Self {
+            id: &hold.id,
+            status: "committed",
+            order_id: &hold.order_id,
+            lines: taken
+                .iter()
+                .filter(|line| line.quantity > 0)
+                .map(DeductedLine::from)
+                .collect(),
+        }
+    }
 }

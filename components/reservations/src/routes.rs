@@ -1,16 +1,16 @@
 //! The reservations routes and their handlers.
 
 use inventory::domain::stock::OrderId;
-use inventory::store::reservations::{
-    self, CommitOutcome, CreateOutcome, EndOutcome, ListFilter, Status,
-};
+use inventory::store::ledger::Context;
+use inventory::store::reservations::{self, CommitOutcome, EndOutcome, ListFilter, Status};
+use inventory::store::stock::Refusal;
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
-use inventory::web::idempotency::{self, Idempotent};
+use inventory::web::idempotency::{self, Begun, Idempotent};
 use inventory::web::paging::{bad_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
-use crate::dto::HoldPageView;
+use crate::dto::{CommittedView, HoldPageView, HoldView};
 
 const HOLD: Access = Access::AnyOf(&["stock:deduct"]);
 /// Reading a hold: the order service, or anyone who may read the catalogue.
@@ -59,21 +59,27 @@ pub const ROUTES: &[Route] = &[
 fn create_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::required(call, "/reservations")?;
     let request = guard::new_reservation(&call.req.body)?;
-    once.run(call, |db| match reservations::create(db, &request)? {
-        CreateOutcome::Held(hold) => {
+    let write = match idempotency::begin(call, Some(&once))? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let answer = match reservations::create(write.tx(), &request)? {
+        Ok(hold) => {
             let location = format!("/reservations/{}", hold.id);
-            Ok(Resp::json(status::CREATED, &hold).with_header(header::LOCATION, &location))
+            Ok(Resp::json(status::CREATED, &HoldView::from(&hold))
+                .with_header(header::LOCATION, &location))
         }
-        CreateOutcome::NotFound(ids) => Err(ApiError::unknown_products(&ids, "held")),
-        CreateOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
-    })
+        Err(Refusal::NotFound(ids)) => Err(ApiError::unknown_products(&ids, "held")),
+        Err(Refusal::Short(lines)) => Err(ApiError::InsufficientStockLines(lines)),
+    };
+    write.answer(answer)
 }
 
 /// `GET /reservations/{id}`.
 fn get_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = hold_id(call)?;
     let hold = reservations::get(call.db()?, id)?.ok_or_else(|| not_found(id))?;
-    Ok(Resp::json(status::OK, &hold))
+    Ok(Resp::json(status::OK, &HoldView::from(&hold)))
 }
 
 /// `GET /reservations?order_id&status&page&limit`: newest first.
@@ -95,10 +101,10 @@ fn list_reservations(call: &Call<'_>) -> Result<Resp, ApiError> {
             Ok(true)
         },
     )?;
-    let (items, total) = reservations::list(call.db()?, &filter, query.page, query.limit)?;
+    let (holds, total) = reservations::list(call.db()?, &filter, query.page, query.limit)?;
     let links = query.links("/reservations", total);
     let view = HoldPageView {
-        items,
+        items: holds.iter().map(HoldView::from).collect(),
         page: query.page,
         limit: query.limit,
         total,
@@ -107,18 +113,8 @@ fn list_reservations(call: &Call<'_>) -> Result<Resp, ApiError> {
 }
 
 fn parse_status(key: &str, value: &str) -> Result<Status, ApiError> {
-    Ok(match value {
-        "active" => Status::Active,
-        "committed" => Status::Committed,
-        "released" => Status::Released,
-        "expired" => Status::Expired,
-        _ => {
-            return Err(bad_param(
-                key,
-                "must be active, committed, released or expired",
-            ))
-        }
-    })
+    Status::parse(value)
+        .ok_or_else(|| bad_param(key, "must be active, committed, released or expired"))
 }
 
 /// `POST /reservations/{id}/commit` with no body (everything held) or `{"lines"}` (fewer
@@ -132,26 +128,35 @@ fn commit_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
         Some(guard::partial_commit(&call.req.body)?)
     };
     let totals = partial.and_then(|p| p.totals());
-    idempotency::write(call, once.as_ref(), |db| {
-        let context = reservations::Context {
-            order_id: None,
-            idempotency_key: once.as_ref().map(Idempotent::key),
-        };
-        match reservations::commit(db, id, totals.as_deref(), &context)? {
-            CommitOutcome::Committed(answer) => Ok(Resp::json(status::OK, &answer)),
-            CommitOutcome::Inactive(status) => Err(inactive(status)),
-            CommitOutcome::NotFound => Err(not_found(id)),
-            CommitOutcome::NotHeld(problems) => Err(ApiError::Conflict(format!(
-                "{}; nothing was committed",
-                problems.join("; ")
-            ))),
-            CommitOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
-            CommitOutcome::Gone(product_id) => Err(ApiError::Conflict(format!(
-                "product {product_id} of this reservation no longer exists: commit the other \
-                 lines, or release it"
-            ))),
+    let write = match idempotency::begin(call, once.as_ref())? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let context = Context {
+        order_id: None,
+        idempotency_key: once.as_ref().map(Idempotent::key),
+    };
+    let answer = match reservations::commit(write.tx(), id, totals.as_deref(), &context)? {
+        CommitOutcome::Committed { hold, lines } => {
+            let resp = Resp::json(status::OK, &CommittedView::new(&hold, &lines));
+            let body = String::from_utf8_lossy(&resp.body);
+            reservations::keep_commit_answer(write.tx(), id, &body)?;
+            Ok(resp)
         }
-    })
+        CommitOutcome::AlreadyCommitted(answer) => Ok(idempotency::answered(status::OK, answer)),
+        CommitOutcome::Inactive(status) => Err(inactive(status)),
+        CommitOutcome::NotFound => Err(not_found(id)),
+        CommitOutcome::NotHeld(problems) => Err(ApiError::Conflict(format!(
+            "{}; nothing was committed",
+            problems.join("; ")
+        ))),
+        CommitOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
+        CommitOutcome::Gone(product_id) => Err(ApiError::Conflict(format!(
+            "product {product_id} of this reservation no longer exists: commit the other \
+             lines, or release it"
+        ))),
+    };
+    write.answer(answer)
 }
 
 /// `POST /reservations/{id}/release`: the units are available again. Releasing a released or
@@ -159,9 +164,12 @@ fn commit_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
 fn release_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = hold_id(call)?;
     let once = Idempotent::optional(call, &format!("/reservations/{id}/release"))?;
-    idempotency::write(call, once.as_ref(), |db| {
-        ended(id, reservations::release(db, id)?)
-    })
+    let write = match idempotency::begin(call, once.as_ref())? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let answer = ended(id, reservations::release(write.tx(), id)?);
+    write.answer(answer)
 }
 
 /// `PATCH /reservations/{id}` `{"ttl_seconds"}`: an active hold now expires that long from
@@ -170,14 +178,17 @@ fn extend_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = hold_id(call)?;
     let once = Idempotent::optional(call, &format!("/reservations/{id}"))?;
     let extension = guard::extension(&call.req.body)?;
-    idempotency::write(call, once.as_ref(), |db| {
-        ended(id, reservations::extend(db, id, extension.ttl)?)
-    })
+    let write = match idempotency::begin(call, once.as_ref())? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let answer = ended(id, reservations::extend(write.tx(), id, extension.ttl)?);
+    write.answer(answer)
 }
 
 fn ended(id: &str, outcome: EndOutcome) -> Result<Resp, ApiError> {
     match outcome {
-        EndOutcome::Done(hold) => Ok(Resp::json(status::OK, &hold)),
+        EndOutcome::Done(hold) => Ok(Resp::json(status::OK, &HoldView::from(&hold))),
         EndOutcome::Inactive(status) => Err(inactive(status)),
         EndOutcome::NotFound => Err(not_found(id)),
     }

@@ -3,16 +3,24 @@
 use serde::Serialize;
 
 use inventory::store::ledger::LedgerEntry;
+use inventory::store::stock::Taken;
+use inventory::web::taken::DeductedLine;
 
-/// `POST /product/{id}/deduct`.
+/// `POST /product/{id}/deduct`: the product's line, and the order.
 #[derive(Serialize)]
 pub struct DeductedView<'a> {
-    pub product_id: i64,
-    pub stock: i64,
-    pub reserved: i64,
-    pub available: i64,
-    pub deducted: i64,
+    #[serde(flatten)]
+    pub line: DeductedLine,
     pub order_id: &'a str,
+}
+
+impl<'a> DeductedView<'a> {
+    pub fn new(taken: &Taken, order_id: &'a str) -> Self {
+        Self {
+            line: DeductedLine::from(taken),
+            order_id,
+        }
+    }
 }
 
 /// `POST /product/{id}/restock`.
@@ -31,46 +39,13 @@ pub struct RestockedView<'a> {
 #[derive(Serialize)]
 pub struct BatchDeductedView<'a> {
     pub order_id: &'a str,
-    pub lines: Vec<DeductedLineView>,
+    pub lines: Vec<DeductedLine>,
 }
 
-#[derive(Serialize)]
-pub struct DeductedLineView {
-    pub product_id: i64,
-    pub stock: i64,
-    pub reserved: i64,
-    pub available: i64,
-    pub deducted: i64,
-}
-
-/// One ledger entry.
-#[derive(Serialize)]
-pub struct MovementView {
-    pub id: i64,
-    pub delta: i64,
-    pub stock_after: i64,
-    pub reason: String,
-    pub order_id: Option<String>,
-    pub at: String,
-}
-
-impl From<LedgerEntry> for MovementView {
-    fn from(e: LedgerEntry) -> Self {
-        Self {
-            id: e.id,
-            delta: e.delta,
-            stock_after: e.stock_after,
-            reason: e.reason,
-            order_id: e.order_id,
-            at: e.at,
-        }
-    }
-}
-
-/// `GET /product/{id}/movements`.
+/// `GET /product/{id}/movements`: a page of the ledger, each entry as clients see it.
 #[derive(Serialize)]
 pub struct MovementPageView {
-    pub items: Vec<MovementView>,
+    pub items: Vec<LedgerEntry>,
     pub page: i64,
     pub limit: i64,
     pub total: i64,

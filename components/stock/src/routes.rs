@@ -1,18 +1,18 @@
 //! The stock routes and their handlers.
 
 use inventory::domain::MAX_STOCK;
-use inventory::store::stock::{self, BatchOutcome, Context, StockOutcome};
-use inventory::store::{ledger, products, Db};
+use inventory::store::ledger::{self, Context};
+use inventory::store::stock::{self, How, Line, Refusal, Restock, Taking};
+use inventory::store::{held, products};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
-use inventory::web::idempotency::Idempotent;
+use inventory::web::idempotency::{self, Begun, Idempotent};
 use inventory::web::paging::PageQuery;
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
-use crate::dto::{
-    BatchDeductedView, DeductedLineView, DeductedView, MovementPageView, MovementView,
-    RestockedView,
-};
+use inventory::web::taken::DeductedLine;
+
+use crate::dto::{BatchDeductedView, DeductedView, MovementPageView, RestockedView};
 
 const DEDUCT: Access = Access::AnyOf(&["stock:deduct"]);
 /// A restock is the order service's compensation for a cancelled order, or a stock
@@ -47,20 +47,12 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-/// Runs a stock write once for its key; its ledger rows name `order_id` and the key.
-fn run_keyed(
-    call: &Call<'_>,
-    once: &Idempotent,
-    order_id: Option<&str>,
-    operation: impl FnOnce(&Db, &Context<'_>) -> Result<Resp, ApiError>,
-) -> Result<Resp, ApiError> {
-    once.run(call, |db| {
-        let context = Context {
-            order_id,
-            idempotency_key: Some(once.key()),
-        };
-        operation(db, &context)
-    })
+/// The ledger context of a keyed stock write: its order and its key.
+fn context<'a>(order_id: Option<&'a str>, once: &'a Idempotent) -> Context<'a> {
+    Context {
+        order_id,
+        idempotency_key: Some(once.key()),
+    }
 }
 
 /// `POST /product/{id}/deduct` `{"quantity", "order_id"}`.
@@ -69,29 +61,37 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::required(call, &format!("/product/{id}/deduct"))?;
     let request = guard::deduct(&call.req.body)?;
     let (quantity, order_id) = (request.quantity.get(), request.order_id.as_str());
-    run_keyed(
-        call,
-        &once,
-        Some(order_id),
-        |db, context| match stock::deduct(db, id, quantity, context)? {
-            StockOutcome::Done(product) => Ok(Resp::json(
-                status::OK,
-                &DeductedView {
-                    product_id: id,
-                    stock: product.stock,
-                    reserved: product.reserved,
-                    available: product.available,
-                    deducted: quantity,
-                    order_id,
-                },
-            )),
-            StockOutcome::NotFound => Err(not_found(id)),
-            StockOutcome::Refused { current } => Err(ApiError::InsufficientStock {
-                requested: quantity,
-                available: current,
-            }),
-        },
-    )
+    let write = match idempotency::begin(call, Some(&once))? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let taking = Taking {
+        lines: &[Line {
+            product_id: id,
+            quantity,
+        }],
+        how: How::Deduct,
+        context: context(Some(order_id), &once),
+        told: Vec::new(),
+    };
+    let answer = match stock::take(write.tx(), taking)? {
+        Ok(taken) => taken
+            .first()
+            .map(|line| Resp::json(status::OK, &DeductedView::new(line, order_id)))
+            .ok_or_else(|| ApiError::Internal("a deduct took no line".into())),
+        Err(Refusal::NotFound(_)) => Err(not_found(id)),
+        Err(Refusal::Short(short)) => {
+            Err(short
+                .first()
+                .map_or(ApiError::InsufficientStockLines(Vec::new()), |line| {
+                    ApiError::InsufficientStock {
+                        requested: quantity,
+                        available: line.available,
+                    }
+                }))
+        }
+    };
+    write.answer(answer)
 }
 
 /// `POST /stock/deduct` `{"order_id", "lines": [{"product_id", "quantity"}]}`: all or none.
@@ -99,33 +99,28 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
     let once = Idempotent::required(call, "/stock/deduct")?;
     let request = guard::batch_deduct(&call.req.body)?;
     let order_id = request.order_id.as_str();
-    let totals = request.totals();
-    run_keyed(
-        call,
-        &once,
-        Some(order_id),
-        |db, context| match stock::deduct_batch(db, &totals, context)? {
-            BatchOutcome::Done(done) => {
-                let lines = done
-                    .into_iter()
-                    .zip(&totals)
-                    .map(|(product, total)| DeductedLineView {
-                        product_id: product.id,
-                        stock: product.stock,
-                        reserved: product.reserved,
-                        available: product.available,
-                        deducted: total.quantity,
-                    })
-                    .collect();
-                Ok(Resp::json(
-                    status::OK,
-                    &BatchDeductedView { order_id, lines },
-                ))
-            }
-            BatchOutcome::NotFound(ids) => Err(ApiError::unknown_products(&ids, "deducted")),
-            BatchOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
-        },
-    )
+    let write = match idempotency::begin(call, Some(&once))? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let taking = Taking {
+        lines: &held::lines_of(&request.totals()),
+        how: How::Deduct,
+        context: context(Some(order_id), &once),
+        told: Vec::new(),
+    };
+    let answer = match stock::take(write.tx(), taking)? {
+        Ok(taken) => {
+            let lines = taken.iter().map(DeductedLine::from).collect();
+            Ok(Resp::json(
+                status::OK,
+                &BatchDeductedView { order_id, lines },
+            ))
+        }
+        Err(Refusal::NotFound(ids)) => Err(ApiError::unknown_products(&ids, "deducted")),
+        Err(Refusal::Short(lines)) => Err(ApiError::InsufficientStockLines(lines)),
+    };
+    write.answer(answer)
 }
 
 /// `POST /product/{id}/restock` `{"quantity", "order_id"?, "reason"?}`.
@@ -136,26 +131,30 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let quantity = request.quantity.get();
     let order_id = request.order_id.as_ref().map(|o| o.as_str());
     let reason = request.reason.as_str();
-    run_keyed(call, &once, order_id, |db, context| {
-        match stock::restock(db, id, quantity, reason, context)? {
-            StockOutcome::Done(product) => Ok(Resp::json(
-                status::OK,
-                &RestockedView {
-                    product_id: id,
-                    stock: product.stock,
-                    reserved: product.reserved,
-                    available: product.available,
-                    restocked: quantity,
-                    order_id,
-                    reason,
-                },
-            )),
-            StockOutcome::NotFound => Err(not_found(id)),
-            StockOutcome::Refused { current } => Err(ApiError::Conflict(format!(
-                "the stock would exceed {MAX_STOCK} (it is {current}); nothing was restocked"
-            ))),
-        }
-    })
+    let write = match idempotency::begin(call, Some(&once))? {
+        Begun::Fresh(write) => write,
+        Begun::Replayed(resp) => return Ok(resp),
+    };
+    let context = context(order_id, &once);
+    let answer = match stock::restock(write.tx(), id, quantity, reason, &context)? {
+        Restock::Done(product) => Ok(Resp::json(
+            status::OK,
+            &RestockedView {
+                product_id: id,
+                stock: product.stock,
+                reserved: product.reserved,
+                available: product.available,
+                restocked: quantity,
+                order_id,
+                reason,
+            },
+        )),
+        Restock::NotFound => Err(not_found(id)),
+        Restock::TooMuch { stock } => Err(ApiError::Conflict(format!(
+            "the stock would exceed {MAX_STOCK} (it is {stock}); nothing was restocked"
+        ))),
+    };
+    write.answer(answer)
 }
 
 /// `GET /product/{id}/movements?page&limit`: the ledger, newest first.
@@ -168,7 +167,7 @@ fn list_movements(call: &Call<'_>) -> Result<Resp, ApiError> {
     }
     let (entries, total) = ledger::page(db, id, query.page, query.limit)?;
     let view = MovementPageView {
-        items: entries.into_iter().map(MovementView::from).collect(),
+        items: entries,
         page: query.page,
         limit: query.limit,
         total,

@@ -18,6 +18,7 @@
 //!   function of the change that writes it.
 
 pub use inventory_domain as domain;
+pub mod ids;
 pub mod sleep;
 pub mod store;
 pub mod time;

@@ -1,49 +1,12 @@
-//! A connection to Spin SQLite, with SQLite failures mapped once into [`StoreError`].
+//! A connection to Spin SQLite, the app's clock read with it, and write transactions.
 
 use std::cell::{Cell, OnceCell};
+use std::ops::Deref;
 
-use spin_sdk::sqlite::{Connection, Error as SqliteError, QueryResult, Value};
+use spin_sdk::sqlite::{Connection, QueryResult, Value};
 
-use crate::store::migrations::MigrationFailure;
-use crate::store::outbox::OutboxConfig;
-
-/// Storage failures, as the layers above need to tell them apart.
-#[derive(Debug)]
-pub enum StoreError {
-    /// A uniqueness or check constraint refused the change (`products.sku`).
-    Conflict { constraint: String },
-    /// The database cannot be reached or is busy beyond its timeout.
-    Unavailable(String),
-    /// A row did not have the shape the code expects: a bug, not bad input.
-    Corrupt(String),
-    /// Any other SQLite failure.
-    Query(String),
-    /// The app's configuration (a variable the store reads) is unusable.
-    Misconfigured(String),
-    /// The schema could not be brought up to date: a migration failed (and was rolled back).
-    SchemaBehind(MigrationFailure),
-}
-
-impl From<SqliteError> for StoreError {
-    fn from(err: SqliteError) -> Self {
-        match err {
-            SqliteError::Io(text) => classify(text),
-            other => Self::Unavailable(format!("{other:?}")),
-        }
-    }
-}
-
-/// Maps SQLite's message texts, the only detail the interface carries, to our kinds.
-fn classify(text: String) -> StoreError {
-    if let Some(rest) = text.strip_prefix("UNIQUE constraint failed: ") {
-        let constraint = rest.split([' ', ',']).next().unwrap_or(rest).to_owned();
-        return StoreError::Conflict { constraint };
-    }
-    if text.contains("database is locked") || text.contains("unable to open") {
-        return StoreError::Unavailable(text);
-    }
-    StoreError::Query(text)
-}
+use crate::store::config::OutboxConfig;
+pub use crate::store::error::StoreError;
 
 /// An open connection to the app's default database (see [`crate::store::open`], which
 /// also brings its schema up to date).
@@ -207,27 +170,67 @@ impl Db {
         Ok((result, total))
     }
 
-    /// Runs `body` in a write transaction (`BEGIN IMMEDIATE`, so two writers never both read
-    /// and then collide on the upgrade), committing on `Ok` and rolling back on `Err`.
+    /// Begins a write transaction.
+    pub fn begin(&self) -> Result<Tx<'_>, StoreError> {
+        self.exec("BEGIN IMMEDIATE", &[])?;
+        Ok(Tx {
+            db: self,
+            open: Cell::new(true),
+            woke_notifier: Cell::new(false),
+        })
+    }
+
+    /// Runs `body` in a write transaction, committing on `Ok`; on `Err` it rolls back.
     pub fn transaction<T, E: From<StoreError>>(
         &self,
-        body: impl FnOnce(&Self) -> Result<T, E>,
+        body: impl FnOnce(&Tx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.exec("BEGIN IMMEDIATE", &[])?;
-        match body(self) {
-            Ok(value) => match self.exec("COMMIT", &[]) {
-                Ok(()) => Ok(value),
-                Err(err) => {
-                    // Never leave the connection inside a transaction it could not commit.
-                    let _ = self.exec("ROLLBACK", &[]);
-                    Err(err.into())
-                }
-            },
-            Err(err) => {
-                // The error that made us roll back is the one worth reporting.
-                let _ = self.exec("ROLLBACK", &[]);
-                Err(err)
-            }
+        let tx = self.begin()?;
+        let value = body(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`, so two writers never both read and then collide
+/// on the upgrade) on the request's connection. `commit` ends it; dropped without a commit,
+/// or when the commit fails, it rolls back, so nothing half-written remains. The store's
+/// writes take one: "inside the caller's transaction" is a type.
+pub struct Tx<'db> {
+    db: &'db Db,
+    open: Cell<bool>,
+    /// This transaction has set the app's clock for the events it wrote (`outbox::write`),
+    /// and noted whether a notifier is at work: once per transaction is enough.
+    woke_notifier: Cell<bool>,
+}
+
+impl Tx<'_> {
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.db.exec("COMMIT", &[])?;
+        self.open.set(false);
+        Ok(())
+    }
+
+    /// Whether this is the first time this transaction wakes the notifier.
+    pub(crate) fn first_wake(&self) -> bool {
+        !self.woke_notifier.replace(true)
+    }
+}
+
+impl Deref for Tx<'_> {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+impl Drop for Tx<'_> {
+    fn drop(&mut self) {
+        if self.open.get() {
+            // Never leave the connection inside a transaction: the error that made us roll
+            // back is the one worth reporting.
+            let _ = self.db.exec("ROLLBACK", &[]);
         }
     }
 }
@@ -255,19 +258,6 @@ pub fn opt_text(value: Option<&str>) -> Value {
 /// An optional integer parameter: `NULL` when absent.
 pub fn opt_int(value: Option<i64>) -> Value {
     value.map_or(Value::Null, Value::Integer)
-}
-
-impl Db {
-    /// The database's clock, in Unix seconds (the same clock `NOW` writes with).
-    pub fn unix_now(&self) -> Result<i64, StoreError> {
-        let result = self.query("SELECT CAST(strftime('%s', 'now') AS INTEGER)", &[])?;
-        let now = rows(&result)
-            .next()
-            .map(|row| row.int(0))
-            .transpose()?
-            .ok_or_else(|| StoreError::Corrupt("the clock query returned no row".into()))?;
-        Ok(now)
-    }
 }
 
 /// Typed access to one row of a result, by column index, without panics.
@@ -331,30 +321,4 @@ pub fn where_all(conditions: &[impl AsRef<str>]) -> String {
 /// The rows of a result, typed.
 pub fn rows(result: &QueryResult) -> impl Iterator<Item = Row<'_>> {
     result.rows.iter().map(|row| Row::new(&row.values))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_unique_violation_names_its_constraint() {
-        let err = classify("UNIQUE constraint failed: products.sku".into());
-        assert!(matches!(err, StoreError::Conflict { constraint } if constraint == "products.sku"));
-    }
-
-    #[test]
-    fn a_locked_database_is_unavailable() {
-        assert!(matches!(
-            classify("database is locked".into()),
-            StoreError::Unavailable(_)
-        ));
-    }
-
-    #[test]
-    fn other_failures_keep_their_text() {
-        assert!(
-            matches!(classify("no such table: x".into()), StoreError::Query(t) if t == "no such table: x")
-        );
-    }
 }

@@ -2,16 +2,15 @@
 //! order services"; `api/openapi.json` `webhooks`). `data.version` is the product's version
 //! after the change, so a receiver that sees events out of order keeps the highest.
 //!
-//! A new event type is a variant here, its `data` builder, and a call in the store function
-//! of the change that emits it.
+//! A new event type is a variant here, its `data` builder (here, or for a product's own
+//! events beside `Product` in `products.rs`), and a call in the store function of the change
+//! that emits it.
 //!
 //! Every event has a product's line (`product_id`): per receiver and product, events go out
 //! in commit order. A hold's events (`reservation.*`) go on the line of its first product,
 //! so they are ordered among themselves and after that product's own events.
 
 use serde_json::{json, Value};
-
-use crate::store::products::Product;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
@@ -59,38 +58,12 @@ pub struct Event {
 }
 
 impl Event {
-    fn new(kind: EventType, product_id: i64, data: Value) -> Self {
+    pub fn new(kind: EventType, product_id: i64, data: Value) -> Self {
         Self {
             kind,
             product_id,
             data,
         }
-    }
-
-    /// `product.created` / `product.updated`: the product as it now is.
-    pub fn product(kind: EventType, p: &Product) -> Self {
-        Self::new(
-            kind,
-            p.id,
-            json!({
-                "product_id": p.id,
-                "sku": p.sku,
-                "name": p.name,
-                "price": p.price.to_json(),
-                "stock": p.stock,
-                "category_id": p.category_id,
-                "version": p.version,
-            }),
-        )
-    }
-
-    /// `product.deleted`: the product as it was, one version on.
-    pub fn product_deleted(p: &Product) -> Self {
-        Self::new(
-            EventType::ProductDeleted,
-            p.id,
-            json!({"product_id": p.id, "sku": p.sku, "version": p.version + 1}),
-        )
     }
 
     /// `reservation.*`: the hold and its lines (held, or for a commit, committed), on the
@@ -164,18 +137,7 @@ pub struct StockChange<'a> {
     pub version: i64,
 }
 
-impl<'a> StockChange<'a> {
-    /// The change that left `product` as it is, from `stock` and `reserved` before it.
-    pub fn of(product: &'a Product, stock: i64, reserved: i64) -> Self {
-        Self {
-            product_id: product.id,
-            sku: product.sku.as_deref(),
-            stock: (stock, product.stock),
-            reserved: (reserved, product.reserved),
-            version: product.version,
-        }
-    }
-
+impl StockChange<'_> {
     pub fn delta(&self) -> i64 {
         self.stock.1 - self.stock.0
     }

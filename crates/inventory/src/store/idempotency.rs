@@ -1,27 +1,31 @@
-//! The `idempotency_keys` table: one stored response per (subject, key), kept at least
-//! [`RETENTION_SECONDS`], swept a few rows at a time by the writes themselves.
+//! The `idempotency_keys` table: the answer given to a client's keyed request, one per
+//! (subject, key), kept at least [`RETENTION_SECONDS`] and swept a few rows at a time by the
+//! writes themselves.
 
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{rows, Db, StoreError};
+use crate::store::db::{rows, Db, StoreError, Tx};
 
 /// Keys are kept at least this long.
 pub const RETENTION_SECONDS: i64 = 24 * 60 * 60;
 /// Expired keys deleted per write, so clean-up never makes one request slow.
 const SWEEP_BATCH: i64 = 32;
 
-/// The response stored for a key, and the fingerprint of the request that made it.
+/// The database's clock in Unix seconds, as `created_at` holds it.
+const NOW_SECONDS: &str = "CAST(strftime('%s', 'now') AS INTEGER)";
+
+/// An answer kept for a retry: its status and body, and the fingerprint of the request that
+/// got it (a retry must be the same request).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredResponse {
+pub struct StoredAnswer {
     pub fingerprint: String,
     pub status: u16,
     pub body: String,
 }
 
-pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredResponse>, StoreError> {
+pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredAnswer>, StoreError> {
     let result = db.query(
-        "SELECT fingerprint, status, body FROM idempotency_keys \
-         WHERE subject = ? AND key = ?",
+        "SELECT fingerprint, status, body FROM idempotency_keys WHERE subject = ? AND key = ?",
         &[Value::Text(subject.to_owned()), Value::Text(key.to_owned())],
     )?;
     let found = rows(&result)
@@ -29,7 +33,7 @@ pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredResponse
         .map(|row| -> Result<_, StoreError> {
             let status = u16::try_from(row.int(1)?)
                 .map_err(|_| StoreError::Corrupt("a stored status is out of range".into()))?;
-            Ok(StoredResponse {
+            Ok(StoredAnswer {
                 fingerprint: row.text(0)?,
                 status,
                 body: row.text(2)?,
@@ -39,35 +43,37 @@ pub fn lookup(db: &Db, subject: &str, key: &str) -> Result<Option<StoredResponse
     found
 }
 
-/// Stores the response for `key`, created at `now` (Unix seconds).
+/// Keeps `answer` for `key`, in the transaction of the write it answers.
 pub fn record(
-    db: &Db,
+    tx: &Tx<'_>,
     subject: &str,
     key: &str,
-    response: &StoredResponse,
-    now: i64,
+    answer: &StoredAnswer,
 ) -> Result<(), StoreError> {
-    db.exec(
-        "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+    tx.exec(
+        &format!(
+            "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
+             VALUES (?, ?, ?, ?, ?, {NOW_SECONDS})"
+        ),
         &[
             Value::Text(subject.to_owned()),
             Value::Text(key.to_owned()),
-            Value::Text(response.fingerprint.clone()),
-            Value::Integer(i64::from(response.status)),
-            Value::Text(response.body.clone()),
-            Value::Integer(now),
+            Value::Text(answer.fingerprint.clone()),
+            Value::Integer(i64::from(answer.status)),
+            Value::Text(answer.body.clone()),
         ],
     )
 }
 
-/// Deletes a few keys past their retention; every stock write calls it.
-pub fn sweep(db: &Db, now: i64) -> Result<(), StoreError> {
-    db.exec(
-        "DELETE FROM idempotency_keys WHERE rowid IN \
-         (SELECT rowid FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
+/// Deletes a few keys past their retention; every keyed write calls it.
+pub fn sweep(tx: &Tx<'_>) -> Result<(), StoreError> {
+    tx.exec(
+        &format!(
+            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys \
+             WHERE created_at < {NOW_SECONDS} - ? LIMIT ?)"
+        ),
         &[
-            Value::Integer(now - RETENTION_SECONDS),
+            Value::Integer(RETENTION_SECONDS),
             Value::Integer(SWEEP_BATCH),
         ],
     )

@@ -1,40 +1,86 @@
 //! The stock ledger: an append-only row per change of a product's stock, written in the
-//! change's own transaction, so a product's deltas always sum to its stock.
+//! change's own transaction together with the change's events, so a product's deltas always
+//! sum to its stock and every change is told. Every route that changes a product's
+//! quantities records the change here (`record`).
 
+use serde::Serialize;
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{opt_text, rows, Db, StoreError, NOW};
+use crate::store::db::{opt_text, rows, Db, StoreError, Tx, NOW};
+use crate::store::events::{Event, StockCause, StockChange};
+use crate::store::outbox;
 
-/// One change of stock, about to be recorded.
-pub struct Movement<'a> {
-    pub product_id: i64,
-    pub delta: i64,
-    pub stock_after: i64,
-    pub reason: &'a str,
+/// A change's ledger context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
     pub order_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
 }
 
-/// Appends `movement`; call it inside the transaction that changed the stock.
-pub fn record(db: &Db, movement: &Movement<'_>) -> Result<(), StoreError> {
-    db.exec(
-        &format!(
-            "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, idempotency_key, at) \
-             VALUES (?, ?, ?, ?, ?, ?, {NOW})"
-        ),
-        &[
-            Value::Integer(movement.product_id),
-            Value::Integer(movement.delta),
-            Value::Integer(movement.stock_after),
-            Value::Text(movement.reason.to_owned()),
-            opt_text(movement.order_id),
-            opt_text(movement.idempotency_key),
-        ],
-    )
+/// The events of a write that are not about quantities, told with its changes' own: before
+/// them (a product's `product.updated` comes before its `stock.set`) or after them (a hold's
+/// `reservation.*` comes after its products' `stock.*`).
+pub enum Told {
+    Before(Vec<Event>),
+    After(Vec<Event>),
 }
 
-/// One recorded change.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Told {
+    pub fn nothing() -> Self {
+        Self::After(Vec::new())
+    }
+}
+
+/// Records changes of products' quantities, each with its cause: a ledger row for each that
+/// moved the stock, and every change's events with the write's own (`told`), in one
+/// statement each.
+pub fn record(
+    tx: &Tx<'_>,
+    changes: &[(StockChange<'_>, StockCause<'_>)],
+    context: &Context<'_>,
+    told: Told,
+) -> Result<(), StoreError> {
+    let moved: Vec<&(StockChange<'_>, StockCause<'_>)> = changes
+        .iter()
+        .filter(|(_, cause)| cause.moves_stock())
+        .collect();
+    if !moved.is_empty() {
+        let mut params = Vec::with_capacity(moved.len() * 6);
+        for (change, cause) in &moved {
+            params.extend([
+                Value::Integer(change.product_id),
+                Value::Integer(change.delta()),
+                Value::Integer(change.stock.1),
+                Value::Text(cause.reason().to_owned()),
+                opt_text(context.order_id),
+                opt_text(context.idempotency_key),
+            ]);
+        }
+        let values = vec![format!("(?, ?, ?, ?, ?, ?, {NOW})"); moved.len()].join(", ");
+        tx.exec(
+            &format!(
+                "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, \
+                 idempotency_key, at) VALUES {values}"
+            ),
+            &params,
+        )?;
+    }
+    let threshold = tx.outbox_config()?.low_stock_threshold;
+    let own = changes
+        .iter()
+        .flat_map(|(change, cause)| change.events(*cause, context.order_id, threshold));
+    let events: Vec<Event> = match told {
+        Told::Before(mut events) => {
+            events.extend(own);
+            events
+        }
+        Told::After(events) => own.chain(events).collect(),
+    };
+    outbox::write(tx, &events)
+}
+
+/// One recorded change, as clients see it (`api/openapi.json`, `Movement`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerEntry {
     pub id: i64,
     pub delta: i64,

@@ -4,9 +4,10 @@
 
 use spin_sdk::sqlite::Value;
 
-use super::db::{now_ms, rows, Db, NOW_MS};
-use super::products::reserved;
-use super::{reservations, StoreError};
+use crate::store::db::{now_ms, rows, Db, NOW_MS};
+use crate::store::error::StoreError;
+use crate::store::held::reserved;
+use crate::store::reservations;
 
 /// The app's figures at one moment.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -16,7 +16,9 @@
 
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{now_ms, rows, Db, StoreError};
+use crate::store::db::{now_ms, rows, Db};
+use crate::store::error::MigrationFailure;
+use crate::store::error::StoreError;
 
 /// (number, name, SQL), in order: every file of `migrations/`, compiled in by `build.rs`.
 /// A new migration is a new file there.
@@ -24,20 +26,6 @@ const MIGRATIONS: &[(i64, &str, &str)] = include!(concat!(env!("OUT_DIR"), "/mig
 
 /// How long after a failed attempt the next one is made.
 pub const RETRY_MILLIS: i64 = 30_000;
-
-/// A migration that failed: requests are refused until `retry_at`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MigrationFailure {
-    /// The file's name without `.sql` (`0005_notifier_clock`).
-    pub name: String,
-    /// SQLite's message.
-    pub error: String,
-    /// When the next attempt may be made (Unix ms, the database's clock).
-    pub retry_at: i64,
-    /// This request made the attempt that failed (its log line carries the failure);
-    /// `false`: it was refused by a failure recorded before.
-    pub fresh: bool,
-}
 
 pub fn latest() -> i64 {
     MIGRATIONS.last().map_or(0, |(number, _, _)| *number)

@@ -7,7 +7,8 @@
 
 use spin_sdk::sqlite::Value;
 
-use crate::store::db::{rows, Db, Row, StoreError};
+use crate::ids;
+use crate::store::db::{rows, Db, Row, StoreError, Tx};
 use crate::store::events::Event;
 use crate::time;
 
@@ -21,63 +22,20 @@ pub const HEARTBEAT_MS: i64 = 3_000;
 /// Delivered rows swept at a time, so a sweep is always short.
 const SWEEP_BATCH: i64 = 500;
 
-/// Where events go and when stock counts as low: the `order_events_urls` and
-/// `low_stock_threshold` variables of the writing component.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxConfig {
-    pub receivers: Vec<String>,
-    pub low_stock_threshold: i64,
-}
-
-impl OutboxConfig {
-    pub fn from_variables() -> Result<Self, StoreError> {
-        let threshold = variable("low_stock_threshold")?;
-        Ok(Self {
-            receivers: configured_receivers()?,
-            low_stock_threshold: threshold.trim().parse().map_err(|_| {
-                StoreError::Misconfigured(format!(
-                    "the variable `low_stock_threshold` must be an integer, not {threshold:?}"
-                ))
-            })?,
-        })
-    }
-}
-
-/// The receivers `order_events_urls` names.
-pub fn configured_receivers() -> Result<Vec<String>, StoreError> {
-    Ok(parse_receivers(&variable("order_events_urls")?))
-}
-
-fn variable(name: &str) -> Result<String, StoreError> {
-    spin_sdk::variables::get(name).map_err(|err| {
-        StoreError::Misconfigured(format!(
-            "the variable `{name}` is not available to this component ({err}); declare it in \
-             `[component.<id>.variables]`"
-        ))
-    })
-}
-
-/// `order_events_urls`: comma-separated, blanks and repeats ignored.
-pub fn parse_receivers(text: &str) -> Vec<String> {
-    let mut receivers: Vec<String> = Vec::new();
-    for url in text.split(',').map(str::trim).filter(|url| !url.is_empty()) {
-        if !receivers.iter().any(|known| known == url) {
-            receivers.push(url.to_owned());
-        }
-    }
-    receivers
-}
-
-/// Writes `events` for every configured receiver; call it inside the change's transaction.
-pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
-    let receivers = &db.outbox_config()?.receivers;
+/// Writes `events` for every configured receiver, in one statement, inside the change's
+/// transaction; the first write of a transaction also sets the app's clock (there is work
+/// now: if the notifier the writer calls is not reached, the next request that opens the
+/// database finds it due) and learns, in the same statement, whether a notifier is at work.
+pub fn write(tx: &Tx<'_>, events: &[Event]) -> Result<(), StoreError> {
+    let receivers = &tx.outbox_config()?.receivers;
     if receivers.is_empty() || events.is_empty() {
         return Ok(());
     }
     let now = time::now_millis();
     let timestamp = time::rfc3339_seconds(now);
+    let mut params = Vec::with_capacity(events.len() * receivers.len() * 8);
     for event in events {
-        let event_id = new_event_id();
+        let event_id = ids::prefixed("evt");
         let body = serde_json::json!({
             "type": event.kind.as_str(),
             "timestamp": timestamp,
@@ -85,41 +43,46 @@ pub fn write(db: &Db, events: &[Event]) -> Result<(), StoreError> {
         })
         .to_string();
         for receiver in receivers {
-            db.exec(
-                "INSERT INTO outbox (event_id, receiver, type, product_id, body, next_attempt_at, \
-                 expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    Value::Text(event_id.clone()),
-                    Value::Text(receiver.clone()),
-                    Value::Text(event.kind.as_str().to_owned()),
-                    Value::Integer(event.product_id),
-                    Value::Text(body.clone()),
-                    Value::Integer(now),
-                    Value::Integer(now + RETENTION_MILLIS),
-                    Value::Text(timestamp.clone()),
-                ],
-            )?;
-            db.note_event_written();
+            params.extend([
+                Value::Text(event_id.clone()),
+                Value::Text(receiver.clone()),
+                Value::Text(event.kind.as_str().to_owned()),
+                Value::Integer(event.product_id),
+                Value::Text(body.clone()),
+                Value::Integer(now),
+                Value::Integer(now + RETENTION_MILLIS),
+                Value::Text(timestamp.clone()),
+            ]);
+            tx.note_event_written();
         }
     }
-    // The app's clock: there is work now (if the notifier the writer calls is not reached,
-    // the next request that opens the database finds it due).
-    db.exec(
-        "UPDATE notifier_clock SET wake_at = min(coalesce(wake_at, ?1), ?1) WHERE name = 'delivery'",
-        &[Value::Integer(now)],
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; events.len() * receivers.len()].join(", ");
+    tx.exec(
+        &format!(
+            "INSERT INTO outbox (event_id, receiver, type, product_id, body, next_attempt_at, \
+             expires_at, created_at) VALUES {values}"
+        ),
+        &params,
     )?;
-    if notifier_active(db, now)? {
-        db.note_notifier_active();
+    if tx.first_wake() {
+        // Read inside the change's transaction, whether a notifier is active is exact: a
+        // notifier standing down writes too, so it does so after the change commits, and
+        // then looks for due rows once more, finding the change's.
+        let active = tx.query(
+            "UPDATE notifier_clock SET wake_at = min(coalesce(wake_at, ?1), ?1) \
+             WHERE name = 'delivery' \
+             RETURNING (SELECT active_until > ?1 FROM notifier_state WHERE name = 'delivery')",
+            &[Value::Integer(now)],
+        )?;
+        if rows(&active)
+            .next()
+            .and_then(|row| row.opt_int(0).ok().flatten())
+            == Some(1)
+        {
+            tx.note_notifier_active();
+        }
     }
     Ok(())
-}
-
-/// `evt_` and 32 lower-case hex digits: the time in milliseconds (12), then 80 random bits
-/// (20), so ids sort roughly by creation and never collide.
-fn new_event_id() -> String {
-    let random = wasi::random::random::get_random_bytes(10);
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!("evt_{:012x}{hex}", time::now_millis())
 }
 
 /// A row to deliver.
@@ -215,7 +178,7 @@ pub fn claim_line(
 
 /// A token for one claim: 64 random bits as hex.
 pub fn new_lease_token() -> String {
-    format!("{:016x}", wasi::random::random::get_random_u64())
+    ids::random_hex(8)
 }
 
 /// What became of a claimed row.
@@ -393,18 +356,6 @@ pub fn renew(db: &Db, tokens: &[String], lease_until: i64) -> Result<(), StoreEr
     )
 }
 
-/// Whether a notifier is active now. Read inside a change's transaction, it is exact: a
-/// notifier standing down writes too, so it does so after the change commits, and then
-/// looks for due rows once more, finding the change's.
-fn notifier_active(db: &Db, now: i64) -> Result<bool, StoreError> {
-    let result = db.query(
-        "SELECT active_until FROM notifier_state WHERE name = 'delivery'",
-        &[],
-    )?;
-    let until = rows(&result).next().map(|row| row.int(0)).transpose()?;
-    Ok(until.is_some_and(|until| until > now))
-}
-
 /// Undelivered rows, for operators: one per event and receiver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Undelivered {
@@ -521,18 +472,4 @@ pub fn counts(db: &Db) -> Result<(i64, i64), StoreError> {
         .map(|row| Ok::<_, StoreError>((row.int(0)?, row.int(1)?)))
         .transpose()?;
     Ok(counts.unwrap_or((0, 0)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receivers_are_comma_separated_and_blanks_and_repeats_are_ignored() {
-        assert_eq!(
-            parse_receivers(" http://a/x , ,http://b/y,http://a/x"),
-            vec!["http://a/x".to_owned(), "http://b/y".to_owned()]
-        );
-        assert!(parse_receivers("").is_empty());
-    }
 }

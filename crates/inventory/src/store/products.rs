@@ -1,14 +1,17 @@
-//! The product catalogue. Every write is one transaction with its events (the outbox); one
-//! that changes stock also writes the ledger.
+//! The product catalogue, and a product's own events. Every write runs in the caller's
+//! transaction with its events (the outbox); one that changes stock also writes the ledger.
 
 use serde::{Serialize, Serializer};
 use spin_sdk::sqlite::Value;
 
+use serde_json::json;
+
 use crate::domain::{NewProduct, Price, ProductPatch};
-use crate::store::db::{now_ms, opt_int, opt_text, rows, where_all, Db, Row, StoreError, NOW};
+use crate::store::db::{now_ms, opt_int, opt_text, rows, where_all, Db, Row, StoreError, Tx, NOW};
 use crate::store::events::{Event, EventType, StockCause, StockChange};
+use crate::store::held::reserved;
+use crate::store::ledger::{self, Context, Told};
 use crate::store::outbox;
-use crate::store::stock::{self, Context};
 
 /// A stored product, which serializes as clients see it (`api/openapi.json`, `Product`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,21 +34,6 @@ pub struct Product {
     pub updated_at: String,
 }
 
-/// A product's `reserved`: the units of its holds' lines that still hold it, by the
-/// database's clock (an expired hold stops counting the instant it expires).
-macro_rules! reserved {
-    () => {
-        concat!(
-            "(SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l \
-              WHERE l.product_id = products.id AND l.holds_until > ",
-            now_ms!(),
-            ")"
-        )
-    };
-}
-
-pub(crate) use reserved;
-
 /// A product's columns, in `Product::from_row`'s order.
 pub const COLUMNS: &str = concat!(
     "id, sku, name, description, price_cents, stock, ",
@@ -54,7 +42,7 @@ pub const COLUMNS: &str = concat!(
 );
 
 impl Product {
-    fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
+    pub(crate) fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
         let (stock, reserved) = (row.int(5)?, row.int(6)?);
         Ok(Self {
             id: row.int(0)?,
@@ -70,6 +58,43 @@ impl Product {
             created_at: row.text(9)?,
             updated_at: row.text(10)?,
         })
+    }
+
+    /// The change that left the product as it is, from `stock` and `reserved` before it.
+    pub fn changed_from(&self, stock: i64, reserved: i64) -> StockChange<'_> {
+        StockChange {
+            product_id: self.id,
+            sku: self.sku.as_deref(),
+            stock: (stock, self.stock),
+            reserved: (reserved, self.reserved),
+            version: self.version,
+        }
+    }
+
+    /// `product.created` / `product.updated`: the product as it now is.
+    fn event(&self, kind: EventType) -> Event {
+        Event::new(
+            kind,
+            self.id,
+            json!({
+                "product_id": self.id,
+                "sku": self.sku,
+                "name": self.name,
+                "price": self.price.to_json(),
+                "stock": self.stock,
+                "category_id": self.category_id,
+                "version": self.version,
+            }),
+        )
+    }
+
+    /// `product.deleted`: the product as it was, one version on.
+    fn deleted_event(&self) -> Event {
+        Event::new(
+            EventType::ProductDeleted,
+            self.id,
+            json!({"product_id": self.id, "sku": self.sku, "version": self.version + 1}),
+        )
     }
 }
 
@@ -99,29 +124,32 @@ pub enum WriteOutcome<T> {
     Held(i64),
 }
 
-pub fn create(db: &Db, new: &NewProduct) -> Result<Product, StoreError> {
-    db.transaction(|db| {
-        let product = one(
-            db,
-            &format!(
-                "INSERT INTO products (sku, name, description, price_cents, stock, category_id, version, created_at, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, 1, {NOW}, {NOW}) RETURNING {COLUMNS}"
-            ),
-            &[
-                opt_text(new.sku.as_ref().map(|s| s.as_str())),
-                Value::Text(new.name.as_str().to_owned()),
-                Value::Text(new.description.as_str().to_owned()),
-                Value::Integer(new.price.cents()),
-                Value::Integer(new.stock.get()),
-                opt_int(new.category_id.map(|c| c.get())),
-            ],
-        )?
-        .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
-        outbox::write(db, &[Event::product(EventType::ProductCreated, &product)])?;
-        let change = StockChange::of(&product, 0, 0);
-        stock::record(db, &change, StockCause::Created, &Context::default())?;
-        Ok(product)
-    })
+pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
+    let product = one(
+        tx,
+        &format!(
+            "INSERT INTO products (sku, name, description, price_cents, stock, category_id, version, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, 1, {NOW}, {NOW}) RETURNING {COLUMNS}"
+        ),
+        &[
+            opt_text(new.sku.as_ref().map(|s| s.as_str())),
+            Value::Text(new.name.as_str().to_owned()),
+            Value::Text(new.description.as_str().to_owned()),
+            Value::Integer(new.price.cents()),
+            Value::Integer(new.stock.get()),
+            opt_int(new.category_id.map(|c| c.get())),
+        ],
+    )?
+    .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
+    let created = product.event(EventType::ProductCreated);
+    let change = product.changed_from(0, 0);
+    ledger::record(
+        tx,
+        &[(change, StockCause::Created)],
+        &Context::default(),
+        Told::Before(vec![created]),
+    )?;
+    Ok(product)
 }
 
 pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
@@ -135,35 +163,38 @@ pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
 /// Applies `patch`, bumping the version, if the product exists at one of the `expected`
 /// versions (any version when `None`). A stock change is written to the ledger as a `set`.
 pub fn update(
-    db: &Db,
+    tx: &Tx<'_>,
     id: i64,
     patch: &ProductPatch,
     expected: Option<&[i64]>,
 ) -> Result<WriteOutcome<Product>, StoreError> {
-    db.transaction(|db| {
-        let Some(before) = get(db, id)? else {
-            return Ok(WriteOutcome::NotFound);
-        };
-        if expected.is_some_and(|versions| !versions.contains(&before.version)) {
-            return Ok(WriteOutcome::VersionMismatch(Box::new(before)));
-        }
-        let (sets, mut params) = assignments(patch);
-        params.push(Value::Integer(id));
-        let sql = format!(
-            "UPDATE products SET {}, version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
-            sets.join(", ")
-        );
-        let after = one(db, &sql, &params)?
-            .ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
-        if patch.changes_more_than_stock() {
-            outbox::write(db, &[Event::product(EventType::ProductUpdated, &after)])?;
-        }
-        if after.stock != before.stock {
-            let change = StockChange::of(&after, before.stock, before.reserved);
-            stock::record(db, &change, StockCause::Set, &Context::default())?;
-        }
-        Ok(WriteOutcome::Done(after))
-    })
+    let Some(before) = get(tx, id)? else {
+        return Ok(WriteOutcome::NotFound);
+    };
+    if expected.is_some_and(|versions| !versions.contains(&before.version)) {
+        return Ok(WriteOutcome::VersionMismatch(Box::new(before)));
+    }
+    let (sets, mut params) = assignments(patch);
+    params.push(Value::Integer(id));
+    let sql = format!(
+        "UPDATE products SET {}, version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
+        sets.join(", ")
+    );
+    let after = one(tx, &sql, &params)?
+        .ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
+    let mut told = Vec::new();
+    if patch.changes_more_than_stock() {
+        told.push(after.event(EventType::ProductUpdated));
+    }
+    let mut changes = Vec::new();
+    if after.stock != before.stock {
+        changes.push((
+            after.changed_from(before.stock, before.reserved),
+            StockCause::Set,
+        ));
+    }
+    ledger::record(tx, &changes, &Context::default(), Told::Before(told))?;
+    Ok(WriteOutcome::Done(after))
 }
 
 /// The `SET` clauses of a patch, and their parameters, in order.
@@ -201,21 +232,23 @@ fn assignments(patch: &ProductPatch) -> (Vec<&'static str>, Vec<Value>) {
 /// Deletes the product if it exists at one of the `expected` versions (any version when
 /// `None`) and no active hold has any of its units (a hold's commit must find its product).
 /// Its ledger stays: it is history.
-pub fn delete(db: &Db, id: i64, expected: Option<&[i64]>) -> Result<WriteOutcome<()>, StoreError> {
-    db.transaction(|db| {
-        let Some(product) = get(db, id)? else {
-            return Ok(WriteOutcome::NotFound);
-        };
-        if expected.is_some_and(|versions| !versions.contains(&product.version)) {
-            return Ok(WriteOutcome::VersionMismatch(Box::new(product)));
-        }
-        if product.reserved > 0 {
-            return Ok(WriteOutcome::Held(product.reserved));
-        }
-        db.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
-        outbox::write(db, &[Event::product_deleted(&product)])?;
-        Ok(WriteOutcome::Done(()))
-    })
+pub fn delete(
+    tx: &Tx<'_>,
+    id: i64,
+    expected: Option<&[i64]>,
+) -> Result<WriteOutcome<()>, StoreError> {
+    let Some(product) = get(tx, id)? else {
+        return Ok(WriteOutcome::NotFound);
+    };
+    if expected.is_some_and(|versions| !versions.contains(&product.version)) {
+        return Ok(WriteOutcome::VersionMismatch(Box::new(product)));
+    }
+    if product.reserved > 0 {
+        return Ok(WriteOutcome::Held(product.reserved));
+    }
+    tx.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
+    outbox::write(tx, &[product.deleted_event()])?;
+    Ok(WriteOutcome::Done(()))
 }
 
 /// Filters of the product list.

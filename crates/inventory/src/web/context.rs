@@ -29,7 +29,7 @@ impl Ctx {
         let request_id = req
             .header(header::REQUEST_ID)
             .filter(|id| is_sane_request_id(id))
-            .map_or_else(new_request_id, str::to_owned);
+            .map_or_else(|| crate::ids::random_hex(16), str::to_owned);
         Self {
             request_id,
             started: Instant::now(),
@@ -86,11 +86,6 @@ fn is_sane_request_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-}
-
-fn new_request_id() -> String {
-    let bytes = wasi::random::random::get_random_bytes(16);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -147,8 +147,8 @@ pub struct Resp {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// The change behind it wrote events: once the response is sent, the pipeline asks the
-    /// notifier to deliver them.
+    /// Once the response is sent, the pipeline asks the notifier to deliver what is due,
+    /// whatever the app's clock says (a redelivery made events due now).
     pub notify: bool,
     /// Work of the component's own for after the response is sent.
     pub after: After,
@@ -196,7 +196,8 @@ impl Resp {
         self
     }
 
-    /// Asks for the notifier after the response if `needed` (see `Db::needs_notifier`).
+    /// Asks for the notifier after the response if `needed` (otherwise the app's clock
+    /// decides: `Db::notifier_call`).
     pub fn notifying(mut self, needed: bool) -> Self {
         self.notify = needed;
         self

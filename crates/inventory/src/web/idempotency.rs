@@ -1,16 +1,23 @@
-//! Idempotent stock writes (`Idempotency-Key`; README "Stock for the order service").
+//! Writes, each one transaction, and their answers kept for retries (`Idempotency-Key`;
+//! README "Stock for the order service").
+//!
+//! A handler begins a write (`begin`), hands the transaction to the store, renders the
+//! store's answer, and ends the write with that answer (`Write::answer`), which keeps it and
+//! commits: data goes down to the store, answers come up, and nothing below calls back up.
 //!
 //! A key belongs to the client that sent it (the token's subject). The first request with a
-//! key runs and its response (status and body) is stored in the same transaction as its
-//! effect; a retry with the same request gets that response again and changes nothing;
-//! another request under the same key is 422. The transaction is `BEGIN IMMEDIATE`, so of two
-//! concurrent requests with one key the second waits for the first, then finds its record.
+//! key runs and its answer (status and body) is kept in the same transaction as its effect;
+//! a retry with the same request gets that answer again (`StoredAnswer`, replayed by
+//! `replay`) and changes nothing; another request under the same key is 422. The
+//! transaction is `BEGIN IMMEDIATE`, so of two concurrent requests with one key the second
+//! waits for the first, then finds its answer.
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::store::db::Db;
-use crate::store::idempotency::{self as records, StoredResponse};
+use crate::domain::limits::MAX_IDEMPOTENCY_KEY_CHARS;
+use crate::store::db::Tx;
+use crate::store::idempotency::{self as answers, StoredAnswer};
 use crate::web::http::{header, status, Req, Resp};
 use crate::web::problem::ApiError;
 use crate::web::routing::Call;
@@ -18,7 +25,6 @@ use crate::web::routing::Call;
 pub const HEADER: &str = "idempotency-key";
 /// Marks a response that is a replay of a stored one.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-const MAX_KEY_CHARS: usize = 255;
 
 /// A client's key for one request: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +36,14 @@ impl IdempotencyKey {
         let raw = req.header(HEADER).ok_or_else(|| {
             ApiError::InvalidRequest("the Idempotency-Key header is required".into())
         })?;
-        if (1..=MAX_KEY_CHARS).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic()) {
+        let fits = (1..=MAX_IDEMPOTENCY_KEY_CHARS).contains(&raw.len());
+        if fits && raw.bytes().all(|b| b.is_ascii_graphic()) {
             Ok(Self(raw.to_owned()))
         } else {
-            Err(ApiError::InvalidRequest(
-                "the Idempotency-Key header must be 1 to 255 visible ASCII characters".into(),
-            ))
+            Err(ApiError::InvalidRequest(format!(
+                "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible \
+                     ASCII characters"
+            )))
         }
     }
 
@@ -79,26 +87,76 @@ impl Idempotent {
     pub fn key(&self) -> &str {
         self.key.as_str()
     }
-
-    /// Runs `operation` at most once for this key (`run_once`), in the request's database.
-    pub fn run(
-        &self,
-        call: &Call<'_>,
-        operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
-    ) -> Result<Resp, ApiError> {
-        run_once(call.db()?, self, &call.ctx.request_id, operation)
-    }
 }
 
-/// Runs `operation` in one write transaction: at most once for the key when `once` has one.
-pub fn write(
-    call: &Call<'_>,
-    once: Option<&Idempotent>,
-    operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
-) -> Result<Resp, ApiError> {
-    match once {
-        Some(once) => once.run(call, operation),
-        None => call.db()?.transaction(operation),
+/// A write begun: a fresh one, or the answer a key already has.
+pub enum Begun<'a> {
+    Fresh(Write<'a>),
+    Replayed(Resp),
+}
+
+/// A write in progress: its transaction, and the key its answer is kept under, if any.
+pub struct Write<'a> {
+    tx: Tx<'a>,
+    once: Option<&'a Idempotent>,
+    request_id: &'a str,
+}
+
+/// Begins a write in one transaction: at most once for the key when `once` has one (its
+/// answer is replayed, and nothing runs), as often as it is sent otherwise.
+pub fn begin<'a>(call: &'a Call<'a>, once: Option<&'a Idempotent>) -> Result<Begun<'a>, ApiError> {
+    let tx = call.db()?.begin()?;
+    if let Some(once) = once {
+        answers::sweep(&tx)?;
+        if let Some(stored) = answers::lookup(&tx, &once.subject, once.key())? {
+            if stored.fingerprint != once.fingerprint {
+                return Err(ApiError::IdempotencyConflict);
+            }
+            // Nothing to write: the transaction rolls back as it drops.
+            return Ok(Begun::Replayed(replay(stored, &once.path)));
+        }
+    }
+    Ok(Begun::Fresh(Write {
+        tx,
+        once,
+        request_id: &call.ctx.request_id,
+    }))
+}
+
+/// Begins a write that no key makes idempotent (it is safe to send again as it is).
+pub fn unkeyed<'a>(call: &'a Call<'a>) -> Result<Write<'a>, ApiError> {
+    Ok(Write {
+        tx: call.db()?.begin()?,
+        once: None,
+        request_id: &call.ctx.request_id,
+    })
+}
+
+impl<'a> Write<'a> {
+    /// The write's transaction, for the store.
+    pub fn tx(&self) -> &Tx<'a> {
+        &self.tx
+    }
+
+    /// Ends the write with its answer: kept for the key (a client error too, so a retry
+    /// gets the same refusal) and committed with the change; a server error is not kept and
+    /// rolls the change back, so a retry runs again.
+    pub fn answer(self, answer: Result<Resp, ApiError>) -> Result<Resp, ApiError> {
+        let resp = match answer {
+            Ok(resp) => resp,
+            Err(err) if status::is_client_error(err.status()) => err.into_response(self.request_id),
+            Err(err) => return Err(err),
+        };
+        if let Some(once) = self.once {
+            let kept = StoredAnswer {
+                fingerprint: once.fingerprint.clone(),
+                status: resp.status,
+                body: String::from_utf8_lossy(&resp.body).into_owned(),
+            };
+            answers::record(&self.tx, &once.subject, once.key(), &kept)?;
+        }
+        self.tx.commit()?;
+        Ok(resp)
     }
 }
 
@@ -134,61 +192,33 @@ fn canonical(value: &Value) -> Value {
     }
 }
 
-/// Runs `operation` at most once per (subject, key) in one write transaction with its record.
-///
-/// A request that fails with a client error after reaching the operation (404, 409) is
-/// recorded too, so a retry gets the same answer; a server error is not recorded and its
-/// transaction rolls back, so a retry runs again.
-fn run_once(
-    db: &Db,
-    once: &Idempotent,
-    request_id: &str,
-    operation: impl FnOnce(&Db) -> Result<Resp, ApiError>,
-) -> Result<Resp, ApiError> {
-    db.transaction(|db| {
-        let now = db.unix_now()?;
-        records::sweep(db, now)?;
-        if let Some(stored) = records::lookup(db, &once.subject, once.key())? {
-            if stored.fingerprint != once.fingerprint {
-                return Err(ApiError::IdempotencyConflict);
-            }
-            return Ok(replay(stored, &once.path));
-        }
-        let resp = match operation(db) {
-            Ok(resp) => resp,
-            Err(err) if status::is_client_error(err.status()) => err.into_response(request_id),
-            Err(err) => return Err(err),
-        };
-        let stored = StoredResponse {
-            fingerprint: once.fingerprint.clone(),
-            status: resp.status,
-            body: String::from_utf8_lossy(&resp.body).into_owned(),
-        };
-        records::record(db, &once.subject, once.key(), &stored, now)?;
-        Ok(resp)
-    })
-}
-
-/// The stored response again. A 201 names what it created at `Location`: the request's
-/// `path` and the created resource's `id` (`POST /reservations` -> `/reservations/res_...`),
-/// as the first response did.
-fn replay(stored: StoredResponse, path: &str) -> Resp {
-    let content_type = if stored.status >= status::BAD_REQUEST {
-        "application/problem+json"
-    } else {
-        "application/json"
-    };
+/// A kept answer, given again and marked as a replay. A 201 names what it created at
+/// `Location`: the request's `path` and the created resource's `id` (`POST /reservations`
+/// -> `/reservations/res_...`), as the first answer did.
+fn replay(stored: StoredAnswer, path: &str) -> Resp {
     let location = (stored.status == status::CREATED)
         .then(|| created_id(&stored.body))
         .flatten()
         .map(|id| format!("{path}/{id}"));
-    let mut resp = Resp::new(stored.status);
-    resp.body = stored.body.into_bytes();
-    resp.set_header(header::CONTENT_TYPE, content_type);
+    let mut resp = answered(stored.status, stored.body);
     if let Some(location) = &location {
         resp.set_header(header::LOCATION, location);
     }
     resp.set_header(REPLAYED_HEADER, "true");
+    resp
+}
+
+/// An answer kept as its status and body (the replay of a key, or a hold's commit given to
+/// a second commit): a problem's media type for an error, JSON otherwise.
+pub fn answered(status: u16, body: String) -> Resp {
+    let content_type = if status >= status::BAD_REQUEST {
+        "application/problem+json"
+    } else {
+        "application/json"
+    };
+    let mut resp = Resp::new(status);
+    resp.body = body.into_bytes();
+    resp.set_header(header::CONTENT_TYPE, content_type);
     resp
 }
 

@@ -11,3 +11,4 @@ pub mod pipeline;
 pub mod problem;
 pub mod query;
 pub mod routing;
+pub mod taken;

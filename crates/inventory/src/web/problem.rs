@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use crate::domain::stock::Shortfall;
-use crate::store::migrations::MigrationFailure;
+use crate::store::error::MigrationFailure;
 use crate::store::StoreError;
 use crate::web::http::{header, status, Resp};
 
