@@ -269,8 +269,10 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
         "1",
         "--queue-timeout",
         "1",
+        // Long enough that a loaded machine (a scrape's parser starting) still finds the
+        // one instance busy when it asks for another.
         "--request-timeout",
-        "4",
+        "8",
     ];
     args.extend_from_slice(extra);
     let app = crate::app::spawn_app_with(&misbehave_manifest(), &args);

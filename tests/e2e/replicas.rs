@@ -84,14 +84,20 @@ fn the_rate_limit_is_exact_across_replicas() {
     let statuses = spread([&a, &b], 2 * LIMIT, 8, |app, _| app.get("/product").status);
     assert_eq!(count(&statuses, 200), LIMIT, "{statuses:?}");
     assert_eq!(count(&statuses, 429), LIMIT, "{statuses:?}");
-    // Each replica served some of the passes: the count is shared, not per process.
+    // Each replica served some of the passes: the count is shared, not per process. (The
+    // hosts write their output out in batches: wait for every line.)
     let passed_by = |app: &TestApp| {
         app.access_log(1)
             .iter()
             .filter(|l| l["path"] == "/product" && l["status"] == 200)
             .count()
     };
-    let (by_a, by_b) = (passed_by(&a), passed_by(&b));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (mut by_a, mut by_b) = (passed_by(&a), passed_by(&b));
+    while by_a + by_b < LIMIT && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        (by_a, by_b) = (passed_by(&a), passed_by(&b));
+    }
     assert_eq!(by_a + by_b, LIMIT);
     assert!(by_a > 0 && by_b > 0, "{by_a} + {by_b}");
 }

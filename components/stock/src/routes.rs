@@ -80,16 +80,13 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
             .map(|line| Resp::json(status::OK, &DeductedView::new(line, order_id)))
             .ok_or_else(|| ApiError::Internal("a deduct took no line".into())),
         Err(Refusal::NotFound(_)) => Err(not_found(id)),
-        Err(Refusal::Short(short)) => {
-            Err(short
-                .first()
-                .map_or(ApiError::InsufficientStockLines(Vec::new()), |line| {
-                    ApiError::InsufficientStock {
-                        requested: quantity,
-                        available: line.available,
-                    }
-                }))
-        }
+        Err(Refusal::Short(short)) => Err(match short.as_slice() {
+            [line] => ApiError::InsufficientStock {
+                requested: line.requested,
+                available: line.available,
+            },
+            _ => ApiError::InsufficientStockLines(short),
+        }),
     };
     write.answer(answer)
 }
