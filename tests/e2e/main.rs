@@ -29,6 +29,7 @@ mod receiver;
 mod redis_server;
 mod replicas;
 mod reservations;
+mod reuse;
 mod statements;
 mod stock;
 mod watch;

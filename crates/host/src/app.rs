@@ -8,7 +8,9 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use wasmtime::component::Linker;
 use wasmtime::Engine;
+use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::compile::{Compiled, Compiler, WasmFile};
 use crate::component_logs::Follow;
@@ -45,12 +47,24 @@ pub struct LoadedComponent {
     pub id: String,
     /// The manifest's description, printed under its routes.
     pub description: Option<String>,
-    pub pre: ProxyPre<InstanceState>,
+    pub handler: Handler,
     /// What each host interface granted it.
-    pub factors: ComponentStates,
+    pub factors: Arc<ComponentStates>,
     /// How many linked dependencies' instances a request may create (see `link`); none
     /// when they are composed in.
     pub dependency_count: usize,
+}
+
+/// How a component's requests get instances, by what it exports.
+pub enum Handler {
+    /// `wasi:http/incoming-handler@0.2.x` (WASI 0.2): a fresh instance for each request.
+    Single(ProxyPre<InstanceState>),
+    /// `wasi:http/handler@0.3.x` (WASI 0.3): instances reused across requests (`reuse`),
+    /// made by the trigger's handler, set up on the component's first request.
+    Reused {
+        pre: ServicePre<InstanceState>,
+        instances: std::sync::OnceLock<ProxyHandler<crate::reuse::Reuse>>,
+    },
 }
 
 pub struct App {
@@ -206,14 +220,27 @@ impl Loader<'_> {
             .with_context(|| {
                 format!("component `{id}` imports something this host does not provide")
             })?;
-        let pre = ProxyPre::new(pre)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("component `{id}` is not an HTTP component (it exports no `wasi:http/incoming-handler`)"))?;
+        let handler = match ServicePre::new(pre.clone()) {
+            Ok(pre) => Handler::Reused {
+                pre,
+                instances: std::sync::OnceLock::new(),
+            },
+            Err(_) => Handler::Single(
+                ProxyPre::new(pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "component `{id}` is not an HTTP component (it exports neither \
+                     `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`)"
+                        )
+                    })?,
+            ),
+        };
         Ok(LoadedComponent {
             id: id.to_owned(),
             description: component.description.clone(),
-            pre,
-            factors,
+            handler,
+            factors: Arc::new(factors),
             dependency_count: linked.map_or(0, |(_, count)| count),
         })
     }

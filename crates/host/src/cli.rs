@@ -2,9 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
+
+use crate::reuse::Range;
 
 #[derive(Parser)]
 #[command(version, about = "Run a Spin app from its spin.toml on Wasmtime")]
@@ -84,12 +87,31 @@ pub struct UpArgs {
     /// Where compiled components are cached across restarts (default: Wasmtime's user cache).
     #[arg(long = "cache-dir", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Instances that may run at once; further requests wait for a free one.
+    /// Requests that may run at once; further requests wait for a free slot. (A WASI 0.2
+    /// component takes an instance per request; a WASI 0.3 one serves several on one.)
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_instances: u32,
-    /// How long one request may run, in seconds.
-    #[arg(long = "request-timeout", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub request_timeout_secs: u64,
+    /// How long one request may run: an integer suffixed by `s`, `ms`, `us` or `ns` (bare:
+    /// seconds), or a range (`10s..30s`) sampled per instance. A request past it is stopped,
+    /// on a reused instance too.
+    #[arg(long = "request-timeout", default_value = "30", value_parser = crate::reuse::parse_duration_range)]
+    pub request_timeout: Range<Duration>,
+    /// The most requests one instance of a WASI 0.3 component serves before it is dropped:
+    /// a count, or a range (`1..8`) sampled per instance.
+    #[arg(long = "max-instance-reuse-count", default_value = "128", value_parser = crate::reuse::parse_count_range)]
+    pub max_instance_reuse_count: Range<usize>,
+    /// The most requests one instance of a WASI 0.3 component serves at once: a count, or
+    /// a range sampled per instance.
+    #[arg(long = "max-instance-concurrent-reuse-count", default_value = "16", value_parser = crate::reuse::parse_count_range)]
+    pub max_instance_concurrent_reuse_count: Range<usize>,
+    /// How long an instance of a WASI 0.3 component waits for another request before it
+    /// is dropped: a duration as for --request-timeout, or a range.
+    #[arg(long = "idle-instance-timeout", default_value = "1s", value_parser = crate::reuse::parse_duration_range)]
+    pub idle_instance_timeout: Range<Duration>,
+    /// An instance of a WASI 0.3 component whose linear memory has grown past this takes
+    /// no more requests, in MiB (default: half of --max-memory-mib).
+    #[arg(long = "instance-memory-retire-mib", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub instance_memory_retire_mib: Option<u64>,
     /// How long a request may wait for a free instance before it is answered 503, in seconds.
     #[arg(long = "queue-timeout", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub queue_timeout_secs: u64,

@@ -27,6 +27,9 @@ pub fn new_engine(
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
     config.wasm_component_model(true);
+    // WASI 0.3 components: async functions, streams and futures, and instances that run
+    // several requests at once.
+    config.wasm_component_model_async(true);
     // Epochs bound how long a request may run inside wasm.
     config.epoch_interruption(true);
     match compile_cache(cache_dir) {

@@ -5,7 +5,10 @@
 //! instance state). A new interface is a new module and one line in `factors!` below.
 
 use anyhow::Result;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use wasmtime::component::{Instance, Linker};
+
 use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
@@ -108,7 +111,7 @@ factors! {
 /// of its dependencies.
 pub struct InstanceState {
     pub factors: InstanceStates,
-    pub limits: StoreLimits,
+    pub limits: Limits,
     /// The component's dependencies, instantiated on first use (see `link`).
     pub dependencies: Vec<Option<Instance>>,
 }
@@ -116,6 +119,59 @@ pub struct InstanceState {
 impl InstanceState {
     pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits
+    }
+}
+
+/// An instance's limits, and how much linear memory it has grown in all (its memories and
+/// those of the dependencies composed into it), which decides whether a reused instance
+/// takes more requests (`reuse`).
+pub struct Limits {
+    pub store: StoreLimits,
+    pub grown: Arc<AtomicUsize>,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.store.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.grown
+                .fetch_add(desired.saturating_sub(current), Ordering::Relaxed);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.store.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.store.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.store.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.store.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.store.memories()
     }
 }
 

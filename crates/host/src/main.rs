@@ -25,6 +25,7 @@ mod link;
 mod manifest;
 mod metrics;
 mod outbound_http;
+mod reuse;
 mod routes;
 mod runtime_config;
 mod server;

@@ -99,6 +99,54 @@ struct Instances {
     overloaded: AtomicU64,
 }
 
+/// Why an instance was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Retired {
+    /// After its one request (a WASI 0.2 component's instance).
+    Served = 1,
+    /// No request came within its idle timeout.
+    Idle,
+    /// It took its most requests (`--max-instance-reuse-count`).
+    ReuseLimit,
+    /// Its memory grew past `--instance-memory-retire-mib`.
+    Memory,
+    /// A request on it ran past its deadline.
+    Timeout,
+    /// It trapped.
+    Trap,
+}
+
+impl Retired {
+    const ALL: [Self; 6] = [
+        Self::Served,
+        Self::Idle,
+        Self::ReuseLimit,
+        Self::Memory,
+        Self::Timeout,
+        Self::Trap,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Served => "served",
+            Self::Idle => "idle",
+            Self::ReuseLimit => "reuse_limit",
+            Self::Memory => "memory",
+            Self::Timeout => "timeout",
+            Self::Trap => "trap",
+        }
+    }
+
+    /// The reason numbered `n` (`as u8`); anything else is `Idle`.
+    pub fn from_u8(n: u8) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|why| *why as u8 == n)
+            .unwrap_or(Self::Idle)
+    }
+}
+
 /// Every metric of the process.
 pub struct Metrics {
     started: f64,
@@ -112,6 +160,13 @@ pub struct Metrics {
     connections_evicted: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// Instances made: of WASI 0.2 components (one per request), of WASI 0.3 ones (reused).
+    made_single: AtomicU64,
+    made_reused: AtomicU64,
+    /// Requests an instance took after its first.
+    reuses: AtomicU64,
+    /// Instances dropped, by `Retired as usize - 1`.
+    retired: [AtomicU64; Retired::ALL.len()],
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -136,6 +191,10 @@ impl Metrics {
             connections_evicted: AtomicU64::new(0),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            made_single: AtomicU64::new(0),
+            made_reused: AtomicU64::new(0),
+            reuses: AtomicU64::new(0),
+            retired: Default::default(),
         }
     }
 
@@ -238,6 +297,28 @@ impl Metrics {
     /// An idle connection closed to make room for a new one.
     pub fn connection_evicted(&self) {
         self.connections_evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An instance made: for reuse (a WASI 0.3 component's), or for one request.
+    pub fn instance_made(&self, reused: bool) {
+        let counter = if reused {
+            &self.made_reused
+        } else {
+            &self.made_single
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An instance took a request after its first.
+    pub fn instance_reused(&self) {
+        self.reuses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An instance dropped, and why.
+    pub fn instance_retired(&self, why: Retired) {
+        if let Some(counter) = self.retired.get(usize::from(why as u8).saturating_sub(1)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A reload of the app, swapped in (`ok`) or not (it did not load).
@@ -395,6 +476,42 @@ impl Metrics {
             "Time requests spent waiting for an instance.",
             &|i| (i.wait_micros.load(Ordering::Relaxed) as f64 / 1e6).into(),
         );
+        e.family(
+            "inventory_host_instances_made_total",
+            Type::Counter,
+            "Instances made, by component kind: `wasip2` components get one per request, \
+             `wasip3` ones are reused across requests.",
+        );
+        for (kind, made) in [("wasip2", &self.made_single), ("wasip3", &self.made_reused)] {
+            e.sample(
+                "inventory_host_instances_made_total",
+                &[("kind", kind)],
+                made.load(Ordering::Relaxed),
+            );
+        }
+        e.family(
+            "inventory_host_instance_reuses_total",
+            Type::Counter,
+            "Requests served by an instance that had served one before.",
+        );
+        e.sample(
+            "inventory_host_instance_reuses_total",
+            &[],
+            self.reuses.load(Ordering::Relaxed),
+        );
+        e.family(
+            "inventory_host_instances_retired_total",
+            Type::Counter,
+            "Instances dropped, by why: served (its one request), idle, reuse_limit, memory, \
+             timeout (a request ran past its deadline), trap.",
+        );
+        for (why, count) in Retired::ALL.iter().zip(&self.retired) {
+            e.sample(
+                "inventory_host_instances_retired_total",
+                &[("reason", why.label())],
+                count.load(Ordering::Relaxed),
+            );
+        }
         per_source(
             e,
             "inventory_host_overloaded_total",

@@ -1,8 +1,10 @@
 //! The HTTP trigger, as Spin's `trigger-http`: route a request, add the `spin-*` headers,
-//! wait (boundedly) for an instance slot, run the component in a fresh instance, and run
-//! service-chained requests (`http://<component>.spin.internal`) the same way.
+//! wait (boundedly) for a slot, run the component (a WASI 0.2 one in a fresh instance, a
+//! WASI 0.3 one on a reused instance, `reuse`), and run service-chained requests
+//! (`http://<component>.spin.internal`) the same way.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -14,14 +16,18 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, InstantiationError, ProxyHandler, TrapOrPanicError,
+};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpView};
 
-use crate::app::{App, LiveApp, LoadedComponent};
+use crate::app::{App, Handler, LiveApp, LoadedComponent};
 use crate::factor::{Chain, ChainFuture, InstanceContext};
-use crate::factors::InstanceState;
-use crate::metrics::{self, InstanceInUse, Source, NO_COMPONENT};
+use crate::factors::{ComponentStates, InstanceState, Limits};
+use crate::metrics::{self, InstanceInUse, Retired, Source, NO_COMPONENT};
+use crate::reuse::{Range, Reuse, ReuseOptions};
 use crate::routes::RouteMatch;
 
 /// How often the epoch advances; the unit of the per-request deadline.
@@ -29,9 +35,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// How requests get instances.
 pub struct TriggerOptions {
-    /// Instances that may run at once.
+    /// Requests that may run at once (each a fresh instance of a WASI 0.2 component).
     pub max_instances: u32,
-    pub request_timeout: Duration,
+    /// How reused instances (of WASI 0.3 components) live; its request timeout is every
+    /// request's, sampled per request for WASI 0.2 components.
+    pub reuse: Arc<ReuseOptions>,
     /// How long a request may wait for an instance before it is answered 503.
     pub queue_timeout: Duration,
 }
@@ -43,7 +51,8 @@ pub struct Trigger {
     permits: Arc<Semaphore>,
     /// ...and, apart, for chained requests, so a caller never waits on its own kind.
     chain_permits: Arc<Semaphore>,
-    request_timeout: Duration,
+    request_timeout: Range<Duration>,
+    reuse: Arc<ReuseOptions>,
     queue_timeout: Duration,
     /// Itself, for the outbound hooks of the instances it makes (service chaining).
     me: Weak<Trigger>,
@@ -63,7 +72,8 @@ impl Trigger {
             live,
             permits: Arc::new(Semaphore::new(options.max_instances as usize)),
             chain_permits: Arc::new(Semaphore::new(options.max_instances as usize)),
-            request_timeout: options.request_timeout,
+            request_timeout: options.reuse.request_timeout,
+            reuse: Arc::clone(&options.reuse),
             queue_timeout: options.queue_timeout,
             me: me.clone(),
         })
@@ -185,7 +195,11 @@ impl Trigger {
                     component.id,
                     request_id.as_deref().unwrap_or("-")
                 );
-                host_response(StatusCode::INTERNAL_SERVER_ERROR)
+                if err.is::<InstanceLost>() {
+                    retry_later()
+                } else {
+                    host_response(StatusCode::INTERNAL_SERVER_ERROR)
+                }
             }
         }
     }
@@ -201,19 +215,47 @@ impl Trigger {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<ChainError>,
     {
-        let mut store = self.new_store(app, component);
+        let pre = match &component.handler {
+            Handler::Single(pre) => pre,
+            Handler::Reused { pre, instances } => {
+                let instances = instances.get_or_init(|| {
+                    ProxyHandler::new(Reuse {
+                        id: component.id.as_str().into(),
+                        engine: app.engine.clone(),
+                        pre: pre.clone(),
+                        factors: Arc::clone(&component.factors),
+                        dependency_count: component.dependency_count,
+                        chain: self.me.clone(),
+                        options: Arc::clone(&self.reuse),
+                    })
+                });
+                return run_reused(instances, req, slot).await;
+            }
+        };
+        let timeout = self.request_timeout.sample();
+        let mut store = new_store(
+            &app.engine,
+            &component.factors,
+            component.dependency_count,
+            self.me.upgrade().map(|me| me as Arc<dyn Chain>),
+            Arc::default(),
+        );
+        let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        metrics::get().instance_made(false);
         let (sender, receiver) = oneshot::channel();
         let req = store
             .data_mut()
             .http()
             .new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = component.pre.clone();
-        let timeout = self.request_timeout;
+        let pre = pre.clone();
         let task = tokio::spawn(async move {
             // The slot is held until the task ends: body streaming, and whatever the
             // component does after its response (the notifier delivers then), included.
             let _slot = slot;
+            let _retired = RetireOnDrop;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -241,24 +283,115 @@ impl Trigger {
             },
         }
     }
+}
 
-    fn new_store(&self, app: &App, component: &LoadedComponent) -> Store<InstanceState> {
-        let chain: Arc<dyn Chain> = match self.me.upgrade() {
-            Some(me) => me,
-            None => Arc::new(NoChain),
-        };
-        let state = InstanceState {
-            factors: component.factors.instance(&InstanceContext { chain }),
-            limits: StoreLimitsBuilder::new().instances(64).build(),
-            dependencies: vec![None; component.dependency_count],
-        };
-        let mut store = Store::new(&app.engine, state);
-        store.limiter(InstanceState::limiter);
-        let ticks = (self.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-        store
+/// Counts a single-use instance dropped, however its task ends.
+struct RetireOnDrop;
+
+impl Drop for RetireOnDrop {
+    fn drop(&mut self) {
+        metrics::get().instance_retired(Retired::Served);
     }
+}
+
+/// Runs a request on a reused instance of a WASI 0.3 component. Its failures are answered
+/// here: a request past its deadline 500, as on a fresh instance; one whose instance was
+/// stopped under it before its own deadline (another request on it trapped or ran past
+/// its deadline), or could not be made, 503 with `Retry-After`, as a host with no instance
+/// free. (A request that traps shares its instance's fate: with others in flight, nothing
+/// tells which one trapped.)
+async fn run_reused<B>(
+    instances: &ProxyHandler<Reuse>,
+    req: Request<B>,
+    slot: Slot,
+) -> Result<Response<HyperOutgoingBody>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<ChainError>,
+{
+    let req = with_absolute_uri(req).map(|body| body.map_err(Into::into).boxed_unsync());
+    let started = Instant::now();
+    let deadline = Arc::new(std::sync::OnceLock::new());
+    let result = instances.handle(Arc::clone(&deadline), req).await;
+    drop(slot);
+    let past_deadline = deadline
+        .get()
+        .is_some_and(|deadline| started.elapsed() >= *deadline);
+    match result {
+        Ok(response) => Ok(response),
+        Err(err)
+            if err.is::<ExpirationError>() || (past_deadline && err.is::<TrapOrPanicError>()) =>
+        {
+            Err(anyhow::anyhow!("the request took longer than its deadline"))
+        }
+        Err(err) if err.is::<TrapOrPanicError>() => Err(anyhow::Error::new(InstanceLost(
+            "the instance serving it trapped or was stopped".into(),
+        ))),
+        Err(err) if err.is::<InstantiationError<Arc<std::sync::OnceLock<Duration>>>>() => {
+            Err(anyhow::Error::new(InstanceLost(format!("{err:#}"))))
+        }
+        Err(err) => Err(anyhow::anyhow!("{err:#}")),
+    }
+}
+
+/// A request whose instance was lost under it, through no fault it can be shown to have:
+/// answered 503 with `Retry-After`.
+#[derive(Debug)]
+struct InstanceLost(String);
+
+impl std::fmt::Display for InstanceLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InstanceLost {}
+
+/// A WASI 0.3 guest reads the request's authority from its URI (`Host` is not passed):
+/// the URI is made absolute from `Host`, as Spin makes it.
+fn with_absolute_uri<B>(mut req: Request<B>) -> Request<B> {
+    if req.uri().authority().is_none() {
+        if let Some(host) = authority(&req) {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            if let Ok(uri) = http::Uri::builder()
+                .scheme("http")
+                .authority(host)
+                .path_and_query(path)
+                .build()
+            {
+                *req.uri_mut() = uri;
+            }
+        }
+    }
+    req
+}
+
+/// A store for an instance of a component: its interfaces' states, its limits, and the
+/// trigger to chain requests to (none while the host stops). `grown` counts the memory it
+/// grows. The caller sets how time is bounded.
+pub fn new_store(
+    engine: &wasmtime::Engine,
+    factors: &ComponentStates,
+    dependency_count: usize,
+    chain: Option<Arc<dyn Chain>>,
+    grown: Arc<AtomicUsize>,
+) -> Store<InstanceState> {
+    let chain = chain.unwrap_or_else(|| Arc::new(NoChain));
+    let state = InstanceState {
+        factors: factors.instance(&InstanceContext { chain }),
+        limits: Limits {
+            store: StoreLimitsBuilder::new().instances(64).build(),
+            grown,
+        },
+        dependencies: vec![None; dependency_count],
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(InstanceState::limiter);
+    store
 }
 
 /// An instance slot: one of the bounded instances, held until the request's task ends.
@@ -424,11 +557,24 @@ const RETRY_AFTER_SECONDS: &str = "1";
 /// 503 when no instance frees in time: the host's own answer, a plain problem+json with no
 /// type of the app's (RFC 9457 `about:blank`: the status says it all), and `Retry-After`.
 fn overloaded() -> Response<HyperOutgoingBody> {
+    unavailable("every instance is busy; retry later")
+}
+
+/// 503 when the instance serving a request was lost under it (`InstanceLost`): whatever
+/// the request began rolled back, and it may be sent again.
+fn retry_later() -> Response<HyperOutgoingBody> {
+    unavailable(
+        "the instance serving this request was stopped before it answered (another request \
+         on it failed); what it had not committed was rolled back; retry later",
+    )
+}
+
+fn unavailable(detail: &str) -> Response<HyperOutgoingBody> {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": "Service Unavailable",
         "status": StatusCode::SERVICE_UNAVAILABLE.as_u16(),
-        "detail": "every instance is busy; retry later",
+        "detail": detail,
     });
     let mut response = bytes_response(
         StatusCode::SERVICE_UNAVAILABLE,

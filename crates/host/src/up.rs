@@ -10,6 +10,7 @@ use crate::app::{App, AppOptions, LiveApp};
 use crate::cli::UpArgs;
 use crate::manifest::LoadedManifest;
 use crate::metrics;
+use crate::reuse::ReuseOptions;
 use crate::server::{self, ServeOptions};
 use crate::trigger::TriggerOptions;
 use crate::watch;
@@ -51,7 +52,19 @@ pub fn run(args: &UpArgs) -> Result<()> {
     let serve = ServeOptions {
         trigger: TriggerOptions {
             max_instances: args.max_instances,
-            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            reuse: Arc::new(ReuseOptions {
+                max_reuse: args.max_instance_reuse_count,
+                max_concurrent: args.max_instance_concurrent_reuse_count,
+                request_timeout: args.request_timeout,
+                idle_timeout: args.idle_instance_timeout,
+                retire_memory_bytes: usize::try_from(
+                    args.instance_memory_retire_mib
+                        .unwrap_or(args.max_memory_mib / 2)
+                        .max(1)
+                        * 1024
+                        * 1024,
+                )?,
+            }),
             queue_timeout: Duration::from_secs(args.queue_timeout_secs),
         },
         max_connections: args

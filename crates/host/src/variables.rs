@@ -1,4 +1,5 @@
-//! Spin's variables interface (`fermyon:spin/variables@2.0.0`), as Spin's
+//! Spin's variables interface (`fermyon:spin/variables@2.0.0`, and `spin:variables@3.0.0`,
+//! async, which WASI 0.3 guests import), as Spin's
 //! `factor-variables` serves it: a component reads its own `[component.<id>.variables]`,
 //! rendered at load against the application's variables (`expressions.rs`).
 
@@ -6,10 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Result;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Accessor, HasSelf, Linker};
 
 use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
 use bindings::fermyon::spin::variables;
+use bindings::spin::variables::variables as v3;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -77,6 +79,23 @@ impl ComponentVariables {
 impl variables::Host for ComponentVariables {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
         Ok(self.lookup(&name))
+    }
+}
+
+impl v3::Host for ComponentVariables {}
+
+impl<U> v3::HostWithStore<U> for HasSelf<ComponentVariables> {
+    async fn get(
+        accessor: &Accessor<U, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, v3::Error>> {
+        let value = accessor.with(|mut access| access.get().lookup(&name));
+        Ok(value.map_err(|err| match err {
+            variables::Error::InvalidName(text) => v3::Error::InvalidName(text),
+            variables::Error::Undefined(text) => v3::Error::Undefined(text),
+            variables::Error::Provider(text) => v3::Error::Provider(text),
+            variables::Error::Other(text) => v3::Error::Other(text),
+        }))
     }
 }
 

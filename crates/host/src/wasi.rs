@@ -1,4 +1,4 @@
-//! WASI 0.2 (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, ...), as Spin's
+//! WASI 0.2 and 0.3 (`wasi:cli`, `wasi:io`, `wasi:clocks`, `wasi:random`, ...), as Spin's
 //! `factor-wasi` gives it to a component: its `environment` from the manifest, its stdout
 //! and stderr where `spin up` puts them (`component_logs`), and the instance's WASI
 //! resource table, which `wasi:http` shares (`outbound_http`).
@@ -65,10 +65,13 @@ impl Factor for WasiFactor {
     }
 }
 
-/// Links WASI 0.2 for a store whose data is a `WasiView` (which projects to this state).
+/// Links WASI 0.2 and WASI 0.3 for a store whose data is a `WasiView` (which projects to
+/// this state): both generations share the context and the table, and a WASI 0.3 component
+/// built with Rust's `std` imports both.
 pub fn add_to_linker<T: WasiView + Send + 'static>(
     linker: &mut Linker<T>,
     _get: fn(&mut T) -> &mut InstanceState,
 ) -> Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker).map_err(anyhow::Error::from)
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker).map_err(anyhow::Error::from)
 }

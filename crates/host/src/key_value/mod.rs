@@ -2,7 +2,8 @@
 //! a label is a [`Backend`] (`sqlite.rs`: Spin's local file layout; `redis.rs`: a Redis
 //! server), chosen by `[key_value_store.<label>]` (`config.rs`); a component opens the labels
 //! its `key_value_stores` lists (`access-denied` for the others). The guest interfaces
-//! (`spin.rs`: `fermyon:spin/key-value@2.0.0`; `wasi.rs`: `wasi:keyvalue/{store,atomics,batch}
+//! (`spin.rs`: `fermyon:spin/key-value@2.0.0`; `spin3.rs`: `spin:key-value/key-value@3.0.0`, WASI 0.3's
+//! async one; `wasi.rs`: `wasi:keyvalue/{store,atomics,batch}
 //! @0.2.0-draft2`) share one implementation of opening and using a store, here, and keep
 //! their open stores in the instance's own resource table.
 
@@ -10,6 +11,7 @@ mod backend;
 mod config;
 mod redis;
 mod spin;
+mod spin3;
 mod sqlite;
 mod wasi;
 
@@ -36,6 +38,7 @@ mod bindings {
         imports: { default: async | trappable },
         with: {
             "fermyon:spin/key-value.store": crate::key_value::Store,
+            "spin:key-value/key-value.store": crate::key_value::Store,
             "wasi:keyvalue/store.bucket": crate::key_value::Store,
             "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
         },

@@ -83,7 +83,9 @@ pub fn add_to_linker<T: WasiHttpView + Send + 'static>(
     linker: &mut Linker<T>,
     _get: fn(&mut T) -> &mut InstanceState,
 ) -> Result<()> {
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(anyhow::Error::from)
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    // WASI 0.3's `wasi:http/client` sends through the same hooks (`WasiHttpHooks`).
+    wasmtime_wasi_http::p3::add_to_linker(linker).map_err(anyhow::Error::from)
 }
 
 /// The outbound policy of one component instance.

@@ -182,6 +182,17 @@ impl Drop for Connection {
 }
 
 impl Connection {
+    /// A stand-in with no SQLite connection, left in the instance's table while the real
+    /// one runs a statement away from it.
+    pub(super) fn emptied(&self) -> Self {
+        Self {
+            conn: None,
+            db: Arc::clone(&self.db),
+            write_turn: None,
+            statements: None,
+        }
+    }
+
     pub(super) fn raw(&self) -> Result<&rusqlite::Connection, SqlError> {
         self.conn.as_ref().ok_or(SqlError::InvalidConnection)
     }

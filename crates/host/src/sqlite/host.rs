@@ -1,7 +1,8 @@
 //! The guest interfaces of SQLite: both generations, `fermyon:spin/sqlite@2.0.0` and
-//! `spin:sqlite/sqlite@3.0.0`, implemented once on the instance state (`generation!`).
+//! `spin:sqlite/sqlite@3.1.0`, implemented once on the instance state (`generation!`), and
+//! 3.1.0's async functions, which WASI 0.3 guests call (`HostConnectionWithStore`).
 
-use wasmtime::component::Resource;
+use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -117,6 +118,88 @@ macro_rules! generation {
 generation!(v2);
 generation!(v3);
 
+/// `spin:sqlite@3.1.0`'s async functions. Each lets go of the store while it waits (for a
+/// pooled connection, the write lock, the disk), so an instance's other requests run
+/// meanwhile: the connection leaves the instance's table for the statement and comes back
+/// with its result. Rows come back all at once, as one stream the guest reads.
+impl<U> v3::HostConnectionWithStore<U> for HasSelf<InstanceState> {
+    async fn open_async(
+        accessor: &Accessor<U, Self>,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, v3::Error>> {
+        let granted = accessor.with(|mut access| {
+            let state = access.get();
+            let component = Arc::clone(&state.grant.component);
+            state.grant.open(&database).map(|db| (db, component))
+        });
+        let (db, component) = match granted {
+            Ok(granted) => granted,
+            Err(refused) => return Ok(Err(SqlError::from(refused).into())),
+        };
+        let conn = match checkout(db, &component).await? {
+            Ok(conn) => conn,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        accessor.with(|mut access| Ok(Ok(access.get().table.push(conn)?)))
+    }
+
+    async fn execute_async(
+        accessor: &Accessor<U, Self>,
+        conn: Resource<Connection>,
+        statement: String,
+        parameters: Vec<v3::Value>,
+    ) -> wasmtime::Result<
+        Result<
+            (
+                Vec<String>,
+                StreamReader<v3::RowResult>,
+                FutureReader<Result<(), v3::Error>>,
+            ),
+            v3::Error,
+        >,
+    > {
+        let params = parameters.into_iter().map(Into::into).collect();
+        let mut taken = accessor.with(|mut access| -> wasmtime::Result<Connection> {
+            let handle = access.get().table.get_mut(&conn)?;
+            let empty = handle.emptied();
+            Ok(std::mem::replace(handle, empty))
+        })?;
+        let result = taken.run(statement, params).await;
+        accessor.with(|mut access| {
+            *access.get().table.get_mut(&conn)? = taken;
+            let rows = match result {
+                Ok(rows) => rows,
+                Err(err) => return Ok(Err(err.into())),
+            };
+            let v3::QueryResult { columns, rows } = rows.into();
+            let rows = StreamReader::new(&mut access, rows)?;
+            let done = std::future::ready(Ok::<_, wasmtime::Error>(Ok::<(), v3::Error>(())));
+            let done = FutureReader::new(&mut access, done)?;
+            Ok(Ok((columns, rows, done)))
+        })
+    }
+
+    async fn last_insert_rowid_async(
+        accessor: &Accessor<U, Self>,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<i64> {
+        accessor.with(|mut access| {
+            let conn = access.get().table.get(&conn)?;
+            Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
+        })
+    }
+
+    async fn changes_async(
+        accessor: &Accessor<U, Self>,
+        conn: Resource<Connection>,
+    ) -> wasmtime::Result<u64> {
+        accessor.with(|mut access| {
+            let conn = access.get().table.get(&conn)?;
+            Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
+        })
+    }
+}
+
 impl InstanceState {
     async fn open_connection(
         &mut self,
@@ -126,21 +209,41 @@ impl InstanceState {
             Ok(db) => db,
             Err(refused) => return Ok(Err(refused.into())),
         };
-        // A pooled connection is taken in place; opening a new one (a file) is blocking
-        // work, done on the blocking pool.
-        let conn = match db.pooled() {
-            Some(conn) => Ok(conn),
-            None => blocking(move || db.connection()).await?,
-        };
-        match conn {
-            Ok(mut conn) => {
-                conn.statements = Some(crate::metrics::get().statements(&self.grant.component));
-                Ok(Ok(self.table.push(conn)?))
-            }
-            Err(err) => Ok(Err(err)),
-        }
+        let component = std::sync::Arc::clone(&self.grant.component);
+        Ok(match checkout(db, &component).await? {
+            Ok(conn) => Ok(self.table.push(conn)?),
+            Err(err) => Err(err),
+        })
     }
 
+    /// Runs a statement on a connection of this instance (`Connection::run`).
+    async fn run_statement(
+        &mut self,
+        conn: &Resource<Connection>,
+        sql: String,
+        params: Vec<SqlValue>,
+    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        Ok(self.table.get_mut(conn)?.run(sql, params).await)
+    }
+}
+
+/// A connection of `db` for `component`'s guest. A pooled connection is taken in place;
+/// opening a new one (a file) is blocking work, done on the blocking pool.
+async fn checkout(
+    db: Arc<super::Database>,
+    component: &str,
+) -> wasmtime::Result<Result<Connection, SqlError>> {
+    let conn = match db.pooled() {
+        Some(conn) => Ok(conn),
+        None => blocking(move || db.connection()).await?,
+    };
+    Ok(conn.map(|mut conn| {
+        conn.statements = Some(crate::metrics::get().statements(component));
+        conn
+    }))
+}
+
+impl Connection {
     /// Runs a statement without holding an async worker while it waits:
     ///
     /// - a statement that needs the write lock while another connection holds it returns
@@ -151,97 +254,81 @@ impl InstanceState {
     ///   inside a write transaction holds the lock already. Running it in place matters: a
     ///   hop to another thread would leave every other writer waiting while this one sat in
     ///   the async run queue, lock in hand.
-    async fn run_statement(
+    ///
+    /// If the future is dropped half way (its instance was), the connection it worked on is
+    /// dropped with it, which rolls back any transaction it had open.
+    pub(super) async fn run(
         &mut self,
-        conn: &Resource<Connection>,
         sql: String,
         params: Vec<SqlValue>,
-    ) -> wasmtime::Result<Result<Rows, SqlError>> {
-        if let Some(statements) = &self.table.get(conn)?.statements {
+    ) -> Result<Rows, SqlError> {
+        if let Some(statements) = &self.statements {
             statements.count();
         }
-        if let Err(err) = self.take_write_turn(conn, &sql).await? {
-            return Ok(Err(err));
-        }
+        self.take_write_turn(&sql).await?;
         let result = if ends_transaction(&sql) {
-            self.run_on_blocking_pool(conn, sql, params).await?
+            self.run_on_blocking_pool(sql, params).await
         } else {
-            self.run_here(conn, &sql, &params).await?
+            self.run_here(&sql, &params).await
         };
         // The turn at the write lock lasts as long as the transaction.
-        let handle = self.table.get_mut(conn)?;
-        if handle
+        if self
             .conn
             .as_ref()
             .is_none_or(rusqlite::Connection::is_autocommit)
         {
-            handle.write_turn = None;
+            self.write_turn = None;
         }
-        Ok(result)
+        result
     }
 
     /// Waits, in arrival order, for this connection's turn at the write lock if `sql` may
     /// need it and the connection does not hold it yet.
-    async fn take_write_turn(
-        &mut self,
-        conn: &Resource<Connection>,
-        sql: &str,
-    ) -> wasmtime::Result<Result<(), SqlError>> {
-        let handle = self.table.get(conn)?;
-        let Some(raw) = handle.conn.as_ref() else {
-            return Ok(Err(SqlError::InvalidConnection));
-        };
-        if handle.write_turn.is_some() || !may_write(raw, sql) {
-            return Ok(Ok(()));
+    async fn take_write_turn(&mut self, sql: &str) -> Result<(), SqlError> {
+        if self.write_turn.is_some() || !may_write(self.raw()?, sql) {
+            return Ok(());
         }
-        let queue = Arc::clone(&handle.db.writer);
-        let turn = match tokio::time::timeout(LOCK_WAIT, queue.acquire_owned()).await {
-            Ok(Ok(turn)) => turn,
-            _ => return Ok(Err(SqlError::Busy("database is locked".into()))),
-        };
-        self.table.get_mut(conn)?.write_turn = Some(turn);
-        Ok(Ok(()))
+        let queue = Arc::clone(&self.db.writer);
+        match tokio::time::timeout(LOCK_WAIT, queue.acquire_owned()).await {
+            Ok(Ok(turn)) => {
+                self.write_turn = Some(turn);
+                Ok(())
+            }
+            _ => Err(SqlError::Busy("database is locked".into())),
+        }
     }
 
     /// Runs a statement on this thread. If another process holds the write lock it returns
     /// `SQLITE_BUSY` at once (connections have no busy handler); it is then tried again
     /// after an async pause, for `LOCK_WAIT`.
-    async fn run_here(
-        &mut self,
-        conn: &Resource<Connection>,
-        sql: &str,
-        params: &[SqlValue],
-    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+    async fn run_here(&mut self, sql: &str, params: &[SqlValue]) -> Result<Rows, SqlError> {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let Some(raw) = self.table.get(conn)?.conn.as_ref() else {
-                return Ok(Err(SqlError::InvalidConnection));
+            let result = match self.raw() {
+                Ok(raw) => execute(raw, sql, params),
+                Err(err) => Err(err),
             };
-            match execute(raw, sql, params) {
+            match result {
                 Err(SqlError::Busy(_)) if started.elapsed() < LOCK_WAIT => {
                     wait_for_lock(attempt).await;
                     attempt += 1;
                 }
-                result => return Ok(result),
+                result => return result,
             }
         }
     }
 
-    /// Runs a statement on the blocking pool. The connection leaves its resource for the
-    /// call and comes back with the result; if the instance is dropped meanwhile (a timeout)
-    /// it is closed instead, which rolls back any transaction it had open.
+    /// Runs a statement on the blocking pool. The SQLite connection leaves for the call and
+    /// comes back with the result; if this future is dropped meanwhile it is closed instead,
+    /// which rolls back any transaction it had open.
     async fn run_on_blocking_pool(
         &mut self,
-        conn: &Resource<Connection>,
         sql: String,
         params: Vec<SqlValue>,
-    ) -> wasmtime::Result<Result<Rows, SqlError>> {
-        let handle = self.table.get_mut(conn)?;
-        let Some(raw) = handle.conn.take() else {
-            return Ok(Err(SqlError::InvalidConnection));
-        };
-        let turn = handle.write_turn.take();
+    ) -> Result<Rows, SqlError> {
+        let raw = self.conn.take().ok_or(SqlError::InvalidConnection)?;
+        let turn = self.write_turn.take();
         let (raw, turn, result) = blocking(move || {
             let result = execute(&raw, &sql, &params);
             // A transaction that ended gives up its turn here, at once: the next writer
@@ -249,11 +336,11 @@ impl InstanceState {
             let turn = if raw.is_autocommit() { None } else { turn };
             (raw, turn, result)
         })
-        .await?;
-        let handle = self.table.get_mut(conn)?;
-        handle.conn = Some(raw);
-        handle.write_turn = turn;
-        Ok(result)
+        .await
+        .map_err(|err| SqlError::Io(format!("{err:#}")))?;
+        self.conn = Some(raw);
+        self.write_turn = turn;
+        result
     }
 }
 

@@ -1,5 +1,5 @@
 //! Spin's SQLite interface, both generations (`fermyon:spin/sqlite@2.0.0`,
-//! `spin:sqlite/sqlite@3.0.0`), as Spin's `factor-sqlite` serves it: the app's databases are
+//! `spin:sqlite/sqlite@3.1.0`, which also serves 3.0.0's importers), as Spin's `factor-sqlite` serves it: the app's databases are
 //! local files (`database.rs`), configured by `[sqlite_database.<label>]` (`config.rs`); a
 //! component opens those its `sqlite_databases` lists (`access-denied` for the others); its
 //! connections live in its instance's own resource table (`host.rs`).
