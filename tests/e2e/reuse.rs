@@ -1,5 +1,6 @@
-//! WASI 0.3 components on the host: instances reused across requests, as Spin 4 reuses them,
-//! and stopped, unlike Spin's, when a request on them runs past its deadline. The fixture
+//! WASI 0.3 components: instances reused across requests, as Spin 4 reuses them (the tests
+//! that speak only HTTP run on the host and on real Spin), and on the host stopped, unlike
+//! Spin's, when a request on them runs past its deadline. The fixture
 //! (`tests/fixtures/reuse`, spin-sdk 7) says in every answer which instance served it and how
 //! many requests that instance had begun.
 
@@ -9,8 +10,15 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::app::{repo_root, spawn_app_with, TestApp, HOST};
+use crate::app::{on_every_target, repo_root, Runtime, Target, TestApp, HOST};
 use crate::metrics::scrape_host;
+
+on_every_target!(
+    one_instance_serves_request_after_request_and_each_sees_only_its_own,
+    concurrent_requests_share_instances_and_never_see_each_others,
+    concurrent_takes_through_reused_instances_never_sell_more_than_the_stock,
+    the_reuse_limits_bound_how_often_and_how_long_an_instance_serves,
+);
 
 fn reuse_manifest() -> PathBuf {
     static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
@@ -31,10 +39,18 @@ fn reuse_manifest() -> PathBuf {
     manifest
 }
 
+/// The fixture on the host, with its metrics served.
 fn reuse_app(args: &[&str]) -> TestApp {
-    let mut all = vec!["--metrics-listen", "127.0.0.1:0"];
+    reuse_app_on(Target::HOST, args)
+}
+
+fn reuse_app_on(target: Target, args: &[&str]) -> TestApp {
+    let mut all = Vec::new();
+    if target.runtime == Runtime::Host {
+        all.extend(["--metrics-listen", "127.0.0.1:0"]);
+    }
     all.extend_from_slice(args);
-    spawn_app_with(&reuse_manifest(), &all)
+    target.spawn_app_from(&reuse_manifest(), &all)
 }
 
 /// An answer of the fixture: `instance=<id> served=<n> <what>`.
@@ -67,9 +83,8 @@ fn retired(app: &TestApp, reason: &str) -> f64 {
     )
 }
 
-#[test]
-fn one_instance_serves_request_after_request_and_each_sees_only_its_own() {
-    let app = reuse_app(&[]);
+fn one_instance_serves_request_after_request_and_each_sees_only_its_own(target: Target) {
+    let app = reuse_app_on(target, &[]);
     let first = served(&app, "POST", "/echo", "a", b"first");
     assert_eq!(first.status, 200, "{first:?}");
     for n in 2..=20u64 {
@@ -86,6 +101,9 @@ fn one_instance_serves_request_after_request_and_each_sees_only_its_own() {
     assert_eq!(served(&app, "GET", "/kv", "", b"").what, "counter=2");
     assert_eq!(served(&app, "POST", "/write", "", b"").what, "written");
     assert_eq!(served(&app, "GET", "/rows", "", b"").what, "rows=1");
+    if target.runtime != Runtime::Host {
+        return;
+    }
     let scrape = scrape_host(&app);
     assert_eq!(
         scrape.value("inventory_host_instances_made_total", &[("kind", "wasip3")]),
@@ -97,9 +115,8 @@ fn one_instance_serves_request_after_request_and_each_sees_only_its_own() {
     );
 }
 
-#[test]
-fn concurrent_requests_share_instances_and_never_see_each_others() {
-    let app = Arc::new(reuse_app(&[]));
+fn concurrent_requests_share_instances_and_never_see_each_others(target: Target) {
+    let app = Arc::new(reuse_app_on(target, &[]));
     let start = Arc::new(Barrier::new(16));
     let answers: Vec<(usize, Served)> = (0..16)
         .map(|n| {
@@ -135,9 +152,8 @@ fn concurrent_requests_share_instances_and_never_see_each_others() {
     );
 }
 
-#[test]
-fn concurrent_takes_through_reused_instances_never_sell_more_than_the_stock() {
-    let app = Arc::new(reuse_app(&[]));
+fn concurrent_takes_through_reused_instances_never_sell_more_than_the_stock(target: Target) {
+    let app = Arc::new(reuse_app_on(target, &[]));
     let start = Arc::new(Barrier::new(16));
     let statuses: Vec<u16> = (0..16)
         .map(|_| {
@@ -163,14 +179,16 @@ fn concurrent_takes_through_reused_instances_never_sell_more_than_the_stock() {
     );
 }
 
-#[test]
-fn the_reuse_limits_bound_how_often_and_how_long_an_instance_serves() {
-    let app = reuse_app(&[
-        "--max-instance-reuse-count",
-        "3",
-        "--idle-instance-timeout",
-        "300ms",
-    ]);
+fn the_reuse_limits_bound_how_often_and_how_long_an_instance_serves(target: Target) {
+    let app = reuse_app_on(
+        target,
+        &[
+            "--max-instance-reuse-count",
+            "3",
+            "--idle-instance-timeout",
+            "300ms",
+        ],
+    );
     let answers: Vec<Served> = (0..4)
         .map(|_| served(&app, "GET", "/echo", "", b""))
         .collect();
@@ -181,6 +199,9 @@ fn the_reuse_limits_bound_how_often_and_how_long_an_instance_serves() {
     std::thread::sleep(Duration::from_millis(800));
     let after_idle = served(&app, "GET", "/echo", "", b"");
     assert_ne!(after_idle.instance, answers[3].instance);
+    if target.runtime != Runtime::Host {
+        return;
+    }
     assert_eq!(retired(&app, "reuse_limit"), 1.0);
     assert!(retired(&app, "idle") >= 1.0);
 }
@@ -288,5 +309,45 @@ fn up_lists_spins_reuse_flags_and_refuses_bad_values() {
         assert!(!out.status.success(), "{flag} {value}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(flag), "{err}");
+    }
+}
+
+#[test]
+fn after_a_reload_no_request_is_served_by_an_instance_of_the_old_app() {
+    let dir = tempfile::tempdir().unwrap();
+    reuse_manifest();
+    let wasm = repo_root().join("target/wasm32-wasip2/release/reuse.wasm");
+    let app = crate::watch::watched_app(dir.path(), &wasm);
+    let before = served(&app, "GET", "/var", "", b"");
+    assert_eq!(before.what, "greeting=world", "{before:?}");
+    assert_eq!(
+        served(&app, "GET", "/var", "", b"").instance,
+        before.instance
+    );
+    // A new default for the variable: the manifest reloads, the wasm file unchanged.
+    let manifest = dir.path().join("spin.toml");
+    let edited = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("default = \"world\"", "default = \"there\"");
+    crate::watch::rewrite(&manifest, &edited);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let swapped = loop {
+        let answer = served(&app, "GET", "/var", "", b"");
+        if answer.what == "greeting=there" {
+            break answer;
+        }
+        assert_eq!(answer.instance, before.instance, "{answer:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never reloaded: {}",
+            app.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_ne!(swapped.instance, before.instance);
+    for _ in 0..20 {
+        let answer = served(&app, "GET", "/var", "", b"");
+        assert_eq!(answer.what, "greeting=there", "{answer:?}");
+        assert_ne!(answer.instance, before.instance);
     }
 }

@@ -60,7 +60,7 @@ watch = ["variant"]
 
 /// The watched app in `dir`, serving `variant` (a wasm file's path), its key-value store in
 /// memory: a reload that reopened the store would lose its counts.
-fn watched_app(dir: &Path, variant: &Path) -> TestApp {
+pub(crate) fn watched_app(dir: &Path, variant: &Path) -> TestApp {
     std::fs::write(dir.join("spin.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("variant"), variant.to_str().unwrap()).unwrap();
     let config = dir.join("runtime-config.toml");
@@ -99,7 +99,7 @@ fn wait_for_body(app: &TestApp, path: &str, expected: &str) {
 }
 
 /// Writes `text` to `path` so that its stamp surely changes (size or time).
-fn rewrite(path: &Path, text: &str) {
+pub(crate) fn rewrite(path: &Path, text: &str) {
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(path, text).unwrap();
 }

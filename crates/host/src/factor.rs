@@ -87,3 +87,16 @@ pub type ChainFuture =
 pub trait Chain: Send + Sync {
     fn chain(&self, component: &str, request: http::Request<WasiBody>) -> ChainFuture;
 }
+
+/// The outbound hooks of an instance made while the host stops: nothing to chain to.
+pub struct NoChain;
+
+impl Chain for NoChain {
+    fn chain(&self, _target: &str, _request: http::Request<WasiBody>) -> ChainFuture {
+        Box::pin(async {
+            Err(HttpError::InternalError(Some(
+                "the host is stopping".into(),
+            )))
+        })
+    }
+}

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use wasmtime::component::{Instance, Linker};
 
-use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
-use crate::factor::{AppContext, ComponentContext, Factor, InstanceContext};
+use crate::factor::{AppContext, Chain, ComponentContext, Factor, InstanceContext, NoChain};
 use crate::{key_value, outbound_http, sqlite, variables, wasi};
 
 /// Puts the listed interfaces together: for each level of state, a struct with a field per
@@ -195,4 +195,28 @@ impl WasiHttpView for InstanceState {
             hooks: &mut http.hooks,
         }
     }
+}
+
+/// A store for an instance of a component: its interfaces' states, its limits, and the
+/// trigger to chain requests to (none while the host stops). `grown` counts the memory it
+/// grows. The caller sets how time is bounded.
+pub fn new_store(
+    engine: &Engine,
+    factors: &ComponentStates,
+    dependency_count: usize,
+    chain: Option<Arc<dyn Chain>>,
+    grown: Arc<AtomicUsize>,
+) -> Store<InstanceState> {
+    let chain = chain.unwrap_or_else(|| Arc::new(NoChain));
+    let state = InstanceState {
+        factors: factors.instance(&InstanceContext { chain }),
+        limits: Limits {
+            store: StoreLimitsBuilder::new().instances(64).build(),
+            grown,
+        },
+        dependencies: vec![None; dependency_count],
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(InstanceState::limiter);
+    store
 }

@@ -152,7 +152,7 @@ impl HandlerState for Reuse {
         let options = &self.options;
         let request_timeout = options.request_timeout.sample();
         let fate = Arc::new(Fate::default());
-        let mut store = crate::trigger::new_store(
+        let mut store = crate::factors::new_store(
             &self.engine,
             &self.factors,
             self.dependency_count,

@@ -4,7 +4,6 @@
 //! (`http://<component>.spin.internal`) the same way.
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,6 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
-use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi_http::handler::{
     ExpirationError, InstantiationError, ProxyHandler, TrapOrPanicError,
 };
@@ -24,8 +22,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{Error as ChainError, WasiBody, WasiHttpView};
 
 use crate::app::{App, Handler, LiveApp, LoadedComponent};
-use crate::factor::{Chain, ChainFuture, InstanceContext};
-use crate::factors::{ComponentStates, InstanceState, Limits};
+use crate::factor::{Chain, ChainFuture};
 use crate::metrics::{self, InstanceInUse, Retired, Source, NO_COMPONENT};
 use crate::reuse::{Range, Reuse, ReuseOptions};
 use crate::routes::RouteMatch;
@@ -233,7 +230,7 @@ impl Trigger {
             }
         };
         let timeout = self.request_timeout.sample();
-        let mut store = new_store(
+        let mut store = crate::factors::new_store(
             &app.engine,
             &component.factors,
             component.dependency_count,
@@ -370,30 +367,6 @@ fn with_absolute_uri<B>(mut req: Request<B>) -> Request<B> {
     req
 }
 
-/// A store for an instance of a component: its interfaces' states, its limits, and the
-/// trigger to chain requests to (none while the host stops). `grown` counts the memory it
-/// grows. The caller sets how time is bounded.
-pub fn new_store(
-    engine: &wasmtime::Engine,
-    factors: &ComponentStates,
-    dependency_count: usize,
-    chain: Option<Arc<dyn Chain>>,
-    grown: Arc<AtomicUsize>,
-) -> Store<InstanceState> {
-    let chain = chain.unwrap_or_else(|| Arc::new(NoChain));
-    let state = InstanceState {
-        factors: factors.instance(&InstanceContext { chain }),
-        limits: Limits {
-            store: StoreLimitsBuilder::new().instances(64).build(),
-            grown,
-        },
-        dependencies: vec![None; dependency_count],
-    };
-    let mut store = Store::new(engine, state);
-    store.limiter(InstanceState::limiter);
-    store
-}
-
 /// An instance slot: one of the bounded instances, held until the request's task ends.
 struct Slot {
     _permit: OwnedSemaphorePermit,
@@ -434,19 +407,6 @@ impl Chain for Trigger {
                 started.elapsed(),
             );
             Ok(response)
-        })
-    }
-}
-
-/// The outbound hooks of an instance made while the host stops: nothing to chain to.
-struct NoChain;
-
-impl Chain for NoChain {
-    fn chain(&self, _target: &str, _request: Request<WasiBody>) -> ChainFuture {
-        Box::pin(async {
-            Err(ChainError::InternalError(Some(
-                "the host is stopping".into(),
-            )))
         })
     }
 }

@@ -28,3 +28,71 @@ pub use web::http::{Req, Resp};
 pub use web::pipeline::{serve, serve_private};
 pub use web::problem::{ApiError, FieldError};
 pub use web::routing::{Access, Call, Handler, Route};
+
+/// An instance may serve many requests, several at once (WASI 0.3 hosts reuse instances):
+/// nothing of one request may outlive it in a global. The app and the guard keep request
+/// state in values a request owns (`web::Context`, `store::Db`); a global, if one is ever
+/// needed, must be a cache keyed by its inputs and say so where this test allows it.
+#[cfg(test)]
+mod reuse_safety {
+    use std::path::{Path, PathBuf};
+
+    /// What may hold state across requests of one instance.
+    const GLOBALS: [&str; 8] = [
+        "static mut",
+        "thread_local!",
+        "OnceLock",
+        "LazyLock",
+        "lazy_static",
+        "once_cell",
+        "static ref",
+        "AtomicU",
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn no_request_state_lives_in_a_global() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        for dir in [
+            "crates/inventory/src",
+            "crates/domain/src",
+            "crates/jwt/src",
+            "components",
+        ] {
+            sources(&root.join(dir), &mut files);
+        }
+        assert!(files.len() > 20, "{} source files", files.len());
+        let mut found = Vec::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            // This file names them.
+            if text.contains("mod reuse_safety") {
+                continue;
+            }
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let atomic_static =
+                    code.trim_start().starts_with("static ") && code.contains("Atomic");
+                if GLOBALS.iter().any(|g| code.contains(g)) || atomic_static {
+                    found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "state that outlives a request:\n{}",
+            found.join("\n")
+        );
+    }
+}
