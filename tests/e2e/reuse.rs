@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::app::{on_every_target, repo_root, Runtime, Target, TestApp, HOST};
+use crate::app::{on_every_target, repo_root, spawn_app_with, Runtime, Target, TestApp, HOST};
 use crate::metrics::scrape_host;
 
 on_every_target!(
@@ -18,6 +18,7 @@ on_every_target!(
     concurrent_requests_share_instances_and_never_see_each_others,
     concurrent_takes_through_reused_instances_never_sell_more_than_the_stock,
     the_reuse_limits_bound_how_often_and_how_long_an_instance_serves,
+    requests_with_other_tokens_on_one_instance_never_see_each_others_subject_or_scopes,
 );
 
 fn reuse_manifest() -> PathBuf {
@@ -312,23 +313,99 @@ fn up_lists_spins_reuse_flags_and_refuses_bad_values() {
     }
 }
 
+/// Through the app's guard (WASI 0.2, composed into the WASI 0.3 fixture, inheriting its
+/// variables and key-value store), as the app's components will use it.
+fn requests_with_other_tokens_on_one_instance_never_see_each_others_subject_or_scopes(
+    target: Target,
+) {
+    let app = Arc::new(reuse_app_on(target, &[]));
+    let token = |sub: &str, scope: &str| {
+        crate::app::cli_token(&reuse_manifest(), &["--sub", sub, "--scope", scope]).unwrap()
+    };
+    let callers = [
+        ("alice", "inventory:read", token("alice", "inventory:read")),
+        ("bob", "stock:deduct", token("bob", "stock:deduct")),
+    ];
+    let guarded = |app: &TestApp, token: &str| {
+        let auth = format!("Bearer {token}");
+        let response = app.request("GET", "/guarded", &[("authorization", &auth)], None);
+        let text = String::from_utf8(response.body).unwrap();
+        (response.status, parts_of(&text))
+    };
+    // In turn, on one instance.
+    let mut instances = HashSet::new();
+    for n in 0..10 {
+        let (sub, scope, token) = &callers[n % 2];
+        let (status, (instance, what)) = guarded(&app, token);
+        assert_eq!(status, 200, "{what}");
+        assert!(
+            what.starts_with(&format!("subject={sub} scopes={scope} remaining=")),
+            "{what}"
+        );
+        instances.insert(instance);
+    }
+    assert_eq!(instances.len(), 1, "{instances:?}");
+    // At once.
+    let start = Arc::new(Barrier::new(16));
+    let threads: Vec<_> = (0..16)
+        .map(|n| {
+            let (app, start) = (Arc::clone(&app), Arc::clone(&start));
+            let (sub, scope, token) = callers[n % 2].clone();
+            std::thread::spawn(move || {
+                start.wait();
+                let auth = format!("Bearer {token}");
+                let response = app.request("GET", "/guarded", &[("authorization", &auth)], None);
+                let text = String::from_utf8(response.body).unwrap();
+                assert_eq!(response.status, 200, "{text}");
+                let (_, what) = parts_of(&text);
+                assert!(
+                    what.starts_with(&format!("subject={sub} scopes={scope} remaining=")),
+                    "{what}"
+                );
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    // No token: refused, whoever came before.
+    let refused = app.request("GET", "/guarded", &[("authorization", "Bearer x")], None);
+    assert_eq!(refused.status, 401);
+}
+
+/// The instance and the rest of one of the fixture's answers.
+fn parts_of(text: &str) -> (String, String) {
+    let mut parts = text.trim_end().splitn(3, ' ');
+    let instance = parts.next().unwrap_or_default().to_owned();
+    let _served = parts.next();
+    (instance, parts.next().unwrap_or_default().to_owned())
+}
+
 #[test]
 fn after_a_reload_no_request_is_served_by_an_instance_of_the_old_app() {
+    // The fixture's manifest, its wasm files named by absolute path, without a build step.
     let dir = tempfile::tempdir().unwrap();
-    reuse_manifest();
-    let wasm = repo_root().join("target/wasm32-wasip2/release/reuse.wasm");
-    let app = crate::watch::watched_app(dir.path(), &wasm);
+    let release = repo_root().join("target/wasm32-wasip2/release");
+    let text = std::fs::read_to_string(reuse_manifest()).unwrap().replace(
+        "../../../target/wasm32-wasip2/release",
+        release.to_str().unwrap(),
+    );
+    let text = text
+        .split("[component.reuse.build]")
+        .next()
+        .unwrap()
+        .to_owned();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, &text).unwrap();
+    let app = spawn_app_with(&manifest, &["--watch"]);
     let before = served(&app, "GET", "/var", "", b"");
-    assert_eq!(before.what, "greeting=world", "{before:?}");
+    assert_eq!(before.what, "greeting=hello", "{before:?}");
     assert_eq!(
         served(&app, "GET", "/var", "", b"").instance,
         before.instance
     );
     // A new default for the variable: the manifest reloads, the wasm file unchanged.
-    let manifest = dir.path().join("spin.toml");
-    let edited = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("default = \"world\"", "default = \"there\"");
+    let edited = text.replace("default = \"hello\"", "default = \"there\"");
     crate::watch::rewrite(&manifest, &edited);
     let deadline = Instant::now() + Duration::from_secs(30);
     let swapped = loop {

@@ -60,7 +60,7 @@ watch = ["variant"]
 
 /// The watched app in `dir`, serving `variant` (a wasm file's path), its key-value store in
 /// memory: a reload that reopened the store would lose its counts.
-pub(crate) fn watched_app(dir: &Path, variant: &Path) -> TestApp {
+fn watched_app(dir: &Path, variant: &Path) -> TestApp {
     std::fs::write(dir.join("spin.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("variant"), variant.to_str().unwrap()).unwrap();
     let config = dir.join("runtime-config.toml");
