@@ -193,6 +193,17 @@ impl Connection {
         }
     }
 
+    /// The rowid of the last row this connection inserted (0: none, or no connection).
+    pub(super) fn last_insert_rowid(&self) -> i64 {
+        self.raw()
+            .map_or(0, rusqlite::Connection::last_insert_rowid)
+    }
+
+    /// Rows its last statement changed (0 with no connection).
+    pub(super) fn changes(&self) -> u64 {
+        self.raw().map_or(0, rusqlite::Connection::changes)
+    }
+
     pub(super) fn raw(&self) -> Result<&rusqlite::Connection, SqlError> {
         self.conn.as_ref().ok_or(SqlError::InvalidConnection)
     }

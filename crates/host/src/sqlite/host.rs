@@ -103,13 +103,11 @@ macro_rules! generation {
     // What only `spin:sqlite@3.0.0` has.
     (@v3 extra) => {
         async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
-            let conn = self.table.get(&conn)?;
-            Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
+            Ok(self.table.get(&conn)?.last_insert_rowid())
         }
 
         async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
-            let conn = self.table.get(&conn)?;
-            Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
+            Ok(self.table.get(&conn)?.changes())
         }
     };
     (@v2 extra) => {};
@@ -183,20 +181,14 @@ impl<U> v3::HostConnectionWithStore<U> for HasSelf<InstanceState> {
         accessor: &Accessor<U, Self>,
         conn: Resource<Connection>,
     ) -> wasmtime::Result<i64> {
-        accessor.with(|mut access| {
-            let conn = access.get().table.get(&conn)?;
-            Ok(conn.raw().map(|c| c.last_insert_rowid()).unwrap_or(0))
-        })
+        accessor.with(|mut access| Ok(access.get().table.get(&conn)?.last_insert_rowid()))
     }
 
     async fn changes_async(
         accessor: &Accessor<U, Self>,
         conn: Resource<Connection>,
     ) -> wasmtime::Result<u64> {
-        accessor.with(|mut access| {
-            let conn = access.get().table.get(&conn)?;
-            Ok(conn.raw().map(|c| c.changes()).unwrap_or(0))
-        })
+        accessor.with(|mut access| Ok(access.get().table.get(&conn)?.changes()))
     }
 }
 
