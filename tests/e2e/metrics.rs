@@ -172,6 +172,20 @@ fn the_hosts_metrics_parse_and_count_requests_by_component_method_and_status() {
         after.value("inventory_host_instances_in_use", &[("source", "client")]),
         0.0
     );
+    // The app's components are WASI 0.2: an instance for each request, dropped after it.
+    let made = |s: &Scrape| s.value("inventory_host_instances_made_total", &[("kind", "wasip2")]);
+    let served = |s: &Scrape| {
+        s.value(
+            "inventory_host_instances_retired_total",
+            &[("reason", "served")],
+        )
+    };
+    assert_eq!(made(&after) - made(&before), 9.0);
+    assert_eq!(served(&after), made(&after));
+    assert_eq!(
+        after.value("inventory_host_instances_made_total", &[("kind", "wasip3")]),
+        0.0
+    );
     assert!(after.value("inventory_host_start_time_seconds", &[]) > 1.7e9);
 
     // Off unless asked for.

@@ -240,7 +240,6 @@ impl Trigger {
         let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
-        metrics::get().instance_made(false);
         let (sender, receiver) = oneshot::channel();
         let req = store
             .data_mut()
@@ -252,6 +251,7 @@ impl Trigger {
             // The slot is held until the task ends: body streaming, and whatever the
             // component does after its response (the notifier delivers then), included.
             let _slot = slot;
+            metrics::get().instance_made(false);
             let _retired = RetireOnDrop;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
