@@ -31,7 +31,7 @@ pub fn configured_receivers() -> Result<Vec<String>, StoreError> {
 }
 
 fn variable(name: &str) -> Result<String, StoreError> {
-    spin_sdk::variables::get(name).map_err(|err| {
+    crate::store::spin::variable(name).map_err(|err| {
         StoreError::Misconfigured(format!(
             "the variable `{name}` is not available to this component ({err}); declare it in \
              `[component.<id>.variables]`"

@@ -3,7 +3,7 @@
 use std::cell::{Cell, OnceCell};
 use std::ops::Deref;
 
-use spin_sdk::sqlite::{Connection, QueryResult, Value};
+use crate::store::spin::{self, Connection, QueryResult, Value};
 
 use crate::store::config::OutboxConfig;
 pub use crate::store::error::StoreError;
@@ -63,7 +63,7 @@ impl std::fmt::Debug for Db {
 impl Db {
     pub(crate) fn connect() -> Result<Self, StoreError> {
         Ok(Self {
-            conn: Connection::open_default()?,
+            conn: spin::open_default()?,
             outbox: OnceCell::new(),
             events_written: Cell::new(0),
             notifier_active: Cell::new(false),

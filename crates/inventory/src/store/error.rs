@@ -1,7 +1,7 @@
 //! The store's one error type: SQLite failures mapped once, into what the layers above need
 //! to tell apart.
 
-use spin_sdk::sqlite::Error as SqliteError;
+use crate::store::spin::SqliteError;
 
 /// Storage failures, as the layers above need to tell them apart.
 #[derive(Debug)]

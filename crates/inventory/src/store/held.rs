@@ -2,7 +2,7 @@
 //! (`reserved!`). A line holds while its `holds_until` is in the future, by the database's
 //! clock, so an expired hold stops counting the instant it expires, with no job to run.
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::domain::stock::ProductTotal;
 

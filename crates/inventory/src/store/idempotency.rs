@@ -2,7 +2,7 @@
 //! (subject, key), kept at least [`RETENTION_SECONDS`] and swept a few rows at a time by the
 //! writes themselves.
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::store::db::{rows, Db, StoreError, Tx};
 

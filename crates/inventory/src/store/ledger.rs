@@ -3,8 +3,8 @@
 //! sum to its stock and every change is told. Every route that changes a product's
 //! quantities records the change here (`record`).
 
+use crate::store::spin::Value;
 use serde::Serialize;
-use spin_sdk::sqlite::Value;
 
 use crate::store::db::{opt_text, rows, Db, StoreError, Tx, NOW};
 use crate::store::events::{Event, StockCause, StockChange};

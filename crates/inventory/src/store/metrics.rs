@@ -2,7 +2,7 @@
 //! totals, the events each receiver has not yet had, and the holds at work. `GET /metrics`
 //! (the events component) writes it for Prometheus.
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::store::db::{now_ms, rows, Db, NOW_MS};
 use crate::store::error::StoreError;

@@ -14,7 +14,7 @@
 //! without trying, and the one request that tries, and fails, carries SQLite's message
 //! ([`MigrationFailure::fresh`]), so the log says it once per attempt, not once per request.
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::store::db::{now_ms, rows, Db};
 use crate::store::error::MigrationFailure;

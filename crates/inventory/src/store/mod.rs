@@ -24,6 +24,7 @@ pub mod migrations;
 pub mod outbox;
 pub mod products;
 pub mod reservations;
+pub mod spin;
 pub mod stock;
 
 pub use db::{Db, Tx};

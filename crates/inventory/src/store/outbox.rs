@@ -5,7 +5,7 @@
 //! notifier after its response only when none is. When the next one is due, and who watches
 //! the active one, is the app's clock (`notifier_clock`, `migrations/0005_notifier_clock.sql`).
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::ids;
 use crate::store::db::{rows, Db, Row, StoreError, Tx};

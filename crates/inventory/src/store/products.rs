@@ -1,8 +1,8 @@
 //! The product catalogue, and a product's own events. Every write runs in the caller's
 //! transaction with its events (the outbox); one that changes stock also writes the ledger.
 
+use crate::store::spin::Value;
 use serde::{Serialize, Serializer};
-use spin_sdk::sqlite::Value;
 
 use serde_json::json;
 

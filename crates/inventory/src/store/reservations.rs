@@ -8,7 +8,7 @@
 //! deducts and stock counts sells a unit twice. This module owns the holds themselves
 //! (`reservations`); what they hold is `held`'s.
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::domain::reservation::{NewReservation, TtlSeconds};
 use crate::domain::stock::ProductTotal;

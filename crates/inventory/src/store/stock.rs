@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 
-use spin_sdk::sqlite::Value;
+use crate::store::spin::Value;
 
 use crate::domain::stock::Shortfall;
 use crate::domain::MAX_STOCK;
