@@ -209,6 +209,29 @@ pub fn build_components() {
     });
 }
 
+/// The manifest of the test fixture `tests/fixtures/<name>`, its components built once for
+/// the whole test run (as `spin build` builds them, through the host's `build`).
+pub fn built_fixture(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let manifest = repo_root().join(format!("tests/fixtures/{name}/spin.toml"));
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|b| b == name) {
+        let out = Command::new(HOST)
+            .arg("build")
+            .arg("-f")
+            .arg(&manifest)
+            .output()
+            .expect("run the host's build command");
+        assert!(
+            out.status.success(),
+            "building the fixture {name} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.push(name.to_owned());
+    }
+    manifest
+}
+
 /// A running app. Killed when dropped.
 pub struct TestApp {
     pub addr: String,

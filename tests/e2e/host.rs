@@ -291,18 +291,7 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
 }
 
 pub fn misbehave_manifest() -> std::path::PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let manifest = repo_root().join("tests/fixtures/misbehave/spin.toml");
-    BUILT.get_or_init(|| {
-        let status = Command::new(HOST)
-            .arg("build")
-            .arg("-f")
-            .arg(&manifest)
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
-    manifest
+    crate::app::built_fixture("misbehave")
 }
 
 #[test]

@@ -22,22 +22,7 @@ on_every_target!(
 );
 
 fn reuse_manifest() -> PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    let manifest = repo_root().join("tests/fixtures/reuse/spin.toml");
-    BUILT.get_or_init(|| {
-        let out = Command::new(HOST)
-            .arg("build")
-            .arg("-f")
-            .arg(&manifest)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    manifest
+    crate::app::built_fixture("reuse")
 }
 
 /// The fixture on the host, with its metrics served.

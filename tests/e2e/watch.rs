@@ -8,24 +8,16 @@
 //! same path as a compiler's, in milliseconds.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::app::{repo_root, spawn_app_with, TestApp, HOST};
+use crate::app::{repo_root, spawn_app_with, TestApp};
 use crate::host::misbehave_manifest;
 
 fn hello_wasm() -> PathBuf {
-    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(HOST)
-            .args(["build", "-f"])
-            .arg(repo_root().join("tests/fixtures/hello/spin.toml"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    });
+    crate::app::built_fixture("hello");
     repo_root().join("target/wasm32-wasip2/release/hello.wasm")
 }
 
