@@ -237,7 +237,9 @@ impl Trigger {
             self.me.upgrade().map(|me| me as Arc<dyn Chain>),
             Arc::default(),
         );
-        let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = u64::try_from(timeout.as_millis() / EPOCH_TICK.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         let (sender, receiver) = oneshot::channel();
