@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The host serving the app, side by side with the same service written natively
 # (bench/native: axum + rusqlite doing the same work per request), on this machine, in one
-# run: wrk rounds alternate between the two, so both see the same noise.
+# run: wrk rounds alternate between the sides, so all see the same noise. Three sides:
+#   host    the app's WASI 0.3 build (spin.toml): instances reused across requests
+#   wasip2  its WASI 0.2 build (spin.wasip2.toml) on the same host: an instance a request
+#   native  bench/native
 #
 #   bench/side-by-side.sh [DURATION_SECONDS] [ROUNDS]
 #
@@ -29,6 +32,7 @@ ONLY=${ONLY:-read,deduct}
 HOST_PORT=${HOST_PORT:-3931}
 NATIVE_PORT=${NATIVE_PORT:-3932}
 BEFORE_PORT=${BEFORE_PORT:-3933}
+WASIP2_PORT=${WASIP2_PORT:-3934}
 
 need_wrk
 if [[ -z ${HOST:-} ]]; then
@@ -38,6 +42,7 @@ fi
 cargo build --release -p inventory-dev-token --quiet
 cargo build --release --quiet --manifest-path bench/native/Cargo.toml --target-dir target/bench-native
 "$HOST" build >/dev/null
+"$HOST" build -f spin.wasip2.toml >/dev/null
 
 state=$(mktemp -d)
 pids=()
@@ -50,12 +55,13 @@ serve_host() { # BINARY PORT NAME [MANIFEST]
   pid_of[$3]=$!
 }
 serve_host "$HOST" "$HOST_PORT" host
-ports=("$HOST_PORT" "$NATIVE_PORT")
-all_sides="host native"
+serve_host "$HOST" "$WASIP2_PORT" wasip2 spin.wasip2.toml
+ports=("$HOST_PORT" "$WASIP2_PORT" "$NATIVE_PORT")
+all_sides="host wasip2 native"
 if [[ -n ${BEFORE:-} ]]; then
   serve_host "$BEFORE" "$BEFORE_PORT" before "${BEFORE_MANIFEST:-}"
   ports+=("$BEFORE_PORT")
-  all_sides="host native before"
+  all_sides="$all_sides before"
 fi
 ADDR="127.0.0.1:$NATIVE_PORT" DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
 pids+=($!)
@@ -95,7 +101,7 @@ load() {
 }
 
 echo "wrk -t2, ${DURATION}s rounds, $ROUNDS rounds a side, alternating; host: $HOST${BEFORE:+, before: $BEFORE}"
-port_of() { case $1 in host) echo "$HOST_PORT" ;; native) echo "$NATIVE_PORT" ;; before) echo "$BEFORE_PORT" ;; esac; }
+port_of() { case $1 in host) echo "$HOST_PORT" ;; wasip2) echo "$WASIP2_PORT" ;; native) echo "$NATIVE_PORT" ;; before) echo "$BEFORE_PORT" ;; esac; }
 for name in ${ONLY//,/ }; do
   for side in $all_sides; do : >"$state/$name.$side"; done
   for r in $(seq "$ROUNDS"); do

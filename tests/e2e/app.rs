@@ -18,8 +18,9 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The manifest of the build the tests that run on one build use (`Build::chosen`).
 pub fn manifest() -> PathBuf {
-    repo_root().join("spin.toml")
+    Build::chosen().manifest()
 }
 
 /// The compiled-component cache of test runs: under `target/`, never the user's own.
@@ -39,14 +40,27 @@ pub enum Runtime {
 /// A build of the app: a manifest and the wasm files it names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
-    /// `spin.toml`: the components on spin-sdk 5 (WASI 0.2).
+    /// `spin.toml`: the components on spin-sdk 7 (WASI 0.3, instances reused).
+    Wasip3,
+    /// `spin.wasip2.toml`: the same source on spin-sdk 5 (WASI 0.2, an instance a request).
     Wasip2,
 }
 
 impl Build {
     pub fn manifest(self) -> PathBuf {
         match self {
-            Self::Wasip2 => manifest(),
+            Self::Wasip3 => repo_root().join("spin.toml"),
+            Self::Wasip2 => repo_root().join("spin.wasip2.toml"),
+        }
+    }
+
+    /// The build the tests that run on one build use: `spin.toml`'s, or the WASI 0.2 one
+    /// where `INVENTORY_E2E_BUILD=wasip2` (CI runs them on both).
+    pub fn chosen() -> Self {
+        match std::env::var("INVENTORY_E2E_BUILD").as_deref() {
+            Ok("wasip2") => Self::Wasip2,
+            Ok("wasip3") | Ok("") | Err(_) => Self::Wasip3,
+            Ok(other) => panic!("INVENTORY_E2E_BUILD={other}: wasip3 or wasip2"),
         }
     }
 }
@@ -60,14 +74,12 @@ pub struct Target {
 }
 
 impl Target {
-    pub const HOST: Self = Self {
-        runtime: Runtime::Host,
-        build: Build::Wasip2,
-    };
-    pub const SPIN: Self = Self {
-        runtime: Runtime::Spin,
-        build: Build::Wasip2,
-    };
+    pub fn host() -> Self {
+        Self {
+            runtime: Runtime::Host,
+            build: Build::chosen(),
+        }
+    }
 
     /// Runs `test` on this target, or, for Spin where `SPIN_BIN` is unset, skips it (the
     /// first skip says so on the terminal).
@@ -99,23 +111,27 @@ impl Target {
 }
 
 /// Runs each named test function (`fn(Target)`) on every target: `on_host::<name>` on this
-/// project's host and `on_spin::<name>` on real Spin (`SPIN_BIN`), both serving the same
-/// build. A function left out of the list is dead code, which the lints refuse.
+/// project's host and `on_spin::<name>` on real Spin (`SPIN_BIN`), both serving the WASI 0.3
+/// build (`spin.toml`), and `on_host_wasip2::<name>` and `on_spin_wasip2::<name>` serving the
+/// WASI 0.2 one (`spin.wasip2.toml`). A function left out of the list is dead code, which the
+/// lints refuse.
 macro_rules! on_every_target {
     ($($test:ident),+ $(,)?) => {
-        mod on_host {
+        $crate::app::on_every_target!(@runtime on_host, Host, Wasip3; $($test),+);
+        $crate::app::on_every_target!(@runtime on_spin, Spin, Wasip3; $($test),+);
+        $crate::app::on_every_target!(@runtime on_host_wasip2, Host, Wasip2; $($test),+);
+        $crate::app::on_every_target!(@runtime on_spin_wasip2, Spin, Wasip2; $($test),+);
+    };
+    (@runtime $module:ident, $runtime:ident, $build:ident; $($test:ident),+) => {
+        mod $module {
             $(
                 #[test]
                 fn $test() {
-                    $crate::app::Target::HOST.run(super::$test)
-                }
-            )+
-        }
-        mod on_spin {
-            $(
-                #[test]
-                fn $test() {
-                    $crate::app::Target::SPIN.run(super::$test)
+                    $crate::app::Target {
+                        runtime: $crate::app::Runtime::$runtime,
+                        build: $crate::app::Build::$build,
+                    }
+                    .run(super::$test)
                 }
             )+
         }
@@ -191,21 +207,24 @@ pub fn non_loopback_ip() -> std::net::IpAddr {
     ip
 }
 
-/// Builds the wasm components once for the whole test run.
+/// Builds the wasm components of both builds once for the whole test run, one after the
+/// other (never two cargo builds at once).
 pub fn build_components() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let output = Command::new(HOST)
-            .args(["build", "-f"])
-            .arg(manifest())
-            .output()
-            .expect("run the host's build command");
-        assert!(
-            output.status.success(),
-            "building the components failed:\n{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        for build in [Build::Wasip3, Build::Wasip2] {
+            let output = Command::new(HOST)
+                .args(["build", "-f"])
+                .arg(build.manifest())
+                .output()
+                .expect("run the host's build command");
+            assert!(
+                output.status.success(),
+                "building the components of {build:?} failed:\n{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
     });
 }
 
@@ -248,12 +267,12 @@ pub struct TestApp {
 
 /// The app on the host: for the tests of what only the host has.
 pub fn spawn_app() -> TestApp {
-    Target::HOST.spawn_app()
+    Target::host().spawn_app()
 }
 
 /// An app (`manifest`) on the host, with more `up` arguments.
 pub fn spawn_app_with(manifest: &Path, extra_args: &[&str]) -> TestApp {
-    Target::HOST.spawn_app_from(manifest, extra_args)
+    Target::host().spawn_app_from(manifest, extra_args)
 }
 
 /// A token from the app's dev tool (`inventory-dev-token`) for `manifest`, with its

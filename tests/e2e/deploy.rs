@@ -192,3 +192,43 @@ fn the_podmonitor_scrapes_the_apps_pods_on_the_documented_metrics_route_with_its
         serde_json::json!(["metrics:read"])
     );
 }
+
+/// `spin.wasip2.toml` is `spin.toml` but for where its components come from: the same
+/// routes, variables, stores, outbound hosts and guard, built with `--features wasip2` into a
+/// target directory of their own.
+#[test]
+fn the_wasip2_manifest_is_spin_toml_built_on_spin_sdk_5() {
+    let read = |name: &str| std::fs::read_to_string(repo_root().join(name)).unwrap();
+    let (wasip3, wasip2) = (read("spin.toml"), read("spin.wasip2.toml"));
+    let from = |text: &str, line: &str| -> String {
+        let at = text.find(line).unwrap_or_else(|| panic!("no {line:?}"));
+        text[at..].to_owned()
+    };
+    const FIRST: &str = "spin_manifest_version = 2\n";
+    let expected = from(&wasip3, FIRST)
+        .replace(
+            "target/wasm32-wasip2/release/",
+            "target/wasip2/wasm32-wasip2/release/",
+        )
+        .replace(
+            "cargo build --target wasm32-wasip2 --release ",
+            "cargo build --target wasm32-wasip2 --release --target-dir target/wasip2 \
+             --no-default-features --features wasip2 ",
+        );
+    assert_eq!(from(&wasip2, FIRST), expected);
+    // Every build command of each manifest builds its own kind.
+    let commands = |text: &str| -> Vec<String> {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        table["component"]
+            .as_table()
+            .unwrap()
+            .values()
+            .map(|c| c["build"]["command"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(commands(&wasip3).len(), 5);
+    assert!(commands(&wasip3).iter().all(|c| !c.contains("--features")));
+    assert!(commands(&wasip2)
+        .iter()
+        .all(|c| c.contains("--no-default-features --features wasip2 ")));
+}

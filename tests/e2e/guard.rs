@@ -549,7 +549,7 @@ fn without_its_key_value_store_the_guard_fails_closed(target: Target) {
 /// "type mismatch for import `wasi:keyvalue/atomics@0.2.0-draft2`"; README "On Spin").
 #[test]
 fn on_the_host_a_dependency_that_does_not_inherit_configuration_sees_no_variables_or_stores() {
-    let target = Target::HOST;
+    let target = Target::host();
     let dir = tempfile::tempdir().unwrap();
     let path = edited_manifest(dir.path(), |t| {
         t.replace(

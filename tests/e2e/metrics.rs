@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::app::{
-    cli_token, manifest, on_every_target, repo_root, spawn_app_with, Target, TestApp, TestResponse,
+    cli_token, manifest, on_every_target, repo_root, spawn_app_with, Build, Target, TestApp,
+    TestResponse,
 };
 use crate::host::full_host;
 use crate::receiver::Receiver;
@@ -172,20 +173,30 @@ fn the_hosts_metrics_parse_and_count_requests_by_component_method_and_status() {
         after.value("inventory_host_instances_in_use", &[("source", "client")]),
         0.0
     );
-    // The app's components are WASI 0.2: an instance for each request, dropped after it.
-    let made = |s: &Scrape| s.value("inventory_host_instances_made_total", &[("kind", "wasip2")]);
+    let made =
+        |s: &Scrape, kind: &str| s.value("inventory_host_instances_made_total", &[("kind", kind)]);
     let served = |s: &Scrape| {
         s.value(
             "inventory_host_instances_retired_total",
             &[("reason", "served")],
         )
     };
-    assert_eq!(made(&after) - made(&before), 9.0);
-    assert_eq!(served(&after), made(&after));
-    assert_eq!(
-        after.value("inventory_host_instances_made_total", &[("kind", "wasip3")]),
-        0.0
-    );
+    let reuses = |s: &Scrape| s.value("inventory_host_instance_reuses_total", &[]);
+    match Build::chosen() {
+        // WASI 0.2 components: an instance for each request, dropped after it.
+        Build::Wasip2 => {
+            assert_eq!(made(&after, "wasip2") - made(&before, "wasip2"), 9.0);
+            assert_eq!(served(&after), made(&after, "wasip2"));
+            assert_eq!(made(&after, "wasip3"), 0.0);
+        }
+        // WASI 0.3 components: each request begins on a new instance or reuses one.
+        Build::Wasip3 => {
+            let new = made(&after, "wasip3") - made(&before, "wasip3");
+            assert!((1.0..9.0).contains(&new), "{new} instances for 9 requests");
+            assert_eq!(new + reuses(&after) - reuses(&before), 9.0);
+            assert_eq!(made(&after, "wasip2"), 0.0);
+        }
+    }
     assert!(after.value("inventory_host_start_time_seconds", &[]) > 1.7e9);
 
     // Off unless asked for.

@@ -27,7 +27,7 @@ fn reuse_manifest() -> PathBuf {
 
 /// The fixture on the host, with its metrics served.
 fn reuse_app(args: &[&str]) -> TestApp {
-    reuse_app_on(Target::HOST, args)
+    reuse_app_on(Target::host(), args)
 }
 
 fn reuse_app_on(target: Target, args: &[&str]) -> TestApp {

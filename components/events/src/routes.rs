@@ -7,7 +7,6 @@ use inventory::web::http::{header, status, Method};
 use inventory::web::notify;
 use inventory::web::paging::{bad_param, PageQuery};
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
-use spin_sdk::http::Response;
 
 use crate::dto::{EventPageView, EventView, RedeliveryView};
 
@@ -73,13 +72,12 @@ fn list_events(call: &Call<'_>) -> Result<Resp, ApiError> {
 /// `POST /events/deliver`: one delivery pass by the notifier, now; its counts.
 fn deliver_events<'c>(call: &'c Call<'c>) -> LocalBoxFuture<'c, Result<Resp, ApiError>> {
     Box::pin(async move {
-        let request = notify::notifier_request(notify::DELIVER_PATH, &call.ctx.request_id);
-        let response: Response = spin_sdk::http::send(request)
+        let answer = notify::call_notifier(notify::DELIVER_PATH, &call.ctx.request_id)
             .await
             .map_err(|err| ApiError::Unavailable(format!("the notifier: {err}")))?;
-        let counts: serde_json::Value = serde_json::from_slice(response.body())
+        let counts: serde_json::Value = serde_json::from_slice(&answer.body)
             .map_err(|err| ApiError::Internal(format!("the notifier's answer: {err}")))?;
-        match *response.status() {
+        match answer.status {
             status::OK => Ok(Resp::json(status::OK, &counts)),
             status => Err(ApiError::Unavailable(format!(
                 "the notifier answered {status}: {counts}"

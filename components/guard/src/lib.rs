@@ -7,6 +7,10 @@
 // `export!` expands to the ABI glue, which is `unsafe`.
 #![allow(unsafe_code)]
 
+// spin-sdk 5 (WASI 0.2) in both builds of the app: a library component composed into each
+// HTTP component, WASI 0.2 or 0.3 alike.
+extern crate spin_sdk_wasip2 as spin_sdk;
+
 mod auth;
 mod config;
 mod limit;

@@ -15,7 +15,7 @@ use inventory::time::now_millis;
 use serde_json::{json, Value};
 
 use crate::webhook::{self, Signer};
-use inventory::sleep::sleep;
+use inventory::edge::sleep;
 
 /// How long a claimed run stays leased unless renewed. The notifier renews the leases of
 /// its runs every `RENEW_MS` while it delivers them (an attempt may take
@@ -94,7 +94,7 @@ struct Setup {
 impl Setup {
     fn load() -> Result<Self, DeliverError> {
         let get = |name: &str| {
-            spin_sdk::variables::get(name)
+            inventory::store::spin::variable(name)
                 .map_err(|err| DeliverError::Misconfigured(format!("the variable `{name}`: {err}")))
         };
         Ok(Self {
@@ -392,7 +392,7 @@ async fn deliver_run(setup: &Setup, run: Vec<Delivery>, deadline: i64) -> Vec<(D
 /// About 1 s, 2 s, 4 s... up to 10 minutes, each within ±20% so receivers that failed
 /// together are not retried in lockstep. `attempts` is the number before the failed one.
 fn backoff_ms(attempts: i64) -> i64 {
-    backoff_with_jitter(attempts, wasi::random::random::get_random_u64())
+    backoff_with_jitter(attempts, inventory::edge::random_u64())
 }
 
 /// The backoff for `attempts`, with `random` choosing where in ±20% it falls.

@@ -8,8 +8,13 @@
 //!   time, then leaves the rows due for the next change or `POST /events/deliver`.
 //! - `POST /deliver`: one pass over what is due now; answers with the counts.
 
-// `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
+// The entry point expands to the SDK's export glue, which is `unsafe`.
 #![allow(unsafe_code)]
+
+// The SDK of this build, by the name the entry point's expansion uses: spin-sdk 7 (WASI 0.3)
+// by default, spin-sdk 5 (WASI 0.2) with the `wasip2` feature.
+#[cfg(feature = "wasip2")]
+extern crate spin_sdk_wasip2 as spin_sdk;
 
 mod deliver;
 mod webhook;
@@ -17,10 +22,8 @@ mod webhook;
 use futures::future::LocalBoxFuture;
 use inventory::web::http::{status, Method};
 use inventory::web::notify::{DELIVER_PATH, NOTIFY_PATH};
-use inventory::{serve_private, Access, ApiError, Call, Handler, Resp, Route};
+use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 use serde_json::json;
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
 
 const ROUTES: &[Route] = &[
     Route {
@@ -37,10 +40,7 @@ const ROUTES: &[Route] = &[
     },
 ];
 
-#[http_component]
-async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    serve_private(req, out, "notifier", ROUTES).await
-}
+inventory::http_component!(private "notifier", ROUTES);
 
 /// `POST /notify`: accepted; delivery runs after the response, until nothing is due.
 fn notify(call: &Call<'_>) -> Result<Resp, ApiError> {

@@ -5,14 +5,9 @@
 use std::time::Duration;
 
 use futures::future::{self, Either};
-use spin_sdk::http::{
-    ErrorCode, Fields, IncomingResponse, Method, OutgoingBody, OutgoingRequest, Scheme,
-};
-use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-use spin_sdk::wit::wasi::http0_2_0::types::{FutureIncomingResponse, RequestOptions};
 use standardwebhooks::Webhook;
 
-use inventory::sleep::sleep;
+use inventory::edge::{self, sleep, Post, Scheme, SendError};
 
 /// No answer within this is a failure.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -104,67 +99,22 @@ pub async fn deliver(signer: &Signer, url: &str, id: &str, body: &str) -> Result
     outcome
 }
 
-/// One POST over `wasi:http/outgoing-handler`, with the host enforcing the time limits. The
-/// body is written before the answer is awaited; if the request was refused (a denied host),
-/// writing fails and the answer says why, so the answer is what counts.
+/// One POST, with the host enforcing the time limits too.
 async fn post(url: &str, headers: &[(&str, String)], body: &[u8]) -> Result<(), String> {
     let target = Target::parse(url)?;
-    let fields: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
-        .collect();
-    let fields = Fields::from_list(&fields).map_err(|err| format!("a header: {err:?}"))?;
-    let request = OutgoingRequest::new(fields);
-    let set = request
-        .set_method(&Method::Post)
-        .and(request.set_scheme(Some(&target.scheme)))
-        .and(request.set_authority(Some(&target.authority)))
-        .and(request.set_path_with_query(Some(&target.path)));
-    set.map_err(|()| "the receiver URL is not usable".to_owned())?;
-    let outgoing_body = request
-        .body()
-        .map_err(|()| "the request body is not writable".to_owned())?;
-    let options = RequestOptions::new();
-    let limit = u64::try_from(ATTEMPT_TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
-    // Each is an option the host may not support; the overall timeout still holds.
-    let _ = options.set_connect_timeout(Some(limit));
-    let _ = options.set_first_byte_timeout(Some(limit));
-    let _ = options.set_between_bytes_timeout(Some(limit));
-    let pending = outgoing_handler::handle(request, Some(options)).map_err(describe)?;
-    if let Ok(stream) = outgoing_body.write() {
-        for chunk in body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
-        }
-    }
-    let _ = OutgoingBody::finish(outgoing_body, None);
-    let response = answer(&pending).await?;
-    match response.status() {
+    let answer = edge::send(Post {
+        scheme: target.scheme,
+        authority: &target.authority,
+        path_with_query: &target.path,
+        headers,
+        body,
+        timeout: Some(ATTEMPT_TIMEOUT),
+    })
+    .await
+    .map_err(describe)?;
+    match answer.status {
         200..=299 => Ok(()),
         status => Err(format!("the receiver answered {status}")),
-    }
-}
-
-/// Waits for the answer to a request, letting the executor run other deliveries meanwhile.
-async fn answer(pending: &FutureIncomingResponse) -> Result<IncomingResponse, String> {
-    let mut registration: Option<spin_executor::CancelOnDropToken> = None;
-    let result = std::future::poll_fn(|cx| match pending.get() {
-        Some(result) => std::task::Poll::Ready(result),
-        None => {
-            registration = Some(
-                spin_executor::push_waker_and_get_token(pending.subscribe(), cx.waker().clone())
-                    .into(),
-            );
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    drop(registration);
-    match result {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(code)) => Err(describe(code)),
-        Err(()) => Err("the answer was already taken".to_owned()),
     }
 }
 
@@ -223,16 +173,14 @@ impl Target {
     }
 }
 
-fn describe(code: ErrorCode) -> String {
-    match code {
-        ErrorCode::HttpRequestDenied => "denied: the receiver's origin is not in the notifier's \
+fn describe(err: SendError) -> String {
+    match err {
+        SendError::Denied => "denied: the receiver's origin is not in the notifier's \
              allowed_outbound_hosts (order_events_allowed_host)"
             .to_owned(),
-        ErrorCode::ConnectionRefused => "the connection was refused".to_owned(),
-        ErrorCode::ConnectionTimeout | ErrorCode::ConnectionReadTimeout => {
-            format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())
-        }
-        other => format!("the request failed: {other:?}"),
+        SendError::Refused => "the connection was refused".to_owned(),
+        SendError::TimedOut => format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+        SendError::Failed(why) => format!("the request failed: {why}"),
     }
 }
 

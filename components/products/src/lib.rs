@@ -1,16 +1,15 @@
 //! The `products` HTTP component: the catalogue (`/product`, `/product/{id}`) and `/health`.
 
-// `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
+// The entry point expands to the SDK's export glue, which is `unsafe`.
 #![allow(unsafe_code)]
+
+// The SDK of this build, by the name the entry point's expansion uses: spin-sdk 7 (WASI 0.3)
+// by default, spin-sdk 5 (WASI 0.2) with the `wasip2` feature.
+#[cfg(feature = "wasip2")]
+extern crate spin_sdk_wasip2 as spin_sdk;
 
 mod conditional;
 mod dto;
 mod routes;
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
-
-#[http_component]
-async fn handle(req: IncomingRequest, out: ResponseOutparam) {
-    inventory::serve(req, out, "products", routes::ROUTES).await
-}
+inventory::http_component!("products", routes::ROUTES);

@@ -99,6 +99,29 @@ struct Instances {
     overloaded: AtomicU64,
 }
 
+/// What a reused instance is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Answering requests.
+    Requests,
+    /// Every request answered; work their responses left for after them still runs.
+    AfterResponse,
+    /// Nothing to do.
+    Idle,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Requests, Phase::AfterResponse, Phase::Idle];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Requests => "requests",
+            Self::AfterResponse => "after_response",
+            Self::Idle => "idle",
+        }
+    }
+}
+
 /// Why an instance was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -165,6 +188,8 @@ pub struct Metrics {
     made_reused: AtomicU64,
     /// Requests an instance took after its first.
     reuses: AtomicU64,
+    /// Reused instances now, by `Phase as usize`.
+    phases: [AtomicI64; Phase::ALL.len()],
     /// Instances dropped, by `Retired as usize - 1`.
     retired: [AtomicU64; Retired::ALL.len()],
 }
@@ -194,6 +219,7 @@ impl Metrics {
             made_single: AtomicU64::new(0),
             made_reused: AtomicU64::new(0),
             reuses: AtomicU64::new(0),
+            phases: Default::default(),
             retired: Default::default(),
         }
     }
@@ -312,6 +338,16 @@ impl Metrics {
     /// An instance took a request after its first.
     pub fn instance_reused(&self) {
         self.reuses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A reused instance moved from `from` to `to` (`None`: made, or dropped).
+    pub fn instance_phase(&self, from: Option<Phase>, to: Option<Phase>) {
+        if let Some(gauge) = from.and_then(|p| self.phases.get(p as usize)) {
+            gauge.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(gauge) = to.and_then(|p| self.phases.get(p as usize)) {
+            gauge.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// An instance dropped, and why.
@@ -499,6 +535,19 @@ impl Metrics {
             &[],
             self.reuses.load(Ordering::Relaxed),
         );
+        e.family(
+            "inventory_host_reused_instances",
+            Type::Gauge,
+            "Reused (WASI 0.3) instances now, by phase: requests (answering), after_response \
+             (running what their responses left for after them), idle.",
+        );
+        for (phase, gauge) in Phase::ALL.iter().zip(&self.phases) {
+            e.sample(
+                "inventory_host_reused_instances",
+                &[("phase", phase.label())],
+                gauge.load(Ordering::Relaxed),
+            );
+        }
         e.family(
             "inventory_host_instances_retired_total",
             Type::Counter,

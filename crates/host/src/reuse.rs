@@ -30,7 +30,7 @@ use wasmtime_wasi_http::WasiHttpView;
 
 use crate::factor::Chain;
 use crate::factors::{ComponentStates, InstanceState};
-use crate::metrics::{self, Retired};
+use crate::metrics::{self, Phase, Retired};
 
 /// A limit given as one value or a half-open range `a..b`, sampled for each instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +179,7 @@ impl HandlerState for Reuse {
                 fate: Arc::clone(&fate),
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX / 4)),
                 deadline: None,
+                shown: None,
             },
             state: Worker {
                 id: Arc::clone(&self.id),
@@ -297,6 +298,14 @@ pub struct Expiration {
     fate: Arc<Fate>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     deadline: Option<Instant>,
+    /// The phase the metrics show for this instance.
+    shown: Option<Phase>,
+}
+
+impl Drop for Expiration {
+    fn drop(&mut self) {
+        metrics::get().instance_phase(self.shown.take(), None);
+    }
 }
 
 impl WorkerExpiration for Expiration {
@@ -307,6 +316,15 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         let this = self.get_mut();
+        let phase = match status {
+            WorkerStatus::Requests => Phase::Requests,
+            WorkerStatus::PostReturn => Phase::AfterResponse,
+            WorkerStatus::Idle => Phase::Idle,
+        };
+        if this.shown != Some(phase) {
+            metrics::get().instance_phase(this.shown, Some(phase));
+            this.shown = Some(phase);
+        }
         *this.fate.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
         if this.fate.expired.load(Ordering::Acquire) {
             return Poll::Ready(());

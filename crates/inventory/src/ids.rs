@@ -2,8 +2,8 @@
 //! things it stores (`res_` holds, `evt_` events), which sort roughly by creation.
 
 /// `bytes` random bytes as lower-case hex (request ids, lease tokens).
-pub fn random_hex(bytes: u64) -> String {
-    hex(&wasi::random::random::get_random_bytes(bytes))
+pub fn random_hex(bytes: usize) -> String {
+    hex(&crate::edge::random_bytes(bytes))
 }
 
 /// `<prefix>_` and 32 lower-case hex digits: the time in milliseconds (12), then 80 random

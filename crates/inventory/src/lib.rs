@@ -1,6 +1,8 @@
 //! The inventory service's shared library, linked into every HTTP component. Three layers,
 //! each depending only on the ones below it:
 //!
+//! - [`edge`]: the one seam with the Spin SDK (spin-sdk 7 or 5, by feature): the entry point,
+//!   bodies, outbound requests, timers, randomness;
 //! - [`web`]: the request pipeline (context, routing, the guard's stages, problem+json, the
 //!   access log, paging, idempotent writes); what a component's routes are written against;
 //! - [`store`]: the database (Spin SQLite), its migrations and one module per table group
@@ -17,15 +19,18 @@
 //! - a new event type: a variant of `store::events::EventType`, its `data`, and the store
 //!   function of the change that writes it.
 
+// spin-sdk 5 under the name spin-sdk 7 has in the default build (`edge`).
+#[cfg(feature = "wasip2")]
+extern crate spin_sdk_wasip2 as spin_sdk;
+
 pub use inventory_domain as domain;
+pub mod edge;
 pub mod ids;
-pub mod sleep;
 pub mod store;
 pub mod time;
 pub mod web;
 
 pub use web::http::{Req, Resp};
-pub use web::pipeline::{serve, serve_private};
 pub use web::problem::{ApiError, FieldError};
 pub use web::routing::{Access, Call, Handler, Route};
 

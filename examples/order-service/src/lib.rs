@@ -17,6 +17,8 @@
 // `#[http_component]` expands to the SDK's handle conversions, which are `unsafe`.
 #![allow(unsafe_code)]
 
+extern crate spin_sdk_wasip2 as spin_sdk;
+
 mod db;
 mod events;
 mod inventory;

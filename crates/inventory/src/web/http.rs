@@ -21,7 +21,6 @@ pub mod header {
     pub const REQUEST_ID: &str = "x-request-id";
     pub const RETRY_AFTER: &str = "retry-after";
     pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
-    pub const TRANSFER_ENCODING: &str = "transfer-encoding";
     pub const WWW_AUTHENTICATE: &str = "www-authenticate";
 }
 
@@ -67,6 +66,20 @@ pub enum Method {
 }
 
 impl Method {
+    /// The method of a request line's name (`Other` for one the API does not use).
+    pub fn from_name(name: &str) -> Self {
+        match name {
+            "GET" => Self::Get,
+            "HEAD" => Self::Head,
+            "POST" => Self::Post,
+            "PUT" => Self::Put,
+            "PATCH" => Self::Patch,
+            "DELETE" => Self::Delete,
+            "OPTIONS" => Self::Options,
+            _ => Self::Other,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Get => "GET",

@@ -6,37 +6,39 @@
 
 use std::time::Duration;
 
-use spin_sdk::http::{IncomingResponse, Method, Request};
-
-use crate::sleep::sleep;
+use crate::edge::{self, sleep, Answer, Post, Scheme, SendError};
 use crate::store::{outbox, Db};
 use crate::time::now_millis;
 use crate::web::http::{header, status};
 
-/// The notifier component, by service chaining.
-const NOTIFIER: &str = "http://notifier.spin.internal";
+/// The notifier component, by service chaining (`http://notifier.spin.internal`).
+const NOTIFIER: &str = "notifier.spin.internal";
 /// Its entry for "there is something to deliver": answers at once, delivers after.
 pub const NOTIFY_PATH: &str = "/notify";
 /// Its entry for one delivery pass now: answers with the counts when done.
 pub const DELIVER_PATH: &str = "/deliver";
 
-/// A `POST` of `path` to the notifier, with the caller's request id.
-pub fn notifier_request(path: &str, request_id: &str) -> Request {
-    Request::builder()
-        .method(Method::Post)
-        .uri(format!("{NOTIFIER}{path}"))
-        .header(header::REQUEST_ID, request_id)
-        .build()
+/// A `POST` of `path` to the notifier, with the caller's request id; its answer.
+pub async fn call_notifier(path: &str, request_id: &str) -> Result<Answer, SendError> {
+    let headers = [(header::REQUEST_ID, request_id.to_owned())];
+    edge::send(Post {
+        scheme: Scheme::Http,
+        authority: NOTIFIER,
+        path_with_query: path,
+        headers: &headers,
+        body: &[],
+        timeout: None,
+    })
+    .await
 }
 
 /// Asks the notifier to deliver what is due.
 pub async fn notifier(request_id: &str) {
-    let request = notifier_request(NOTIFY_PATH, request_id);
-    match spin_sdk::http::send::<_, IncomingResponse>(request).await {
-        Ok(response) if response.status() == status::ACCEPTED => {}
-        Ok(response) => eprintln!(
+    match call_notifier(NOTIFY_PATH, request_id).await {
+        Ok(answer) if answer.status == status::ACCEPTED => {}
+        Ok(answer) => eprintln!(
             "{request_id}: the notifier answered {}; the events stay in the outbox",
-            response.status()
+            answer.status
         ),
         Err(err) => eprintln!(
             "{request_id}: the notifier could not be reached ({err}); the events stay in the outbox"

@@ -15,15 +15,11 @@
 //! 11. what the response leaves for after it, once the client has it: if the change wrote
 //!     events, a chained request to the notifier (`notify.rs`).
 
-use futures::StreamExt;
-use spin_sdk::http::{
-    Fields, IncomingRequest, Method as SdkMethod, OutgoingResponse, ResponseOutparam,
-};
-
+use crate::edge::{Body, BodyError, Head, Reply};
 use crate::store::db::NotifierCall;
 use crate::web::context::Ctx;
 use crate::web::guard::{self, Principal};
-use crate::web::http::{header, status, After, Method, Req, Resp};
+use crate::web::http::{header, Method, Req, Resp};
 use crate::web::log;
 use crate::web::notify;
 use crate::web::problem::ApiError;
@@ -32,26 +28,27 @@ use crate::web::routing::{match_route, Access, Call, Handler, Route};
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Runs one request through the pipeline. A component's entry point is one call to this.
+/// Answers one request: a component's entry point (`inventory::http_component!`) hands
+/// each request the edge receives to this.
 pub async fn serve(
-    incoming: IncomingRequest,
-    out: ResponseOutparam,
+    head: Head,
+    body: Body,
     component: &'static str,
-    routes: &[Route],
-) {
-    serve_with::<Guarded>(incoming, out, component, routes).await
+    routes: &'static [Route],
+) -> Reply {
+    serve_with::<Guarded>(head, body, component, routes).await
 }
 
 /// The pipeline of a private component, reached only by service chaining from the app's own
 /// components (the notifier): every route is `Access::Open`, and the guard's stages (3 to 7)
 /// are left out, so such a component imports nothing of the guard and needs no dependency.
 pub async fn serve_private(
-    incoming: IncomingRequest,
-    out: ResponseOutparam,
+    head: Head,
+    body: Body,
     component: &'static str,
-    routes: &[Route],
-) {
-    serve_with::<Private>(incoming, out, component, routes).await
+    routes: &'static [Route],
+) -> Reply {
+    serve_with::<Private>(head, body, component, routes).await
 }
 
 /// What differs between the pipelines. Chosen by type, so the private one does not even
@@ -77,17 +74,18 @@ struct Private;
 /// A bearer token, verified (or refused, with why).
 type Verdict = Result<Principal, ApiError>;
 
+/// Stages 1 to 10; stage 11 and the access log are the reply's `after`, for the edge to run
+/// once the client has the response.
 async fn serve_with<S: Stages>(
-    incoming: IncomingRequest,
-    out: ResponseOutparam,
+    head: Head,
+    body: Body,
     component: &'static str,
-    routes: &[Route],
-) {
-    let method = method_of(&incoming.method());
-    let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let mut req = Req::new(method, &path_with_query, incoming.headers().entries());
+    routes: &'static [Route],
+) -> Reply {
+    let method = Method::from_name(head.method);
+    let mut req = Req::new(method, &head.path_with_query, head.headers);
     let mut ctx = Ctx::new(&req, component);
-    let result = run::<S>(incoming, &mut req, &mut ctx, routes).await;
+    let result = run::<S>(body, &mut req, &mut ctx, routes).await;
     let (resp, error) = match result {
         Ok(resp) => (resp, None),
         Err(err) => {
@@ -106,34 +104,46 @@ async fn serve_with<S: Stages>(
             &format!("\"default\";r={};t={}", rate.remaining, rate.reset),
         );
     }
-    let (call_now, probe) = (resp.notify, resp.probe);
-    let status = resp.status;
-    let after = send(resp, out, &ctx.request_id).await;
-    log::access(&log::AccessEntry {
-        ctx: &ctx,
-        method: method.as_str(),
-        path: &req.path,
-        status,
-        error: error.as_deref(),
-    });
-    let call = match ctx.notifier_call(probe) {
-        _ if call_now => Some(NotifierCall::Now),
-        Some((db, call)) if S::KEEPS_TIME => {
-            if let NotifierCall::Watch { until, claim } = call {
-                notify::watch(db, until, claim, &ctx.request_id).await;
+    let headers = std::mem::take(&mut resp.headers)
+        .into_iter()
+        .map(|(name, value)| (name, value.into_bytes()))
+        .collect();
+    let (status, body) = (resp.status, std::mem::take(&mut resp.body));
+    let request_id = ctx.request_id.clone();
+    let after = Box::pin(async move {
+        log::access(&log::AccessEntry {
+            ctx: &ctx,
+            method: method.as_str(),
+            path: &req.path,
+            status,
+            error: error.as_deref(),
+        });
+        let call = match ctx.notifier_call(resp.probe) {
+            _ if resp.notify => Some(NotifierCall::Now),
+            Some((db, call)) if S::KEEPS_TIME => {
+                if let NotifierCall::Watch { until, claim } = call {
+                    notify::watch(db, until, claim, &ctx.request_id).await;
+                }
+                Some(call)
             }
-            Some(call)
+            _ => None,
+        };
+        if call == Some(NotifierCall::Now) {
+            notify::notifier(&ctx.request_id).await;
         }
-        _ => None,
-    };
-    if call == Some(NotifierCall::Now) {
-        notify::notifier(&ctx.request_id).await;
+        resp.after.run().await;
+    });
+    Reply {
+        status,
+        headers,
+        body,
+        request_id,
+        after,
     }
-    after.run().await;
 }
 
 async fn run<S: Stages>(
-    incoming: IncomingRequest,
+    body: Body,
     req: &mut Req,
     ctx: &mut Ctx,
     routes: &[Route],
@@ -149,7 +159,7 @@ async fn run<S: Stages>(
     }
     let ctx: &Ctx = ctx;
     if req.method.has_body() {
-        req.body = read_body(incoming, req).await?;
+        req.body = read_body(body, req).await?;
     }
     let req: &Req = req;
     let call = Call {
@@ -278,7 +288,7 @@ fn authorize(principal: &Principal, scopes: &[&str]) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiError> {
+async fn read_body(body: Body, req: &Req) -> Result<Vec<u8>, ApiError> {
     let declared = req
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -286,25 +296,19 @@ async fn read_body(incoming: IncomingRequest, req: &Req) -> Result<Vec<u8>, ApiE
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     // A body must be JSON; a request without one (`POST /events/deliver`) needs no type.
+    // One that declares a length is refused before it is read; a chunked one (which Spin's
+    // WASI 0.3 edge passes on as `transfer-encoding: chunked`, even when empty) once it
+    // turns out not to be empty.
     let json = is_json(req.header(header::CONTENT_TYPE));
-    let no_body = match declared {
-        Some(len) => len == 0,
-        None => req.header(header::TRANSFER_ENCODING).is_none(),
-    };
-    if !json && !no_body {
+    if !json && declared.is_some_and(|len| len > 0) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let mut body = Vec::new();
-    let mut stream = incoming.into_body_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| {
-            ApiError::InvalidRequest(format!("the request body could not be read: {err:?}"))
-        })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
+    let body = body.read(MAX_BODY_BYTES).await.map_err(|err| match err {
+        BodyError::TooLarge => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
+        BodyError::Failed(why) => {
+            ApiError::InvalidRequest(format!("the request body could not be read: {why}"))
         }
-        body.extend_from_slice(&chunk);
-    }
+    })?;
     if !json && !body.is_empty() {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -316,49 +320,6 @@ fn is_json(content_type: Option<&str>) -> bool {
     content_type
         .and_then(|ct| ct.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"))
-}
-
-fn method_of(method: &SdkMethod) -> Method {
-    match method {
-        SdkMethod::Get => Method::Get,
-        SdkMethod::Head => Method::Head,
-        SdkMethod::Post => Method::Post,
-        SdkMethod::Put => Method::Put,
-        SdkMethod::Patch => Method::Patch,
-        SdkMethod::Delete => Method::Delete,
-        SdkMethod::Options => Method::Options,
-        _ => Method::Other,
-    }
-}
-
-/// Sends the whole response: the body stream is finished when this returns, so the client
-/// has its answer while the component goes on with what the response leaves for after it.
-async fn send(resp: Resp, out: ResponseOutparam, request_id: &str) -> After {
-    let after = resp.after;
-    let headers: Vec<(String, Vec<u8>)> = resp
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, value.into_bytes()))
-        .collect();
-    let (response, status, body) = match Fields::from_list(&headers) {
-        Ok(fields) => (OutgoingResponse::new(fields), resp.status, resp.body),
-        Err(err) => {
-            eprintln!("{request_id}: a response header was refused ({err:?}); answering 500");
-            (
-                OutgoingResponse::new(Fields::new()),
-                status::INTERNAL_SERVER_ERROR,
-                Vec::new(),
-            )
-        }
-    };
-    if response.set_status_code(status).is_err() {
-        eprintln!("{request_id}: the status {status} was refused");
-    }
-    if let Err(err) = out.set_with_body(response, body).await {
-        // The client went away; nothing else to tell it.
-        eprintln!("{request_id}: the response body could not be sent: {err:?}");
-    }
-    after
 }
 
 #[cfg(test)]
