@@ -54,6 +54,14 @@ impl Build {
         }
     }
 
+    /// Where the build's components are (`source` and dependency paths).
+    pub fn wasm_dir(self) -> PathBuf {
+        match self {
+            Self::Wasip3 => repo_root().join("target/wasm32-wasip2/release"),
+            Self::Wasip2 => repo_root().join("target/wasip2/wasm32-wasip2/release"),
+        }
+    }
+
     /// The build the tests that run on one build use: `spin.toml`'s, or the WASI 0.2 one
     /// where `INVENTORY_E2E_BUILD=wasip2` (CI runs them on both).
     pub fn chosen() -> Self {

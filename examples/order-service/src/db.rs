@@ -1,4 +1,6 @@
-//! The order service's own SQLite database (its `default` database).
+//! The order service's own SQLite database (its `default` database), through spin-sdk 7's
+//! async SQLite: each request opens its own connection, so requests sharing an instance never
+//! share a transaction.
 
 use spin_sdk::sqlite::{Connection, Value};
 
@@ -34,13 +36,73 @@ const SCHEMA: &[&str] = &[
     )",
 ];
 
-pub fn open() -> Result<Connection, String> {
-    let conn = Connection::open_default().map_err(|e| format!("the database: {e}"))?;
-    for statement in SCHEMA {
-        conn.execute(statement, &[])
-            .map_err(|e| format!("the database schema: {e}"))?;
+/// A connection of this request's.
+pub struct Db(Connection);
+
+/// A row, its values by column name.
+pub struct Row {
+    columns: std::rc::Rc<[String]>,
+    values: Vec<Value>,
+}
+
+impl Row {
+    fn value(&self, name: &str) -> Option<&Value> {
+        let at = self.columns.iter().position(|c| c == name)?;
+        self.values.get(at)
     }
-    Ok(conn)
+
+    pub fn int(&self, name: &str) -> Option<i64> {
+        match self.value(name)? {
+            Value::Integer(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.value(name)? {
+            Value::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+impl Db {
+    /// The database, its schema made if it is new.
+    pub async fn open() -> Result<Self, String> {
+        let conn = Connection::open_default()
+            .await
+            .map_err(|e| format!("the database: {e}"))?;
+        let db = Self(conn);
+        for statement in SCHEMA {
+            db.exec(statement, Vec::new())
+                .await
+                .map_err(|e| format!("the database schema: {e}"))?;
+        }
+        Ok(db)
+    }
+
+    /// Runs one statement; its rows.
+    pub async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Row>, String> {
+        let result = self
+            .0
+            .execute(sql, params)
+            .await
+            .map_err(|e| e.to_string())?;
+        let columns: std::rc::Rc<[String]> = result.columns().into();
+        let rows = result.collect().await.map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Row {
+                columns: std::rc::Rc::clone(&columns),
+                values: row.values,
+            })
+            .collect())
+    }
+
+    /// Runs one statement to its end.
+    pub async fn exec(&self, sql: &str, params: Vec<Value>) -> Result<(), String> {
+        self.query(sql, params).await.map(drop)
+    }
 }
 
 pub fn text(value: &str) -> Value {

@@ -5,12 +5,11 @@
 //! tell its stock; `reservation.expired` tells that an order's hold ran out unpaid.
 
 use serde_json::{json, Value};
-use spin_sdk::http::{Params, Request, Response};
-use spin_sdk::sqlite::{Connection, Value as Sql};
+use spin_sdk::sqlite::Value as Sql;
 use standardwebhooks::Webhook;
 
-use crate::db::{self, text};
-use crate::{error, json, orders, status};
+use crate::db::{text, Db};
+use crate::{error, inventory, json, orders, reply, status, Incoming, Reply};
 
 /// What an event is about.
 enum Subject<'a> {
@@ -25,17 +24,17 @@ enum Subject<'a> {
 }
 
 /// `POST /inventory-events`.
-pub fn receive_event(req: Request, _params: Params) -> Response {
-    if let Err(e) = verify(&req) {
+pub async fn receive_event(req: &Incoming) -> Reply {
+    if let Err(e) = verify(req).await {
         return error(
             status::UNAUTHORIZED,
             format!("the event's signature does not verify: {e}"),
         );
     }
-    let Some(id) = req.header("webhook-id").and_then(|v| v.as_str()) else {
+    let Some(id) = req.headers.get("webhook-id").and_then(|v| v.to_str().ok()) else {
         return error(status::BAD_REQUEST, "no webhook-id");
     };
-    let event: Value = match serde_json::from_slice(req.body()) {
+    let event: Value = match serde_json::from_slice(&req.body) {
         Ok(event) => event,
         Err(e) => return error(status::BAD_REQUEST, format!("the event is not JSON: {e}")),
     };
@@ -69,115 +68,114 @@ pub fn receive_event(req: Request, _params: Params) -> Response {
              data.order_id)",
         );
     };
-    let conn = match db::open() {
-        Ok(conn) => conn,
+    let db = match Db::open().await {
+        Ok(db) => db,
         Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    match apply(&conn, id, kind, &subject) {
+    match apply(&db, id, kind, &subject).await {
         Ok(outcome) => {
             println!("{}", json!({"event": id, "type": kind, "outcome": outcome}));
-            Response::builder().status(status::NO_CONTENT).build()
+            reply(status::NO_CONTENT, None, String::new())
         }
         // Not acknowledged: the inventory delivers it again later.
         Err(e) => error(status::SERVICE_UNAVAILABLE, e),
     }
 }
 
-fn verify(req: &Request) -> Result<(), String> {
-    let secret = spin_sdk::variables::get("inventory_events_secret")
-        .map_err(|e| format!("the variable `inventory_events_secret`: {e}"))?;
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in req.headers() {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::try_from(name),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
+async fn verify(req: &Incoming) -> Result<(), String> {
+    let secret = inventory::variable("inventory_events_secret").await?;
     // During a rotation the inventory signs with both secrets; either verifies.
     Webhook::new(secret.trim())
         .map_err(|e| e.to_string())?
-        .verify(req.body(), &headers)
+        .verify(&req.body, &req.headers)
         .map_err(|e| e.to_string())
 }
 
 /// Records the event once: duplicates and stale versions are dropped, the rest applied to
 /// what this service knows of the product, or of the order. One transaction.
-fn apply(
-    conn: &Connection,
+async fn apply(
+    db: &Db,
     id: &str,
     kind: &str,
     subject: &Subject<'_>,
 ) -> Result<&'static str, String> {
-    let run = |sql: &str, params: &[Sql]| {
-        conn.execute(sql, params)
-            .map_err(|e| format!("recording the event: {e}"))
-    };
-    run("BEGIN IMMEDIATE", &[])?;
-    let result = (|| {
-        let seen = run("SELECT 1 FROM seen_events WHERE id = ?", &[text(id)])?;
-        if seen.rows().next().is_some() {
-            return Ok("duplicate");
-        }
-        let outcome = match subject {
-            Subject::Product {
-                product_id,
-                version,
-                data,
-            } => apply_to_product(conn, kind, *product_id, *version, data)?,
-            Subject::Hold { order_id } if kind == "reservation.expired" => {
-                if orders::expire(conn, order_id)? {
-                    "applied"
-                } else {
-                    "stale"
-                }
-            }
-            Subject::Hold { .. } => "noted",
-        };
-        run(
-            "INSERT INTO seen_events (id, type, outcome) VALUES (?, ?, ?)",
-            &[text(id), text(kind), text(outcome)],
-        )?;
-        // Ids are remembered a week, far longer than the inventory retries (72 hours); a
-        // few older ones go with each event.
-        run(
-            "DELETE FROM seen_events WHERE id IN (SELECT id FROM seen_events \
-             WHERE received_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days') LIMIT 10)",
-            &[],
-        )?;
-        Ok(outcome)
-    })();
-    match result {
-        Ok(outcome) => run("COMMIT", &[]).map(|_| outcome),
+    run(db, "BEGIN IMMEDIATE", vec![]).await?;
+    match record(db, id, kind, subject).await {
+        Ok(outcome) => run(db, "COMMIT", vec![]).await.map(|_| outcome),
         Err(e) => {
-            let _ = run("ROLLBACK", &[]);
+            let _ = run(db, "ROLLBACK", vec![]).await;
             Err(e)
         }
     }
 }
 
+/// One statement of recording an event; its rows.
+async fn run(db: &Db, sql: &str, params: Vec<Sql>) -> Result<Vec<crate::db::Row>, String> {
+    db.query(sql, params)
+        .await
+        .map_err(|e| format!("recording the event: {e}"))
+}
+
+/// The statements of `apply`'s transaction.
+async fn record(
+    db: &Db,
+    id: &str,
+    kind: &str,
+    subject: &Subject<'_>,
+) -> Result<&'static str, String> {
+    let seen = run(db, "SELECT 1 FROM seen_events WHERE id = ?", vec![text(id)]).await?;
+    if !seen.is_empty() {
+        return Ok("duplicate");
+    }
+    let outcome = match subject {
+        Subject::Product {
+            product_id,
+            version,
+            data,
+        } => apply_to_product(db, kind, *product_id, *version, data).await?,
+        Subject::Hold { order_id } if kind == "reservation.expired" => {
+            if orders::expire(db, order_id).await? {
+                "applied"
+            } else {
+                "stale"
+            }
+        }
+        Subject::Hold { .. } => "noted",
+    };
+    run(
+        db,
+        "INSERT INTO seen_events (id, type, outcome) VALUES (?, ?, ?)",
+        vec![text(id), text(kind), text(outcome)],
+    )
+    .await?;
+    // Ids are remembered a week, far longer than the inventory retries (72 hours); a few
+    // older ones go with each event.
+    run(
+        db,
+        "DELETE FROM seen_events WHERE id IN (SELECT id FROM seen_events \
+         WHERE received_at < strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-7 days') LIMIT 10)",
+        vec![],
+    )
+    .await?;
+    Ok(outcome)
+}
+
 /// What a product's event says of its stock, unless an event of a later version was applied.
-fn apply_to_product(
-    conn: &Connection,
+async fn apply_to_product(
+    db: &Db,
     kind: &str,
     product_id: i64,
     version: i64,
     data: &Value,
 ) -> Result<&'static str, String> {
-    let run = |sql: &str, params: &[Sql]| {
-        conn.execute(sql, params)
-            .map_err(|e| format!("recording the event: {e}"))
-    };
     {
         let known = run(
+            db,
             "SELECT version FROM inventory WHERE product_id = ?",
-            &[Sql::Integer(product_id)],
-        )?;
-        let known_version = known
-            .rows()
-            .next()
-            .and_then(|row| row.get::<i64>("version"));
+            vec![Sql::Integer(product_id)],
+        )
+        .await?;
+        let known_version = known.first().and_then(|row| row.int("version"));
         // Events of one change share its version: only an older one is stale.
         let outcome = if known_version.is_some_and(|known| known > version) {
             "stale"
@@ -191,12 +189,13 @@ fn apply_to_product(
                 .and_then(Value::as_str)
                 .map_or(Sql::Null, text);
             run(
+                db,
                 "INSERT INTO inventory (product_id, sku, stock, version, deleted, last_event) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (product_id) DO UPDATE SET sku = coalesce(excluded.sku, sku), \
                  stock = coalesce(excluded.stock, stock), version = excluded.version, \
                  deleted = excluded.deleted, last_event = excluded.last_event",
-                &[
+                vec![
                     Sql::Integer(product_id),
                     sku,
                     stock,
@@ -204,7 +203,8 @@ fn apply_to_product(
                     Sql::Integer(i64::from(kind == "product.deleted")),
                     text(kind),
                 ],
-            )?;
+            )
+            .await?;
             "applied"
         };
         Ok(outcome)
@@ -212,17 +212,20 @@ fn apply_to_product(
 }
 
 /// `GET /inventory`: the stock of each product, as the events told it.
-pub fn list_inventory(_req: Request, _params: Params) -> Response {
-    let conn = match db::open() {
-        Ok(conn) => conn,
+pub async fn list_inventory() -> Reply {
+    let db = match Db::open().await {
+        Ok(db) => db,
         Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    let result = match conn.execute(
-        "SELECT product_id, sku, stock, version, deleted, last_event FROM inventory \
-         ORDER BY product_id",
-        &[],
-    ) {
-        Ok(result) => result,
+    let rows = match db
+        .query(
+            "SELECT product_id, sku, stock, version, deleted, last_event FROM inventory \
+             ORDER BY product_id",
+            vec![],
+        )
+        .await
+    {
+        Ok(rows) => rows,
         Err(e) => {
             return error(
                 status::SERVICE_UNAVAILABLE,
@@ -230,16 +233,16 @@ pub fn list_inventory(_req: Request, _params: Params) -> Response {
             )
         }
     };
-    let items: Vec<Value> = result
-        .rows()
+    let items: Vec<Value> = rows
+        .iter()
         .map(|row| {
             json!({
-                "product_id": row.get::<i64>("product_id"),
-                "sku": row.get::<&str>("sku"),
-                "stock": row.get::<i64>("stock"),
-                "version": row.get::<i64>("version"),
-                "deleted": row.get::<i64>("deleted") == Some(1),
-                "last_event": row.get::<&str>("last_event"),
+                "product_id": row.int("product_id"),
+                "sku": row.text("sku"),
+                "stock": row.int("stock"),
+                "version": row.int("version"),
+                "deleted": row.int("deleted") == Some(1),
+                "last_event": row.text("last_event"),
             })
         })
         .collect();

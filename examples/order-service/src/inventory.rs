@@ -1,7 +1,7 @@
 //! Calls to the inventory service: its URL and service token come from variables.
 
+use http_body_util::BodyExt;
 use serde_json::Value;
-use spin_sdk::http::{Method, Request, Response};
 
 /// The inventory's answer: status and JSON body (`Null` when it has none).
 pub struct Answer {
@@ -12,30 +12,41 @@ pub struct Answer {
 /// `POST {inventory_url}{path}` with the service token, an idempotency key, and a JSON body
 /// (none when `Null`).
 pub async fn post(path: &str, idempotency_key: &str, body: &Value) -> Result<Answer, String> {
-    let variable = |name: &str| {
-        spin_sdk::variables::get(name).map_err(|e| format!("the variable `{name}`: {e}"))
-    };
-    let base = variable("inventory_url")?;
-    let token = variable("inventory_token")?;
-    let mut request = Request::builder();
-    request
-        .method(Method::Post)
+    let base = variable("inventory_url").await?;
+    let token = variable("inventory_token").await?;
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
         .uri(format!("{}{path}", base.trim_end_matches('/')))
         .header("authorization", format!("Bearer {}", token.trim()))
         .header("idempotency-key", idempotency_key);
-    let request = if body.is_null() {
-        request.build()
+    let body = if body.is_null() {
+        String::new()
     } else {
-        request
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .build()
+        request = request.header("content-type", "application/json");
+        body.to_string()
     };
-    let response: Response = spin_sdk::http::send(request)
+    let request = request
+        .body(body)
+        .map_err(|e| format!("the request to the inventory: {e}"))?;
+    let response = spin_sdk::http::send(request)
         .await
         .map_err(|e| format!("the inventory could not be reached: {e}"))?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("the inventory's answer could not be read: {e:?}"))?
+        .to_bytes();
     Ok(Answer {
-        status: *response.status(),
-        body: serde_json::from_slice(response.body()).unwrap_or(Value::Null),
+        status,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
     })
+}
+
+/// A variable of this component, or why it cannot be read.
+pub async fn variable(name: &str) -> Result<String, String> {
+    spin_sdk::variables::get(name)
+        .await
+        .map_err(|e| format!("the variable `{name}`: {e}"))
 }

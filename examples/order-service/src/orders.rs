@@ -4,11 +4,10 @@
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use spin_sdk::http::{Params, Request, Response};
-use spin_sdk::sqlite::{Connection, Value as Sql};
+use spin_sdk::sqlite::Value as Sql;
 
-use crate::db::{self, text};
-use crate::{error, inventory, json, status};
+use crate::db::{text, Db};
+use crate::{error, inventory, json, status, Incoming, Reply};
 
 const MAX_LINES: usize = 100;
 const MAX_QUANTITY: i64 = 1_000_000;
@@ -50,8 +49,8 @@ impl Order {
 }
 
 /// `POST /orders`: a new order; its stock is held at once.
-pub async fn place_order(req: Request, _params: Params) -> Response {
-    let new: NewOrder = match serde_json::from_slice(req.body()) {
+pub async fn place_order(req: &Incoming) -> Reply {
+    let new: NewOrder = match serde_json::from_slice(&req.body) {
         Ok(new) => new,
         Err(e) => {
             return error(
@@ -69,21 +68,21 @@ pub async fn place_order(req: Request, _params: Params) -> Response {
         );
     }
     let order = Order {
-        id: format!("ord-{}", hex(&wasi::random::random::get_random_bytes(8))),
+        id: format!("ord-{}", hex(&random_bytes(8))),
         status: "pending".into(),
         lines: new.lines,
         hold_seconds,
         reservation_id: None,
         detail: Value::Null,
     };
-    let conn = match db::open() {
-        Ok(conn) => conn,
+    let db = match Db::open().await {
+        Ok(db) => db,
         Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    if let Err(e) = save(&conn, &order, true) {
+    if let Err(e) = save(&db, &order, true).await {
         return error(status::SERVICE_UNAVAILABLE, e);
     }
-    place(&conn, order).await
+    place(&db, order).await
 }
 
 fn valid(lines: &[Line]) -> bool {
@@ -99,10 +98,10 @@ fn valid(lines: &[Line]) -> bool {
 
 /// `POST /orders/{id}/place`: tries a pending order's hold again. The order id is its
 /// idempotency key, so if the first try did reach the inventory, this replays its answer.
-pub async fn retry_order(_req: Request, params: Params) -> Response {
-    with_order(&params, |conn, order| async move {
+pub async fn retry_order(id: &str) -> Reply {
+    with_order(id, |db, order| async move {
         match order.status.as_str() {
-            "pending" => place(&conn, order).await,
+            "pending" => place(&db, order).await,
             _ => json(status::OK, &order.view()),
         }
     })
@@ -110,7 +109,7 @@ pub async fn retry_order(_req: Request, params: Params) -> Response {
 }
 
 /// Holds every line at the inventory (`POST /reservations`), all or nothing.
-async fn place(conn: &Connection, mut order: Order) -> Response {
+async fn place(db: &Db, mut order: Order) -> Reply {
     let body = json!({"order_id": order.id, "lines": order.lines,
                       "ttl_seconds": order.hold_seconds});
     let answer = match inventory::post("/reservations", &order.id, &body).await {
@@ -145,13 +144,13 @@ async fn place(conn: &Connection, mut order: Order) -> Response {
         other => return unexpected(other, &answer.body),
     };
     order.detail = answer.body;
-    finish(conn, &order, answered)
+    finish(db, &order, answered).await
 }
 
 /// `POST /orders/{id}/pay`: the customer paid; the hold is committed, the sale made. Paying
 /// twice commits once (the inventory answers a second commit as the first).
-pub async fn pay_order(_req: Request, params: Params) -> Response {
-    with_order(&params, |conn, mut order| async move {
+pub async fn pay_order(id: &str) -> Reply {
+    with_order(id, |db, mut order| async move {
         match order.status.as_str() {
             "awaiting_payment" | "paid" => {}
             other => {
@@ -183,15 +182,15 @@ pub async fn pay_order(_req: Request, params: Params) -> Response {
             other => return unexpected(other, &answer.body),
         };
         order.detail = answer.body;
-        finish(&conn, &order, answered)
+        finish(&db, &order, answered).await
     })
     .await
 }
 
 /// `POST /orders/{id}/cancel`: an unpaid order's hold is released; a paid order's stock
 /// is given back, a restock per line.
-pub async fn cancel_order(_req: Request, params: Params) -> Response {
-    with_order(&params, |conn, mut order| async move {
+pub async fn cancel_order(id: &str) -> Reply {
+    with_order(id, |db, mut order| async move {
         let outcome = match order.status.as_str() {
             "cancelled" => return json(status::OK, &order.view()),
             "awaiting_payment" | "expired" => release(&order).await,
@@ -207,13 +206,13 @@ pub async fn cancel_order(_req: Request, params: Params) -> Response {
             return response;
         }
         order.status = "cancelled".into();
-        finish(&conn, &order, status::OK)
+        finish(&db, &order, status::OK).await
     })
     .await
 }
 
 /// Gives an unpaid order's held stock back (an expired hold's release changes nothing).
-async fn release(order: &Order) -> Result<(), Response> {
+async fn release(order: &Order) -> Result<(), Reply> {
     let Some(hold) = &order.reservation_id else {
         return Ok(());
     };
@@ -226,7 +225,7 @@ async fn release(order: &Order) -> Result<(), Response> {
 }
 
 /// Gives a paid order's stock back, a restock per line.
-async fn restock(order: &Order) -> Result<(), Response> {
+async fn restock(order: &Order) -> Result<(), Reply> {
     for line in &order.lines {
         let body =
             json!({"quantity": line.quantity, "order_id": order.id, "reason": "order-cancelled"});
@@ -244,12 +243,12 @@ async fn restock(order: &Order) -> Result<(), Response> {
 }
 
 /// `GET /orders/{id}`.
-pub fn get_order(_req: Request, params: Params) -> Response {
-    let conn = match db::open() {
-        Ok(conn) => conn,
+pub async fn get_order(id: &str) -> Reply {
+    let db = match Db::open().await {
+        Ok(db) => db,
         Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    match load(&conn, params.get("id").unwrap_or_default()) {
+    match load(&db, id).await {
         Ok(Some(order)) => json(status::OK, &order.view()),
         Ok(None) => error(status::NOT_FOUND, "no such order"),
         Err(e) => error(status::SERVICE_UNAVAILABLE, e),
@@ -258,52 +257,52 @@ pub fn get_order(_req: Request, params: Params) -> Response {
 
 /// An order whose hold expired unpaid (the inventory's `reservation.expired`): `expired`,
 /// if it was still awaiting payment. Whether it was.
-pub(crate) fn expire(conn: &Connection, order_id: &str) -> Result<bool, String> {
-    let result = conn
-        .execute(
+pub(crate) async fn expire(db: &Db, order_id: &str) -> Result<bool, String> {
+    let rows = db
+        .query(
             "UPDATE orders SET status = 'expired', \
              updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') \
              WHERE id = ? AND status = 'awaiting_payment' RETURNING id",
-            &[text(order_id)],
+            vec![text(order_id)],
         )
+        .await
         .map_err(|e| format!("expiring the order: {e}"))?;
-    let expired = result.rows().next().is_some();
-    Ok(expired)
+    Ok(!rows.is_empty())
 }
 
 /// Runs `then` on the order of the path's `id`.
-async fn with_order<F, Fut>(params: &Params, then: F) -> Response
+async fn with_order<F, Fut>(id: &str, then: F) -> Reply
 where
-    F: FnOnce(Connection, Order) -> Fut,
-    Fut: std::future::Future<Output = Response>,
+    F: FnOnce(Db, Order) -> Fut,
+    Fut: std::future::Future<Output = Reply>,
 {
-    let conn = match db::open() {
-        Ok(conn) => conn,
+    let db = match Db::open().await {
+        Ok(db) => db,
         Err(e) => return error(status::SERVICE_UNAVAILABLE, e),
     };
-    match load(&conn, params.get("id").unwrap_or_default()) {
-        Ok(Some(order)) => then(conn, order).await,
+    match load(&db, id).await {
+        Ok(Some(order)) => then(db, order).await,
         Ok(None) => error(status::NOT_FOUND, "no such order"),
         Err(e) => error(status::SERVICE_UNAVAILABLE, e),
     }
 }
 
 /// Saves the order and answers with it.
-fn finish(conn: &Connection, order: &Order, answered: u16) -> Response {
-    if let Err(e) = save(conn, order, false) {
+async fn finish(db: &Db, order: &Order, answered: u16) -> Reply {
+    if let Err(e) = save(db, order, false).await {
         return error(status::SERVICE_UNAVAILABLE, e);
     }
     json(answered, &order.view())
 }
 
-fn unexpected(answered: u16, body: &Value) -> Response {
+fn unexpected(answered: u16, body: &Value) -> Reply {
     error(
         status::BAD_GATEWAY,
         format!("the inventory answered {answered}: {body}"),
     )
 }
 
-fn save(conn: &Connection, order: &Order, new: bool) -> Result<(), String> {
+async fn save(db: &Db, order: &Order, new: bool) -> Result<(), String> {
     let lines = serde_json::to_string(&order.lines).map_err(|e| e.to_string())?;
     let detail = order.detail.to_string();
     let sql = if new {
@@ -313,9 +312,9 @@ fn save(conn: &Connection, order: &Order, new: bool) -> Result<(), String> {
         "UPDATE orders SET status = ?, lines = ?, hold_seconds = ?, reservation_id = ?, \
          detail = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?"
     };
-    conn.execute(
+    db.exec(
         sql,
-        &[
+        vec![
             text(&order.status),
             text(&lines),
             Sql::Integer(order.hold_seconds),
@@ -324,32 +323,42 @@ fn save(conn: &Connection, order: &Order, new: bool) -> Result<(), String> {
             text(&order.id),
         ],
     )
-    .map(drop)
+    .await
     .map_err(|e| format!("saving the order: {e}"))
 }
 
-fn load(conn: &Connection, id: &str) -> Result<Option<Order>, String> {
-    let result = conn
-        .execute(
+async fn load(db: &Db, id: &str) -> Result<Option<Order>, String> {
+    let rows = db
+        .query(
             "SELECT id, status, lines, hold_seconds, reservation_id, detail FROM orders \
              WHERE id = ?",
-            &[text(id)],
+            vec![text(id)],
         )
+        .await
         .map_err(|e| format!("reading the order: {e}"))?;
-    let Some(row) = result.rows().next() else {
+    let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let field = |name: &str| row.get::<&str>(name).unwrap_or_default().to_owned();
+    let field = |name: &str| row.text(name).unwrap_or_default().to_owned();
     Ok(Some(Order {
         id: field("id"),
         status: field("status"),
         lines: serde_json::from_str(&field("lines")).unwrap_or_default(),
-        hold_seconds: row
-            .get::<i64>("hold_seconds")
-            .unwrap_or(DEFAULT_HOLD_SECONDS),
-        reservation_id: row.get::<&str>("reservation_id").map(str::to_owned),
+        hold_seconds: row.int("hold_seconds").unwrap_or(DEFAULT_HOLD_SECONDS),
+        reservation_id: row.text("reservation_id").map(str::to_owned),
         detail: serde_json::from_str(&field("detail")).unwrap_or(Value::Null),
     }))
+}
+
+/// `len` random bytes (WASI 0.3 may hand them over in several reads).
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() < len {
+        let wanted = (len - bytes.len()) as u64;
+        bytes.extend(spin_sdk::wasip3::random::random::get_random_bytes(wanted));
+    }
+    bytes.truncate(len);
+    bytes
 }
 
 fn hex(bytes: &[u8]) -> String {
