@@ -21,7 +21,8 @@
 # HOST=path measures another build of the host on the same wasm; BEFORE=path adds a third
 # side, another build (the commit before a change), to every round: an A/B in the same run.
 # BEFORE_MANIFEST=path runs that side from another spin.toml (other wasm, same host: an A/B
-# of the components). ONLY=read or ONLY=deduct runs one load.
+# of the components). ONLY=read or ONLY=deduct runs one load. UP_ARGS adds arguments to
+# every host's `up` (`--max-instance-concurrent-reuse-count 4`, say).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -50,7 +51,7 @@ declare -A pid_of
 trap 'kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null; rm -rf "$state"' EXIT
 serve_host() { # BINARY PORT NAME [MANIFEST]
   "$1" up --listen "127.0.0.1:$2" --state-dir "$state/$3" ${4:+--from "$4"} \
-    --variable rate_limit_requests=1000000000 >"$state/$3.log" 2>&1 &
+    --variable rate_limit_requests=1000000000 ${UP_ARGS:-} >"$state/$3.log" 2>&1 &
   pids+=($!)
   pid_of[$3]=$!
 }

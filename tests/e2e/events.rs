@@ -441,6 +441,11 @@ fn the_shipped_dev_events_secret_signs_only_for_receivers_on_this_machine(target
     };
     let error = pending["items"][0]["last_error"].as_str().unwrap();
     assert!(error.contains("development events_secret"), "{pending}");
+    // Component output reaches the host's stderr in batches, a few ms after it is written.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !app.stderr().contains("SPIN_VARIABLE_EVENTS_SECRET") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(app.stderr().contains("SPIN_VARIABLE_EVENTS_SECRET"));
     assert_eq!(remote.arrivals(), 0);
 }

@@ -75,7 +75,10 @@ fn a_missing_wasm_file_is_an_error_naming_the_build_command() {
     });
     let err = up_fails_with(&path, &[]);
     assert!(err.contains("missing.wasm does not exist"), "{err}");
-    assert!(err.contains("cargo build --target wasm32-wasip2 --release "), "{err}");
+    assert!(
+        err.contains("cargo build --target wasm32-wasip2 --release "),
+        "{err}"
+    );
     assert!(err.contains(" -p inventory-products"), "{err}");
 }
 
