@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::app::{on_every_target, Target};
+use crate::app::{cli_token, on_every_target, Target};
 
 fn health_is_ok_when_the_database_answers(target: Target) {
     let app = target.spawn_app();
@@ -183,7 +183,67 @@ fn each_request_writes_one_json_access_log_line_without_secrets_or_bodies(target
     );
 }
 
+/// Sixteen clients at once, three rounds, each with a token of its own, a request id of its
+/// own and a body of its own. On WASI 0.3 the requests share reused instances, several at a
+/// time: nothing of one may reach another's response or log line.
+fn concurrent_requests_keep_their_own_request_id_subject_and_body(target: Target) {
+    let app = target.spawn_app();
+    let manifest = target.manifest();
+    let tokens: Vec<String> = (0..16)
+        .map(|i| {
+            let sub = format!("client-{i}");
+            cli_token(&manifest, &["--sub", &sub, "--scope", "inventory:write"]).unwrap()
+        })
+        .collect();
+    for round in 0..3 {
+        std::thread::scope(|scope| {
+            for (i, token) in tokens.iter().enumerate() {
+                let app = &app;
+                scope.spawn(move || {
+                    let id = format!("concurrent-{round}-{i}");
+                    let auth = format!("Bearer {token}");
+                    let body =
+                        json!({"name": format!("Product {round}-{i}"), "price": 1, "stock": i});
+                    let response = app.request(
+                        "POST",
+                        "/product",
+                        &[
+                            ("authorization", &auth),
+                            ("content-type", "application/json"),
+                            ("x-request-id", &id),
+                        ],
+                        Some(body.to_string().as_bytes()),
+                    );
+                    assert_eq!(response.status, 201, "{id}");
+                    assert_eq!(response.header("x-request-id"), Some(id.as_str()));
+                    let created = response.json();
+                    assert_eq!(created["name"], format!("Product {round}-{i}"), "{id}");
+                    assert_eq!(created["stock"], i, "{id}");
+                });
+            }
+        });
+    }
+    let lines = app.access_log(48);
+    let mut seen = 0;
+    for line in &lines {
+        let Some(id) = line["request_id"].as_str() else {
+            continue;
+        };
+        let Some(i) = id
+            .strip_prefix("concurrent-")
+            .and_then(|r| r.split('-').nth(1))
+        else {
+            continue;
+        };
+        assert_eq!(line["sub"], format!("client-{i}"), "{line}");
+        assert_eq!(line["status"], 201, "{line}");
+        seen += 1;
+    }
+    assert_eq!(seen, 48, "{lines:?}");
+}
+
 on_every_target!(
+    concurrent_requests_keep_their_own_request_id_subject_and_body,
     health_is_ok_when_the_database_answers,
     an_unknown_path_is_a_problem_json_404,
     a_known_path_with_a_wrong_method_is_405_with_allow,
