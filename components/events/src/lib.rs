@@ -6,8 +6,8 @@
 // The entry point expands to the SDK's export glue, which is `unsafe`.
 #![allow(unsafe_code)]
 
-// The SDK of this build, by the name the entry point's expansion uses: spin-sdk 7 (WASI 0.3)
-// by default, spin-sdk 5 (WASI 0.2) with the `wasip2` feature.
+// The WASI 0.2 build's entry point is spin-sdk 5's `#[http_component]`, which expands to
+// paths under `spin_sdk`; the WASI 0.3 one needs no SDK of the component's own.
 #[cfg(feature = "wasip2")]
 extern crate spin_sdk_wasip2 as spin_sdk;
 

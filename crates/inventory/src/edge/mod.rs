@@ -113,8 +113,9 @@ pub enum BodyError {
 
 /// Defines the component's HTTP entry point: every request goes through the app's pipeline
 /// with `routes` (`inventory::http_component!("products", routes::ROUTES)`), or, with
-/// `private`, through the pipeline of a component reached only by service chaining. The
-/// component names the SDK of its build `spin_sdk` at its root (see its `lib.rs`).
+/// `private`, through the pipeline of a component reached only by service chaining. On the
+/// WASI 0.2 build the component names spin-sdk 5 `spin_sdk` at its root, for the SDK's
+/// `#[http_component]` (see its `lib.rs`).
 #[macro_export]
 macro_rules! http_component {
     ($component:literal, $routes:expr) => {
