@@ -71,6 +71,22 @@ pub struct Post<'a> {
     pub timeout: Option<Duration>,
 }
 
+impl Post<'_> {
+    /// The headers as wasi:http's `fields` take them.
+    fn header_list(&self) -> Vec<(String, Vec<u8>)> {
+        self.headers
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
+            .collect()
+    }
+
+    /// The time limit in nanoseconds, as wasi:http's request options take it (saturated).
+    fn timeout_nanos(&self) -> Option<u64> {
+        self.timeout
+            .map(|limit| u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
 /// An answer to an outbound request, its body read whole.
 #[derive(Debug)]
 pub struct Answer {

@@ -93,12 +93,7 @@ fn method_name(method: &SdkMethod) -> &'static str {
 /// written before the answer is awaited; if the request was refused (a denied host),
 /// writing fails and the answer says why, so the answer is what counts.
 pub async fn send(post: Post<'_>) -> Result<Answer, SendError> {
-    let fields: Vec<(String, Vec<u8>)> = post
-        .headers
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), value.clone().into_bytes()))
-        .collect();
-    let fields = Fields::from_list(&fields)
+    let fields = Fields::from_list(&post.header_list())
         .map_err(|err| SendError::Failed(format!("a header: {err:?}")))?;
     let request = OutgoingRequest::new(fields);
     let scheme = match post.scheme {
@@ -114,9 +109,8 @@ pub async fn send(post: Post<'_>) -> Result<Answer, SendError> {
     let outgoing_body = request
         .body()
         .map_err(|()| SendError::Failed("the request body is not writable".to_owned()))?;
-    let options = post.timeout.map(|limit| {
+    let options = post.timeout_nanos().map(|nanos| {
         let options = RequestOptions::new();
-        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
         // Each is an option the host may not support; the caller's own timeout still holds.
         let _ = options.set_connect_timeout(Some(nanos));
         let _ = options.set_first_byte_timeout(Some(nanos));
