@@ -272,6 +272,9 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
         "--request-timeout",
         "8",
     ];
+    if !extra.contains(&"--metrics-listen") {
+        args.extend_from_slice(&["--metrics-listen", "127.0.0.1:0"]);
+    }
     args.extend_from_slice(extra);
     let app = crate::app::spawn_app_with(&misbehave_manifest(), &args);
     let addr = app.addr.clone();
@@ -284,7 +287,30 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
         let _ = stream.read_to_string(&mut out);
         out
     });
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // The host is full once the busy request holds the one instance: read off the host's own
+    // gauge, not guessed from a sleep (on a loaded machine the request may take a while to
+    // get there).
+    let metrics = app.metrics_addr.clone().expect("--metrics-listen");
+    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    loop {
+        let mut stream = std::net::TcpStream::connect(&metrics).unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut scrape = String::new();
+        stream.read_to_string(&mut scrape).unwrap();
+        if scrape
+            .lines()
+            .any(|l| l == "inventory_host_instances_in_use{source=\"client\"} 1")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the busy request never took the instance:\n{scrape}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     (app, busy)
 }
 
