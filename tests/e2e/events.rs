@@ -177,7 +177,9 @@ fn every_event_type_arrives_once_signed_in_commit_order_with_its_data(target: Ta
     assert_eq!(
         body["data"],
         json!({"product_id": id, "sku": "MUG-1", "stock": 5, "reserved": 0, "available": 5,
-               "delta": -2, "order_id": "ord-1", "version": 4})
+               "delta": -2, "order_id": "ord-1", "version": 4,
+               "levels": [{"location_id": "default", "delta": -2, "stock": 5, "reserved": 0,
+                           "available": 5}]})
     );
     let timestamp = body["timestamp"].as_str().unwrap();
     assert!(
@@ -557,7 +559,7 @@ fn after_a_kill_under_load_every_event_arrives_soon_after_one_request(target: Ta
             .collect();
         let deducts: i64 = db
             .query_row(
-                "SELECT count(*) FROM stock_movements WHERE reason = 'deducted'",
+                "SELECT count(*) FROM stock_ledger WHERE reason = 'deducted'",
                 [],
                 |row| row.get(0),
             )

@@ -133,6 +133,14 @@ fn rows_of_the_release(dir: &Path, version: i64) -> Vec<String> {
         ),
         (4, "SELECT * FROM reservations"),
         (4, "SELECT * FROM reservation_lines"),
+        (
+            6,
+            "SELECT id, name, priority, active, version FROM locations",
+        ),
+        (6, "SELECT * FROM stock_levels"),
+        (6, "SELECT * FROM hold_allocations"),
+        (6, "SELECT * FROM stock_ledger"),
+        (6, "SELECT * FROM transfers"),
     ];
     let mut out = Vec::new();
     for (since, sql) in tables {
@@ -491,7 +499,32 @@ fn a_database_written_by_the_release_before_each_migration_upgrades_with_its_row
             path.display()
         );
         assert_schema_current(state.path());
-        assert_ledger_sums(&app, 1);
+        // All of it at `default`, where a client that never names a location finds it: the
+        // level, the hold, and the ledger with its ids.
+        assert_eq!(
+            product["by_location"],
+            json!([{"location_id": "default", "stock": 7, "reserved": held,
+                    "available": 7 - held}]),
+            "upgrading past {}",
+            path.display()
+        );
+        let entries: Vec<(i64, String, i64)> = assert_ledger_sums(&app, 1)
+            .iter()
+            .map(|e| {
+                let location = e["location_id"].as_str().unwrap().to_owned();
+                (
+                    e["id"].as_i64().unwrap(),
+                    location,
+                    e["delta"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [(2, "default".to_owned(), -2), (1, "default".to_owned(), 9)],
+            "upgrading past {}",
+            path.display()
+        );
         if release >= 2 {
             // The stored answer is there: its key, sent with another request, is refused.
             post_keyed(

@@ -72,7 +72,11 @@ fn a_hold_takes_units_out_of_available_until_it_is_committed_once(target: Target
     );
     assert_eq!(body["status"], "active");
     assert_eq!(body["order_id"], "ord-h1");
-    assert_eq!(body["lines"], json!([{"product_id": id, "quantity": 3}]));
+    assert_eq!(
+        body["lines"],
+        json!([{"product_id": id, "quantity": 3,
+                "allocations": [{"location_id": "default", "quantity": 3}]}])
+    );
     assert!(body["expires_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(quantities(&app, id), (10, 3, 7));
     // The ETag names what is held, and reading it again is a 304.
@@ -155,7 +159,8 @@ fn a_partial_commit_deducts_what_it_names_and_releases_the_rest(target: Target) 
     );
     assert_eq!(
         partial.json()["lines"],
-        json!([{"product_id": a, "stock": 7, "reserved": 0, "available": 7, "deducted": 3}])
+        json!([{"product_id": a, "stock": 7, "reserved": 0, "available": 7, "deducted": 3,
+                "allocations": [{"location_id": "default", "quantity": 3}]}])
     );
     // The rest is available again: one unit of `a`, both of `b`.
     assert_eq!(quantities(&app, a), (7, 0, 7));
@@ -257,7 +262,8 @@ fn a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it(target: Target) {
     let problem = short.assert_problem(409, "insufficient-stock");
     assert_eq!(
         problem["lines"],
-        json!([{"product_id": b, "requested": 2, "available": 1}])
+        json!([{"product_id": b, "requested": 2, "available": 1,
+                "by_location": [{"location_id": "default", "available": 1}]}])
     );
     hold(&app, "n2", &[(a, 1), (999, 1)], 900).assert_problem(404, "not-found");
     assert_eq!(quantities(&app, a), (2, 0, 2));
@@ -327,7 +333,8 @@ fn a_stock_count_below_what_is_held_refuses_the_commit_that_no_longer_fits(targe
     let problem = late.assert_problem(409, "insufficient-stock");
     assert_eq!(
         problem["lines"],
-        json!([{"product_id": id, "requested": 2, "available": 0}])
+        json!([{"product_id": id, "requested": 2, "available": 0,
+                "by_location": [{"location_id": "default", "available": 0}]}])
     );
     assert_eq!(
         app.get(&format!("/reservations/{second}")).json()["status"],

@@ -109,6 +109,7 @@ fn a_deduct_answers_with_the_new_stock_and_writes_the_ledger(target: Target) {
     assert_eq!(
         response.json(),
         json!({"product_id": id, "stock": 38, "reserved": 0, "available": 38, "deducted": 2,
+               "allocations": [{"location_id": "default", "quantity": 2}],
                "order_id": "ord-k1"})
     );
     let entries = assert_ledger_sums(&app, id);
@@ -140,8 +141,10 @@ fn a_batch_is_all_or_nothing_and_names_every_short_line(target: Target) {
     assert_eq!(
         body["lines"],
         json!([
-            {"product_id": b, "requested": 3, "available": 1},
-            {"product_id": c, "requested": 20, "available": 10}
+            {"product_id": b, "requested": 3, "available": 1,
+             "by_location": [{"location_id": "default", "available": 1}]},
+            {"product_id": c, "requested": 20, "available": 10,
+             "by_location": [{"location_id": "default", "available": 10}]}
         ])
     );
     let missing = post_keyed(
@@ -199,7 +202,8 @@ fn lines_naming_one_product_add_up(target: Target) {
     let body = short.assert_problem(409, "insufficient-stock");
     assert_eq!(
         body["lines"],
-        json!([{"product_id": a, "requested": 6, "available": 5}])
+        json!([{"product_id": a, "requested": 6, "available": 5,
+                "by_location": [{"location_id": "default", "available": 5}]}])
     );
     assert_eq!((stock_of(&app, a), stock_of(&app, b)), (5, 9));
 

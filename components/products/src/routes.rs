@@ -117,6 +117,7 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
+        WriteOutcome::LocationRequired => Err(ApiError::LocationRequired),
     };
     write.answer(answer)
 }
@@ -130,6 +131,9 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
+        WriteOutcome::LocationRequired => {
+            Err(ApiError::Internal("a delete asked for a location".into()))
+        }
     };
     write.answer(answer)
 }

@@ -2,11 +2,11 @@
 
 use serde::Serialize;
 
-use inventory::store::held::Line;
+use inventory::store::held::HeldLine;
 use inventory::store::reservations::Hold;
 use inventory::store::stock::Taken;
 use inventory::time;
-use inventory::web::taken::DeductedLine;
+use inventory::web::taken::{AllocationView, DeductedLine};
 
 /// A hold, as clients see it (`api/openapi.json`, `Reservation`).
 #[derive(Serialize)]
@@ -38,13 +38,16 @@ impl<'a> From<&'a Hold> for HoldView<'a> {
 pub struct LineView {
     pub product_id: i64,
     pub quantity: i64,
+    /// Where the units are held, fixed when the hold was made.
+    pub allocations: Vec<AllocationView>,
 }
 
-impl From<&Line> for LineView {
-    fn from(line: &Line) -> Self {
+impl From<&HeldLine> for LineView {
+    fn from(line: &HeldLine) -> Self {
         Self {
             product_id: line.product_id,
             quantity: line.quantity,
+            allocations: AllocationView::list(&line.allocations),
         }
     }
 }

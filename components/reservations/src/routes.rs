@@ -133,8 +133,8 @@ fn commit_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
         Begun::Replayed(resp) => return Ok(resp),
     };
     let context = Context {
-        order_id: None,
         idempotency_key: once.as_ref().map(Idempotent::key),
+        ..Context::default()
     };
     let answer = match reservations::commit(write.tx(), id, totals.as_deref(), &context)? {
         CommitOutcome::Committed { hold, lines } => {

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use inventory::store::ledger::LedgerEntry;
 use inventory::store::stock::Taken;
-use inventory::web::taken::DeductedLine;
+use inventory::web::taken::{AllocationView, DeductedLine};
 
 /// `POST /product/{id}/deduct`: the product's line, and the order.
 #[derive(Serialize)]
@@ -33,6 +33,8 @@ pub struct RestockedView<'a> {
     pub restocked: i64,
     pub order_id: Option<&'a str>,
     pub reason: &'a str,
+    /// Where the units went.
+    pub allocations: Vec<AllocationView>,
 }
 
 /// `POST /stock/deduct`.

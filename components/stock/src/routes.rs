@@ -1,5 +1,6 @@
 //! The stock routes and their handlers.
 
+use inventory::domain::allocation::{Split, Strategy};
 use inventory::domain::MAX_STOCK;
 use inventory::store::ledger::{self, Context};
 use inventory::store::stock::{self, How, Line, Refusal, Restock, Taking};
@@ -10,7 +11,8 @@ use inventory::web::idempotency::{self, Begun, Idempotent};
 use inventory::web::paging::PageQuery;
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
-use inventory::web::taken::DeductedLine;
+use inventory::store::levels::DEFAULT_LOCATION;
+use inventory::web::taken::{AllocationView, DeductedLine};
 
 use crate::dto::{BatchDeductedView, DeductedView, MovementPageView, RestockedView};
 
@@ -52,6 +54,7 @@ fn context<'a>(order_id: Option<&'a str>, once: &'a Idempotent) -> Context<'a> {
     Context {
         order_id,
         idempotency_key: Some(once.key()),
+        transfer_id: None,
     }
 }
 
@@ -71,6 +74,8 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
             quantity,
         }],
         how: How::Deduct,
+        strategy: Strategy::default(),
+        split: Split::default(),
         context: context(Some(order_id), &once),
         told: Vec::new(),
     };
@@ -84,6 +89,7 @@ fn deduct_stock(call: &Call<'_>) -> Result<Resp, ApiError> {
             [line] => ApiError::InsufficientStock {
                 requested: line.requested,
                 available: line.available,
+                by_location: line.by_location.clone(),
             },
             _ => ApiError::InsufficientStockLines(short),
         }),
@@ -103,6 +109,8 @@ fn deduct_stock_batch(call: &Call<'_>) -> Result<Resp, ApiError> {
     let taking = Taking {
         lines: &held::lines_of(&request.totals()),
         how: How::Deduct,
+        strategy: Strategy::default(),
+        split: Split::default(),
         context: context(Some(order_id), &once),
         told: Vec::new(),
     };
@@ -144,6 +152,10 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
                 restocked: quantity,
                 order_id,
                 reason,
+                allocations: vec![AllocationView {
+                    location_id: DEFAULT_LOCATION.to_owned(),
+                    quantity,
+                }],
             },
         )),
         Restock::NotFound => Err(not_found(id)),

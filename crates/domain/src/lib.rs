@@ -6,6 +6,7 @@
 //! line in `product_records!`, the one place where the guard's WIT records and these types
 //! are converted (`guard_records!`).
 
+pub mod allocation;
 mod fields;
 pub mod limits;
 mod price;

@@ -274,13 +274,8 @@ impl fmt::Display for DeductLine {
     }
 }
 
-/// One line of a batch that cannot be served: what was asked, what there is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shortfall {
-    pub product_id: i64,
-    pub requested: i64,
-    pub available: i64,
-}
+/// One line of a taking that cannot be served: what was asked, what there is, and where.
+pub use crate::allocation::Short as Shortfall;
 
 /// The guard's records of stock requests (`wit/guard.wit`: `deduct`, `restock`,
 /// `batch-deduct`) and these types, converted both ways, here and only here (see

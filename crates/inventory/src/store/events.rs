@@ -12,6 +12,8 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::allocation::Allocation;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     ProductCreated,
@@ -72,12 +74,19 @@ impl Event {
         kind: EventType,
         reservation_id: &str,
         order_id: &str,
-        lines: &[(i64, i64)],
+        lines: &[(i64, i64, &[Allocation])],
     ) -> Self {
-        let line = lines.first().map_or(0, |(product_id, _)| *product_id);
+        let line = lines.first().map_or(0, |(product_id, _, _)| *product_id);
         let lines: Vec<Value> = lines
             .iter()
-            .map(|(product_id, quantity)| json!({"product_id": product_id, "quantity": quantity}))
+            .map(|(product_id, quantity, allocations)| {
+                let allocations: Vec<Value> = allocations
+                    .iter()
+                    .map(|a| json!({"location_id": a.location_id, "quantity": a.quantity}))
+                    .collect();
+                json!({"product_id": product_id, "quantity": quantity,
+                       "allocations": allocations})
+            })
             .collect();
         Self::new(
             kind,
@@ -124,17 +133,42 @@ impl StockCause<'_> {
     }
 }
 
+/// One level's quantities, before and after a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelChange {
+    pub location_id: String,
+    /// (before, after)
+    pub stock: (i64, i64),
+    pub reserved: (i64, i64),
+}
+
+impl LevelChange {
+    pub fn delta(&self) -> i64 {
+        self.stock.1 - self.stock.0
+    }
+
+    /// As events carry it: after the change.
+    fn to_json(&self) -> Value {
+        json!({"location_id": self.location_id, "delta": self.delta(), "stock": self.stock.1,
+               "reserved": self.reserved.1,
+               "available": (self.stock.1 - self.reserved.1).max(0)})
+    }
+}
+
 /// One product's quantities, before and after a change: `stock` on hand, `reserved` by
-/// active holds, and `available` (`stock - reserved`, never below 0).
-#[derive(Debug, Clone, Copy)]
+/// active holds, and `available`, each the sum over its levels at active locations (so
+/// `available` is the sum of the levels' own, each never below 0), and the levels changed.
+#[derive(Debug, Clone)]
 pub struct StockChange<'a> {
     pub product_id: i64,
     pub sku: Option<&'a str>,
     /// (before, after)
     pub stock: (i64, i64),
     pub reserved: (i64, i64),
+    pub available: (i64, i64),
     /// The product's version after the change.
     pub version: i64,
+    pub levels: Vec<LevelChange>,
 }
 
 impl StockChange<'_> {
@@ -144,10 +178,7 @@ impl StockChange<'_> {
 
     /// `available` before and after.
     pub fn available(&self) -> (i64, i64) {
-        (
-            (self.stock.0 - self.reserved.0).max(0),
-            (self.stock.1 - self.reserved.1).max(0),
-        )
+        self.available
     }
 
     /// The change's own event, then `stock.low` and `stock.depleted` if `available` crossed
@@ -162,23 +193,24 @@ impl StockChange<'_> {
         let (stock, reserved) = (self.stock.1, self.reserved.1);
         let (was_available, available) = self.available();
         let delta = self.delta();
+        let levels: Vec<Value> = self.levels.iter().map(LevelChange::to_json).collect();
         let own = match cause {
             StockCause::Deducted => Some((
                 EventType::StockDeducted,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
                        "available": available, "delta": delta, "order_id": order_id,
-                       "version": version}),
+                       "version": version, "levels": levels}),
             )),
             StockCause::Restocked { reason } => Some((
                 EventType::StockRestocked,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
                        "available": available, "delta": delta, "order_id": order_id,
-                       "reason": reason, "version": version}),
+                       "reason": reason, "version": version, "levels": levels}),
             )),
             StockCause::Set => Some((
                 EventType::StockSet,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
-                       "available": available, "delta": delta, "version": version}),
+                       "available": available, "delta": delta, "version": version, "levels": levels}),
             )),
             StockCause::Created | StockCause::Held | StockCause::Released => None,
         };
@@ -195,7 +227,7 @@ impl StockChange<'_> {
                 id,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
                        "available": available, "threshold": low_stock_threshold,
-                       "version": version}),
+                       "version": version, "levels": levels}),
             ));
         }
         if was_available > 0 && available == 0 {
@@ -203,7 +235,7 @@ impl StockChange<'_> {
                 EventType::StockDepleted,
                 id,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
-                       "available": available, "version": version}),
+                       "available": available, "version": version, "levels": levels}),
             ));
         }
         events
@@ -220,7 +252,13 @@ mod tests {
             sku: Some("MUG"),
             stock: (before, after),
             reserved: (0, 0),
+            available: (before, after),
             version: 3,
+            levels: vec![LevelChange {
+                location_id: "default".into(),
+                stock: (before, after),
+                reserved: (0, 0),
+            }],
         }
     }
 
@@ -254,14 +292,17 @@ mod tests {
         assert_eq!(
             events[0].data,
             json!({"product_id": 7, "sku": "MUG", "stock": 8, "reserved": 0, "available": 8,
-                   "delta": -2, "order_id": null, "reason": "returned", "version": 3})
+                   "delta": -2, "order_id": null, "reason": "returned", "version": 3,
+                   "levels": [{"location_id": "default", "delta": -2, "stock": 8,
+                               "reserved": 0, "available": 8}]})
         );
     }
 
     #[test]
     fn thresholds_are_crossed_by_available_so_holds_cross_them_too() {
-        let held = |reserved_before, reserved_after| StockChange {
+        let held = |reserved_before: i64, reserved_after: i64| StockChange {
             reserved: (reserved_before, reserved_after),
+            available: (10 - reserved_before, 10 - reserved_after),
             ..change(10, 10)
         };
         // A hold of 5 on 10: available 10 -> 5, low at 5.
@@ -276,11 +317,5 @@ mod tests {
         );
         // Units given back fire nothing.
         assert!(held(10, 0).events(StockCause::Released, None, 5).is_empty());
-        // A stock count below what is held: available is 0, not negative.
-        let counted = StockChange {
-            reserved: (4, 4),
-            ..change(10, 2)
-        };
-        assert_eq!(counted.available(), (6, 0));
     }
 }

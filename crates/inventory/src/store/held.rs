@@ -1,28 +1,34 @@
-//! What holds hold (`reservation_lines`): each hold's lines, and a product's units held
-//! (`reserved!`). A line holds while its `holds_until` is in the future, by the database's
-//! clock, so an expired hold stops counting the instant it expires, with no job to run.
+//! What holds hold (`hold_allocations`): each hold's units, per product and location, in the
+//! order taken, and the units held at a level or of a product (`level_reserved!`,
+//! `reserved!`). An allocation holds while its `holds_until` is in the future, by the
+//! database's clock, so an expired hold stops counting the instant it expires, with no job to
+//! run.
 
 use crate::store::spin::Value;
 
+use crate::domain::allocation::Allocation;
 use crate::domain::stock::ProductTotal;
 
 use crate::store::db::{StoreError, Tx};
 
-/// A product's `reserved`: the units of holds' lines that still hold it, as a SQL expression
-/// over a row of `products`. A macro, so that SQL built with `concat!` can name it.
-macro_rules! reserved {
+/// A level's `reserved`: the units of allocations that still hold it, as a SQL expression
+/// over a row of `stock_levels` named `s`. A macro, so that SQL built with `concat!` can name
+/// it.
+macro_rules! level_reserved {
     () => {
         concat!(
-            "(SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l \
-              WHERE l.product_id = products.id AND l.holds_until > ",
+            "(SELECT coalesce(sum(a.quantity), 0) FROM hold_allocations a \
+              WHERE a.product_id = s.product_id AND a.location_id = s.location_id \
+              AND a.holds_until > ",
             now_ms!(),
             ")"
         )
     };
 }
-pub(crate) use reserved;
+pub(crate) use level_reserved;
 
-/// A product and a number of its units: a line of a hold, or of any taking.
+/// A product and a number of its units: a line of a request, or what a commit takes of a
+/// product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line {
     pub product_id: i64,
@@ -43,80 +49,96 @@ pub fn lines_of(totals: &[ProductTotal]) -> Vec<Line> {
     totals.iter().map(Line::from).collect()
 }
 
-/// Writes `reservation`'s lines, holding until `until` (Unix ms), in one statement.
-pub fn hold(tx: &Tx<'_>, reservation: &str, lines: &[Line], until: i64) -> Result<(), StoreError> {
+/// A hold's line: a product, its units, and where they are held, in the order taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLine {
+    pub product_id: i64,
+    pub quantity: i64,
+    pub allocations: Vec<Allocation>,
+}
+
+/// Writes `reservation`'s allocations (`lines`), holding until `until` (Unix ms), in one
+/// statement.
+pub fn hold(
+    tx: &Tx<'_>,
+    reservation: &str,
+    lines: &[HeldLine],
+    until: i64,
+) -> Result<(), StoreError> {
     let mut params = vec![Value::Text(reservation.to_owned()), Value::Integer(until)];
-    let mut values = Vec::with_capacity(lines.len());
+    let mut values = Vec::new();
     for line in lines {
-        params.push(Value::Integer(line.product_id));
-        params.push(Value::Integer(line.quantity));
-        values.push(format!(
-            "(?1, ?{}, ?{}, ?2)",
-            params.len() - 1,
-            params.len()
-        ));
+        for allocation in &line.allocations {
+            params.push(Value::Integer(line.product_id));
+            params.push(Value::Text(allocation.location_id.clone()));
+            params.push(Value::Integer(allocation.quantity));
+            let n = params.len();
+            values.push(format!("(?1, ?{}, ?{}, ?{}, ?2)", n - 2, n - 1, n));
+        }
+    }
+    if values.is_empty() {
+        return Ok(());
     }
     let values = values.join(", ");
     tx.exec(
         &format!(
-            "INSERT INTO reservation_lines (reservation_id, product_id, quantity, holds_until) \
-             VALUES {values}"
+            "INSERT INTO hold_allocations (reservation_id, product_id, location_id, quantity, \
+             holds_until) VALUES {values}"
         ),
         &params,
     )
 }
 
-/// The lines of `reservation` hold nothing any more; `committed` says what its commit took
-/// of each product (none: it was released, or expired).
-pub fn end(tx: &Tx<'_>, reservation: &str, committed: &[Line]) -> Result<(), StoreError> {
+/// The allocations of `reservation` hold nothing any more; `committed` says what its commit
+/// took at each product's locations (none: it was released, or expired).
+pub fn end(tx: &Tx<'_>, reservation: &str, committed: &[HeldLine]) -> Result<(), StoreError> {
     let mut params = vec![Value::Text(reservation.to_owned())];
-    let committed = if committed.is_empty() {
+    let mut cases = String::new();
+    for line in committed {
+        for allocation in &line.allocations {
+            params.push(Value::Integer(line.product_id));
+            params.push(Value::Text(allocation.location_id.clone()));
+            params.push(Value::Integer(allocation.quantity));
+            let n = params.len();
+            cases.push_str(&format!(
+                " WHEN product_id = ?{} AND location_id = ?{} THEN ?{}",
+                n - 2,
+                n - 1,
+                n
+            ));
+        }
+    }
+    let committed = if cases.is_empty() {
         "committed".to_owned()
     } else {
-        quantities("product_id", committed, &mut params)
+        format!("CASE{cases} ELSE 0 END")
     };
     tx.exec(
         &format!(
-            "UPDATE reservation_lines SET holds_until = NULL, committed = {committed} \
+            "UPDATE hold_allocations SET holds_until = NULL, committed = {committed} \
              WHERE reservation_id = ?1"
         ),
         &params,
     )
 }
 
-/// Each line's quantity as a SQL expression over a row naming its product in `column`
-/// (`CASE column WHEN ?n THEN ?m ... ELSE 0 END`), its parameters appended to `params`:
-/// each line's product, then its quantity.
-pub fn quantities(column: &str, lines: &[Line], params: &mut Vec<Value>) -> String {
-    let mut cases = String::new();
-    for line in lines {
-        params.push(Value::Integer(line.product_id));
-        params.push(Value::Integer(line.quantity));
-        cases.push_str(&format!(
-            " WHEN ?{} THEN ?{}",
-            params.len() - 1,
-            params.len()
-        ));
-    }
-    format!("CASE {column}{cases} ELSE 0 END")
-}
-
-/// The lines of `reservation` now hold until `until` (Unix ms).
+/// The allocations of `reservation` now hold until `until` (Unix ms).
 pub fn extend(tx: &Tx<'_>, reservation: &str, until: i64) -> Result<(), StoreError> {
     tx.exec(
-        "UPDATE reservation_lines SET holds_until = ? WHERE reservation_id = ?",
+        "UPDATE hold_allocations SET holds_until = ? WHERE reservation_id = ?",
         &[Value::Integer(until), Value::Text(reservation.to_owned())],
     )
 }
 
-/// A hold's lines, in the order they were named, as one JSON value (`[[product, quantity],
-/// ...]`), for a query of holds to read with each hold (`parse_lines`): `hold_id` is the SQL
-/// naming the hold's id.
+/// A hold's allocations, in the order taken, as one JSON value (`[[product, location,
+/// quantity, committed], ...]`), for a query of holds to read with each hold
+/// (`parse_lines`): `hold_id` is the SQL naming the hold's id.
 macro_rules! held_lines {
     ($hold_id:literal) => {
         concat!(
-            "(SELECT json_group_array(json_array(product_id, quantity)) FROM (SELECT product_id, \
-             quantity FROM reservation_lines WHERE reservation_id = ",
+            "(SELECT json_group_array(json_array(product_id, location_id, quantity, committed)) \
+             FROM (SELECT product_id, location_id, quantity, committed FROM hold_allocations \
+             WHERE reservation_id = ",
             $hold_id,
             " ORDER BY rowid))"
         )
@@ -124,20 +146,41 @@ macro_rules! held_lines {
 }
 pub(crate) use held_lines;
 
-/// The lines `held_lines!` read.
-pub fn parse_lines(json: &str) -> Result<Vec<Line>, StoreError> {
-    let pairs: Vec<(i64, i64)> = serde_json::from_str(json)
-        .map_err(|err| StoreError::Corrupt(format!("a hold's lines: {err}")))?;
-    Ok(pairs
-        .into_iter()
-        .map(|(product_id, quantity)| Line {
-            product_id,
-            quantity,
-        })
-        .collect())
+/// The lines `held_lines!` read, one per product in the order first taken: what is held, and
+/// what a commit took.
+pub fn parse_lines(json: &str) -> Result<(Vec<HeldLine>, Vec<HeldLine>), StoreError> {
+    let rows: Vec<(i64, String, i64, i64)> = serde_json::from_str(json)
+        .map_err(|err| StoreError::Corrupt(format!("a hold's allocations: {err}")))?;
+    let mut held: Vec<HeldLine> = Vec::new();
+    let mut committed: Vec<HeldLine> = Vec::new();
+    for (product_id, location_id, quantity, took) in rows {
+        add(&mut held, product_id, &location_id, quantity);
+        add(&mut committed, product_id, &location_id, took);
+    }
+    committed.retain(|line| line.quantity > 0);
+    Ok((held, committed))
 }
 
-/// Removes the lines of the holds `reservations`.
+/// Adds `quantity` units at `location_id` to `product_id`'s line of `lines`.
+fn add(lines: &mut Vec<HeldLine>, product_id: i64, location_id: &str, quantity: i64) {
+    if !lines.iter().any(|line| line.product_id == product_id) {
+        lines.push(HeldLine {
+            product_id,
+            quantity: 0,
+            allocations: Vec::new(),
+        });
+    }
+    let line = lines.iter_mut().find(|line| line.product_id == product_id);
+    if let Some(line) = line.filter(|_| quantity > 0) {
+        line.quantity += quantity;
+        line.allocations.push(Allocation {
+            location_id: location_id.to_owned(),
+            quantity,
+        });
+    }
+}
+
+/// Removes the allocations of the holds `reservations`.
 pub fn forget(tx: &Tx<'_>, reservations: &[String]) -> Result<(), StoreError> {
     if reservations.is_empty() {
         return Ok(());
@@ -148,7 +191,7 @@ pub fn forget(tx: &Tx<'_>, reservations: &[String]) -> Result<(), StoreError> {
         .map(|id| Value::Text(id.clone()))
         .collect();
     tx.exec(
-        &format!("DELETE FROM reservation_lines WHERE reservation_id IN ({marks})"),
+        &format!("DELETE FROM hold_allocations WHERE reservation_id IN ({marks})"),
         &params,
     )
 }

@@ -1,5 +1,5 @@
-//! The stock ledger: an append-only row per change of a product's stock, written in the
-//! change's own transaction together with the change's events, so a product's deltas always
+//! The stock ledger: an append-only row per change of a level's stock, written in the
+//! change's own transaction together with the change's events, so a level's deltas always
 //! sum to its stock and every change is told. Every route that changes a product's
 //! quantities records the change here (`record`).
 
@@ -15,6 +15,8 @@ use crate::store::outbox;
 pub struct Context<'a> {
     pub order_id: Option<&'a str>,
     pub idempotency_key: Option<&'a str>,
+    /// The transfer a change is half of.
+    pub transfer_id: Option<&'a str>,
 }
 
 /// The events of a write that are not about quantities, told with its changes' own: before
@@ -40,27 +42,30 @@ pub fn record(
     context: &Context<'_>,
     told: Told,
 ) -> Result<(), StoreError> {
-    let moved: Vec<&(StockChange<'_>, StockCause<'_>)> = changes
-        .iter()
-        .filter(|(_, cause)| cause.moves_stock())
-        .collect();
-    if !moved.is_empty() {
-        let mut params = Vec::with_capacity(moved.len() * 6);
-        for (change, cause) in &moved {
+    // One row per level whose stock moved.
+    let mut params = Vec::new();
+    let mut count = 0;
+    for (change, cause) in changes.iter().filter(|(_, cause)| cause.moves_stock()) {
+        for level in change.levels.iter().filter(|level| level.delta() != 0) {
             params.extend([
                 Value::Integer(change.product_id),
-                Value::Integer(change.delta()),
-                Value::Integer(change.stock.1),
+                Value::Text(level.location_id.clone()),
+                Value::Integer(level.delta()),
+                Value::Integer(level.stock.1),
                 Value::Text(cause.reason().to_owned()),
                 opt_text(context.order_id),
                 opt_text(context.idempotency_key),
+                opt_text(context.transfer_id),
             ]);
+            count += 1;
         }
-        let values = vec![format!("(?, ?, ?, ?, ?, ?, {NOW})"); moved.len()].join(", ");
+    }
+    if count > 0 {
+        let values = vec![format!("(?, ?, ?, ?, ?, ?, ?, ?, {NOW})"); count].join(", ");
         tx.exec(
             &format!(
-                "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, \
-                 idempotency_key, at) VALUES {values}"
+                "INSERT INTO stock_ledger (product_id, location_id, delta, stock_after, reason, \
+                 order_id, idempotency_key, transfer_id, at) VALUES {values}"
             ),
             &params,
         )?;
@@ -83,10 +88,12 @@ pub fn record(
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerEntry {
     pub id: i64,
+    pub location_id: String,
     pub delta: i64,
     pub stock_after: i64,
     pub reason: String,
     pub order_id: Option<String>,
+    pub transfer_id: Option<String>,
     pub at: String,
 }
 
@@ -98,8 +105,8 @@ pub fn page(
     limit: i64,
 ) -> Result<(Vec<LedgerEntry>, i64), StoreError> {
     let (result, total) = db.page(
-        "id, delta, stock_after, reason, order_id, at",
-        "stock_movements WHERE product_id = ?",
+        "id, location_id, delta, stock_after, reason, order_id, transfer_id, at",
+        "stock_ledger WHERE product_id = ?",
         "id DESC",
         &[Value::Integer(product_id)],
         (page, limit),
@@ -108,11 +115,13 @@ pub fn page(
         .map(|row| {
             Ok(LedgerEntry {
                 id: row.int(0)?,
-                delta: row.int(1)?,
-                stock_after: row.int(2)?,
-                reason: row.text(3)?,
-                order_id: row.opt_text(4)?,
-                at: row.text(5)?,
+                location_id: row.text(1)?,
+                delta: row.int(2)?,
+                stock_after: row.int(3)?,
+                reason: row.text(4)?,
+                order_id: row.opt_text(5)?,
+                transfer_id: row.opt_text(6)?,
+                at: row.text(7)?,
             })
         })
         .collect::<Result<_, StoreError>>()?;

@@ -6,7 +6,7 @@ use crate::store::spin::Value;
 
 use crate::store::db::{now_ms, rows, Db, NOW_MS};
 use crate::store::error::StoreError;
-use crate::store::held::reserved;
+use crate::store::held::level_reserved;
 use crate::store::reservations;
 
 /// The app's figures at one moment.
@@ -40,11 +40,12 @@ pub fn figures(db: &Db, configured: &[String]) -> Result<Figures, StoreError> {
     let mut figures = Figures::default();
     let totals = db.query(
         concat!(
-            "SELECT count(*), coalesce(sum(stock), 0), coalesce(sum(held), 0), \
-             coalesce(sum(max(stock - held, 0)), 0) \
-             FROM (SELECT stock, ",
-            reserved!(),
-            " AS held FROM products)"
+            "SELECT (SELECT count(*) FROM products), coalesce(sum(stock), 0), \
+             coalesce(sum(held), 0), coalesce(sum(max(stock - held, 0)), 0) \
+             FROM (SELECT s.stock, ",
+            level_reserved!(),
+            " AS held FROM stock_levels s JOIN locations l ON l.id = s.location_id \
+              JOIN products p ON p.id = s.product_id WHERE l.active = 1)"
         ),
         &[],
     )?;

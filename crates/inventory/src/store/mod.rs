@@ -19,6 +19,7 @@ pub mod events;
 pub mod held;
 pub mod idempotency;
 pub mod ledger;
+pub mod levels;
 pub mod metrics;
 pub mod migrations;
 pub mod outbox;

@@ -8,9 +8,10 @@ use serde_json::json;
 
 use crate::domain::{NewProduct, Price, ProductPatch};
 use crate::store::db::{now_ms, opt_int, opt_text, rows, where_all, Db, Row, StoreError, Tx, NOW};
-use crate::store::events::{Event, EventType, StockCause, StockChange};
-use crate::store::held::reserved;
+use crate::store::events::{Event, EventType, LevelChange, StockCause, StockChange};
+use crate::store::held::level_reserved;
 use crate::store::ledger::{self, Context, Told};
+use crate::store::levels::{self, active_levels, active_total, any_available, DEFAULT_LOCATION};
 use crate::store::outbox;
 
 /// A stored product, which serializes as clients see it (`api/openapi.json`, `Product`).
@@ -26,48 +27,106 @@ pub struct Product {
     pub stock: i64,
     /// Held by active holds that have not expired, as of the query.
     pub reserved: i64,
-    /// `stock - reserved`, never below 0: what can be sold or held.
+    /// What can be sold or held: the sum of its levels' `available`.
     pub available: i64,
     pub category_id: Option<i64>,
     pub version: i64,
+    /// Its levels at active locations, by location id; the totals above are their sums.
+    pub by_location: Vec<LevelView>,
     pub created_at: String,
     pub updated_at: String,
 }
 
+/// A product's level at an active location, as product views list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LevelView {
+    pub location_id: String,
+    pub stock: i64,
+    pub reserved: i64,
+    /// `stock - reserved`, never below 0.
+    pub available: i64,
+}
+
+/// A product's `stock`, `reserved` and `available`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub stock: i64,
+    pub reserved: i64,
+    pub available: i64,
+}
+
+impl Totals {
+    /// The sums over levels of `(stock, reserved)`.
+    pub fn of(levels: impl IntoIterator<Item = (i64, i64)>) -> Self {
+        levels
+            .into_iter()
+            .fold(Self::default(), |sum, (stock, reserved)| Self {
+                stock: sum.stock + stock,
+                reserved: sum.reserved + reserved,
+                available: sum.available + (stock - reserved).max(0),
+            })
+    }
+}
+
 /// A product's columns, in `Product::from_row`'s order.
 pub const COLUMNS: &str = concat!(
-    "id, sku, name, description, price_cents, stock, ",
-    reserved!(),
+    "id, sku, name, description, price_cents, ",
+    active_levels!(),
     ", category_id, version, created_at, updated_at"
 );
 
 impl Product {
     pub(crate) fn from_row(row: &Row<'_>) -> Result<Self, StoreError> {
-        let (stock, reserved) = (row.int(5)?, row.int(6)?);
+        let levels: Vec<(String, i64, i64)> = serde_json::from_str(&row.text(5)?)
+            .map_err(|err| StoreError::Corrupt(format!("a product's levels: {err}")))?;
+        let mut by_location: Vec<LevelView> = levels
+            .into_iter()
+            .map(|(location_id, stock, reserved)| LevelView {
+                location_id,
+                stock,
+                reserved,
+                available: (stock - reserved).max(0),
+            })
+            .collect();
+        by_location.sort_by(|a, b| a.location_id.cmp(&b.location_id));
+        let totals = Totals::of(by_location.iter().map(|l| (l.stock, l.reserved)));
         Ok(Self {
             id: row.int(0)?,
             sku: row.opt_text(1)?,
             name: row.text(2)?,
             description: row.text(3)?,
             price: Price::from_checked(row.int(4)?),
-            stock,
-            reserved,
-            available: (stock - reserved).max(0),
-            category_id: row.opt_int(7)?,
-            version: row.int(8)?,
-            created_at: row.text(9)?,
-            updated_at: row.text(10)?,
+            stock: totals.stock,
+            reserved: totals.reserved,
+            available: totals.available,
+            category_id: row.opt_int(6)?,
+            version: row.int(7)?,
+            by_location,
+            created_at: row.text(8)?,
+            updated_at: row.text(9)?,
         })
     }
 
-    /// The change that left the product as it is, from `stock` and `reserved` before it.
-    pub fn changed_from(&self, stock: i64, reserved: i64) -> StockChange<'_> {
+    /// The product's totals.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            stock: self.stock,
+            reserved: self.reserved,
+            available: self.available,
+        }
+    }
+
+    /// The change that left the product as it is, from its totals before it, with the levels
+    /// it changed.
+    pub fn changed_from(&self, before: Totals, levels: Vec<LevelChange>) -> StockChange<'_> {
         StockChange {
             product_id: self.id,
             sku: self.sku.as_deref(),
-            stock: (stock, self.stock),
-            reserved: (reserved, self.reserved),
+            stock: (before.stock, self.stock),
+            reserved: (before.reserved, self.reserved),
+            available: (before.available, self.available),
             version: self.version,
+            levels,
         }
     }
 
@@ -122,6 +181,8 @@ pub enum WriteOutcome<T> {
     VersionMismatch(Box<Product>),
     /// Active holds have this many of its units: it cannot go while they may be committed.
     Held(i64),
+    /// A stock to set, on a product with no level or several: name the level to set.
+    LocationRequired,
 }
 
 pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
@@ -141,8 +202,28 @@ pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
         ],
     )?
     .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
+    // Its one level, at `default`; it has no holds yet.
+    let stock = new.stock.get();
+    levels::create(tx, product.id, DEFAULT_LOCATION, stock)?;
+    let product = Product {
+        stock,
+        reserved: 0,
+        available: stock,
+        by_location: vec![LevelView {
+            location_id: DEFAULT_LOCATION.to_owned(),
+            stock,
+            reserved: 0,
+            available: stock,
+        }],
+        ..product
+    };
     let created = product.event(EventType::ProductCreated);
-    let change = product.changed_from(0, 0);
+    let level = LevelChange {
+        location_id: DEFAULT_LOCATION.to_owned(),
+        stock: (0, stock),
+        reserved: (0, 0),
+    };
+    let change = product.changed_from(Totals::default(), vec![level]);
     ledger::record(
         tx,
         &[(change, StockCause::Created)],
@@ -161,7 +242,9 @@ pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
 }
 
 /// Applies `patch`, bumping the version, if the product exists at one of the `expected`
-/// versions (any version when `None`). A stock change is written to the ledger as a `set`.
+/// versions (any version when `None`). A stock change sets the product's only level and is
+/// written to the ledger as a `set`; a product with no level or several has no one stock to
+/// set (`LocationRequired`, before the version is looked at).
 pub fn update(
     tx: &Tx<'_>,
     id: i64,
@@ -171,14 +254,25 @@ pub fn update(
     let Some(before) = get(tx, id)? else {
         return Ok(WriteOutcome::NotFound);
     };
+    let mut level = None;
+    if let Some(stock) = patch.stock {
+        let found = levels::read(tx, &[id])?;
+        match found.get(&id).map(Vec::as_slice) {
+            Some([only]) => level = Some((only.clone(), stock.get())),
+            _ => return Ok(WriteOutcome::LocationRequired),
+        }
+    }
     if expected.is_some_and(|versions| !versions.contains(&before.version)) {
         return Ok(WriteOutcome::VersionMismatch(Box::new(before)));
+    }
+    if let Some((level, stock)) = &level {
+        levels::set(tx, id, &level.location_id, *stock)?;
     }
     let (sets, mut params) = assignments(patch);
     params.push(Value::Integer(id));
     let sql = format!(
-        "UPDATE products SET {}, version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
-        sets.join(", ")
+        "UPDATE products SET {}version = version + 1, updated_at = {NOW} WHERE id = ? RETURNING {COLUMNS}",
+        sets.iter().map(|set| format!("{set}, ")).collect::<String>()
     );
     let after = one(tx, &sql, &params)?
         .ok_or_else(|| StoreError::Corrupt("UPDATE returned no row".into()))?;
@@ -187,14 +281,43 @@ pub fn update(
         told.push(after.event(EventType::ProductUpdated));
     }
     let mut changes = Vec::new();
-    if after.stock != before.stock {
+    if let Some((level, stock)) = level.filter(|(level, stock)| level.stock != *stock) {
+        let change = LevelChange {
+            location_id: level.location_id,
+            stock: (level.stock, stock),
+            reserved: (level.reserved, level.reserved),
+        };
         changes.push((
-            after.changed_from(before.stock, before.reserved),
+            after.changed_from(before.totals(), vec![change]),
             StockCause::Set,
         ));
     }
     ledger::record(tx, &changes, &Context::default(), Told::Before(told))?;
     Ok(WriteOutcome::Done(after))
+}
+
+/// Recomputes each of `ids`' stock from its levels and bumps its version: the products as
+/// they now are, in one statement. Every write that changes a level calls it.
+pub fn refresh(tx: &Tx<'_>, ids: &[i64]) -> Result<Vec<Product>, StoreError> {
+    let marks = vec!["?"; ids.len()].join(", ");
+    let params: Vec<Value> = ids.iter().copied().map(Value::Integer).collect();
+    let result = tx.query(
+        &format!(
+            concat!(
+                "UPDATE products SET stock = ",
+                active_total!(),
+                ", version = version + 1, updated_at = {now} WHERE id IN ({marks})                  RETURNING {columns}"
+            ),
+            now = NOW,
+            marks = marks,
+            columns = COLUMNS
+        ),
+        &params,
+    )?;
+    let products = rows(&result)
+        .map(|row| Product::from_row(&row))
+        .collect::<Result<Vec<_>, _>>();
+    products
 }
 
 /// The `SET` clauses of a patch, and their parameters, in order.
@@ -217,14 +340,15 @@ fn assignments(patch: &ProductPatch) -> (Vec<&'static str>, Vec<Value>) {
     if let Some(price) = patch.price {
         set("price_cents = ?", Value::Integer(price.cents()));
     }
-    if let Some(stock) = patch.stock {
-        set("stock = ?", Value::Integer(stock.get()));
-    }
     if let Some(category_id) = patch.category_id {
         set("category_id = ?", opt_int(category_id.map(|c| c.get())));
     }
     if let Some(sku) = &patch.sku {
         set("sku = ?", opt_text(sku.as_ref().map(|s| s.as_str())));
+    }
+    if patch.stock.is_some() {
+        // The level is set first; the product keeps the sum of its levels.
+        sets.push(concat!("stock = ", active_total!()));
     }
     (sets, params)
 }
@@ -247,6 +371,7 @@ pub fn delete(
         return Ok(WriteOutcome::Held(product.reserved));
     }
     tx.exec("DELETE FROM products WHERE id = ?", &[Value::Integer(id)])?;
+    levels::forget(tx, id)?;
     outbox::write(tx, &[product.deleted_event()])?;
     Ok(WriteOutcome::Done(()))
 }
@@ -278,9 +403,9 @@ pub fn list(
         conditions.push("name LIKE ? ESCAPE '\\'");
         params.push(Value::Text(format!("%{}%", escape_like(q))));
     }
-    // In stock: something is available.
-    const AVAILABLE: &str = concat!("stock > ", reserved!());
-    const NONE_AVAILABLE: &str = concat!("stock <= ", reserved!());
+    // In stock: something is available at an active location.
+    const AVAILABLE: &str = any_available!();
+    const NONE_AVAILABLE: &str = concat!("NOT ", any_available!());
     match filter.in_stock {
         Some(true) => conditions.push(AVAILABLE),
         Some(false) => conditions.push(NONE_AVAILABLE),

@@ -10,12 +10,13 @@
 
 use crate::store::spin::Value;
 
+use crate::domain::allocation::{Split, Strategy};
 use crate::domain::reservation::{NewReservation, TtlSeconds};
 use crate::domain::stock::ProductTotal;
 use crate::ids;
 use crate::store::db::{now_ms, rows, where_all, Db, Row, StoreError, Tx, NOW_MS};
 use crate::store::events::{Event, EventType};
-use crate::store::held::{self, held_lines, Line};
+use crate::store::held::{self, held_lines, HeldLine, Line};
 use crate::store::ledger::Context;
 use crate::store::stock::{self, How, Refusal, Taken, Taking};
 
@@ -64,20 +65,19 @@ pub struct Hold {
     pub expires_at: i64,
     /// Unix ms, by the database's clock.
     pub created_at: i64,
-    /// In the order they were named.
-    pub lines: Vec<Line>,
+    /// In the order they were named, each with where its units are held.
+    pub lines: Vec<HeldLine>,
+    /// What its commit took of each product, and where (empty unless committed).
+    pub committed: Vec<HeldLine>,
 }
 
 impl Hold {
-    fn line_pairs(&self) -> Vec<(i64, i64)> {
-        self.lines
+    fn event(&self, kind: EventType, lines: &[HeldLine]) -> Event {
+        let lines: Vec<(i64, i64, &[_])> = lines
             .iter()
-            .map(|line| (line.product_id, line.quantity))
-            .collect()
-    }
-
-    fn event(&self, kind: EventType, lines: &[(i64, i64)]) -> Event {
-        Event::reservation(kind, &self.id, &self.order_id, lines)
+            .map(|line| (line.product_id, line.quantity, line.allocations.as_slice()))
+            .collect();
+        Event::reservation(kind, &self.id, &self.order_id, &lines)
     }
 }
 
@@ -96,6 +96,7 @@ const HOLD_COLUMNS: &str = concat!(
 
 fn hold_from_row(row: &Row<'_>) -> Result<Hold, StoreError> {
     let status = row.text(2)?;
+    let (lines, committed) = held::parse_lines(&row.text(5)?)?;
     Ok(Hold {
         id: row.text(0)?,
         order_id: row.text(1)?,
@@ -103,7 +104,8 @@ fn hold_from_row(row: &Row<'_>) -> Result<Hold, StoreError> {
             .ok_or_else(|| StoreError::Corrupt(format!("a hold's status is {status:?}")))?,
         expires_at: row.int(3)?,
         created_at: row.int(4)?,
-        lines: held::parse_lines(&row.text(5)?)?,
+        lines,
+        committed,
     })
 }
 
@@ -140,34 +142,47 @@ pub fn create(tx: &Tx<'_>, new: &NewReservation) -> Result<Result<Hold, Refusal>
         .map(|row| Ok::<_, StoreError>((row.int(0)?, row.int(1)?)))
         .transpose()?
         .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
-    let hold = Hold {
+    let mut hold = Hold {
         id,
         order_id: new.order_id.as_str().to_owned(),
         status: Status::Active,
         expires_at,
         created_at,
-        lines: held::lines_of(&new.totals()),
+        lines: Vec::new(),
+        committed: Vec::new(),
     };
+    let lines = held::lines_of(&new.totals());
+    // The hold's event names where its units are held, which the taking decides: it is
+    // written with the taking's own, built from what the taking took.
     let taking = Taking {
-        lines: &hold.lines,
+        lines: &lines,
         how: How::Hold {
             reservation: &hold.id,
             until: expires_at,
         },
+        strategy: Strategy::default(),
+        split: Split::default(),
         context: Context {
             order_id: Some(&hold.order_id),
-            idempotency_key: None,
+            ..Context::default()
         },
-        told: vec![hold.event(EventType::ReservationCreated, &hold.line_pairs())],
+        told: Vec::new(),
     };
-    if let Err(refusal) = stock::take(tx, taking)? {
-        // Nothing was held: the hold is not kept (its refusal may be, as an answer).
-        tx.exec(
-            "DELETE FROM reservations WHERE id = ?",
-            &[Value::Text(hold.id.clone())],
-        )?;
-        return Ok(Err(refusal));
-    }
+    let taken = match stock::take_then(tx, taking, |taken| {
+        let lines = held_lines_of(taken);
+        vec![hold.event(EventType::ReservationCreated, &lines)]
+    })? {
+        Ok(taken) => taken,
+        Err(refusal) => {
+            // Nothing was held: the hold is not kept (its refusal may be, as an answer).
+            tx.exec(
+                "DELETE FROM reservations WHERE id = ?",
+                &[Value::Text(hold.id.clone())],
+            )?;
+            return Ok(Err(refusal));
+        }
+    };
+    hold.lines = held_lines_of(&taken);
     Ok(Ok(hold))
 }
 
@@ -214,24 +229,26 @@ pub fn commit(
         Ok(amounts) => amounts,
         Err(problems) => return Ok(CommitOutcome::NotHeld(problems)),
     };
-    let committed: Vec<(i64, i64)> = amounts
-        .iter()
-        .filter(|line| line.quantity > 0)
-        .map(|line| (line.product_id, line.quantity))
-        .collect();
     let taking = Taking {
         lines: &amounts,
         how: How::Commit {
             reservation: id,
             held: &hold.lines,
         },
+        strategy: Strategy::default(),
+        split: Split::default(),
         context: Context {
             order_id: Some(&hold.order_id),
             ..*context
         },
-        told: vec![hold.event(EventType::ReservationCommitted, &committed)],
+        told: Vec::new(),
     };
-    match stock::take(tx, taking)? {
+    let told = |taken: &[Taken]| {
+        let mut committed = held_lines_of(taken);
+        committed.retain(|line| line.quantity > 0);
+        vec![hold.event(EventType::ReservationCommitted, &committed)]
+    };
+    match stock::take_then(tx, taking, told)? {
         Ok(lines) => {
             end(tx, id, Status::Committed)?;
             Ok(CommitOutcome::Committed { hold, lines })
@@ -239,6 +256,18 @@ pub fn commit(
         Err(Refusal::NotFound(ids)) => Ok(CommitOutcome::Gone(ids.first().copied().unwrap_or(0))),
         Err(Refusal::Short(lines)) => Ok(CommitOutcome::Short(lines)),
     }
+}
+
+/// Each taken line as a hold's line: its product, its units, and where they were taken.
+fn held_lines_of(taken: &[Taken]) -> Vec<HeldLine> {
+    taken
+        .iter()
+        .map(|line| HeldLine {
+            product_id: line.product_id,
+            quantity: line.quantity,
+            allocations: line.allocations.clone(),
+        })
+        .collect()
 }
 
 /// Keeps the answer of a hold's commit, for a second commit to give again.
@@ -320,9 +349,9 @@ pub fn release(tx: &Tx<'_>, id: &str) -> Result<EndOutcome, StoreError> {
     }
     let context = Context {
         order_id: Some(&hold.order_id),
-        idempotency_key: None,
+        ..Context::default()
     };
-    let released = hold.event(EventType::ReservationReleased, &hold.line_pairs());
+    let released = hold.event(EventType::ReservationReleased, &hold.lines);
     stock::give_back(tx, id, &hold.lines, vec![released], &context)?;
     end(tx, id, Status::Released)?;
     hold.status = Status::Released;
@@ -427,7 +456,7 @@ pub fn announce_expired(db: &Db, limit: i64) -> Result<usize, StoreError> {
         for hold in &expired {
             held::end(tx, &hold.id, &[])?;
             end(tx, &hold.id, Status::Expired)?;
-            events.push(hold.event(EventType::ReservationExpired, &hold.line_pairs()));
+            events.push(hold.event(EventType::ReservationExpired, &hold.lines));
         }
         crate::store::outbox::write(tx, &events)?;
         Ok(expired.len())

@@ -1,36 +1,32 @@
 //! Taking stock: the one path of every route that takes units (a deduct, a batch deduct, a
 //! hold, a hold's commit), and restock and release, which give them back.
 //!
-//! A taking runs in the caller's write transaction (`BEGIN IMMEDIATE`), in steps:
+//! A taking runs in the caller's write transaction (`BEGIN IMMEDIATE`), so nothing else
+//! writes between its read and its writes, in steps:
 //!
-//! 1. `allocate`: where each line's units come from. Today a product has one stock, and
-//!    each line takes from it; stock per location makes this the step that chooses the
-//!    locations, the same for every kind of taking.
-//! 2. `apply`: every line taken, or none, in one statement that checks what it takes as it
-//!    takes it (`... WHERE stock - quantity - reserved >= 0`, holds counted in the same
-//!    statement), so no interleaving of instances can sell what is not there. A hold writes
-//!    its lines first and takes the units out of `available` only; a commit takes them out of
-//!    the stock on hand, then its hold's lines stop holding them.
-//! 3. If it took nothing, `explain` reads why (no such product, or how many there are for
-//!    the line), and nothing has changed.
-//! 4. Every line's ledger row and events, recorded at once (`ledger::record`), with the
-//!    write's own events (`told`).
-//!
-//! Each statement is a call into the host and costs a request time: the common case, a
-//! taking that fits, is two statements whatever its number of lines (and a hold's lines).
+//! 1. `levels::read`: each product's levels, with what active holds have of each, in one
+//!    statement. A product not found refuses the taking.
+//! 2. `allocate`: where each line's units come from, by the one rule of
+//!    `domain::allocation` (a hold's commit takes exactly its hold's allocations). A line
+//!    that cannot be served refuses the taking, every such line listed, before anything is
+//!    written.
+//! 3. `apply`: the levels' stock moved (a deduct, a commit), or the hold's allocations
+//!    written (a hold), and the products' totals recomputed from their levels
+//!    (`products::refresh`).
+//! 4. Every level's ledger row and every change's events, recorded at once
+//!    (`ledger::record`), with the write's own events (`told`).
 
 use std::collections::HashMap;
 
-use crate::store::spin::Value;
-
-use crate::domain::stock::Shortfall;
+use crate::domain::allocation::{self, Allocation, Short, Source, Split, Strategy, Want};
 use crate::domain::MAX_STOCK;
-use crate::store::db::{now_ms, rows, Db, StoreError, Tx, NOW};
-use crate::store::events::{Event, StockCause};
+use crate::store::db::{StoreError, Tx};
+use crate::store::events::{Event, LevelChange, StockCause};
 pub use crate::store::held::Line;
-use crate::store::held::{self, reserved};
+use crate::store::held::{self, HeldLine};
 use crate::store::ledger::{self, Context, Told};
-use crate::store::products::{self, Product};
+use crate::store::levels::{self, LevelState, Move, DEFAULT_LOCATION};
+use crate::store::products::{self, Product, Totals};
 
 /// How a taking takes its units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,33 +35,37 @@ pub enum How<'a> {
     Deduct,
     /// Held for a checkout until `until` (Unix ms): the units leave `available` only.
     Hold { reservation: &'a str, until: i64 },
-    /// A hold's units sold: they leave the stock on hand, which must cover them (no other
-    /// hold had these units), and the hold's lines (`held`) stop holding. A line of 0 takes
-    /// nothing: the hold's units of that product are given back (a partial commit that did
-    /// not name it).
+    /// A hold's units sold, exactly where they were held: they leave the stock on hand,
+    /// which must cover them, and the hold's allocations (`held`) stop holding. A line of 0
+    /// takes nothing: the hold's units of that product are given back (a partial commit
+    /// that did not name it).
     Commit {
         reservation: &'a str,
-        held: &'a [Line],
+        held: &'a [HeldLine],
     },
 }
 
-/// A taking: its lines (one per product), how, its ledger context, and the events of the
-/// write that are not about quantities (a hold's `reservation.*`), told with the lines'.
+/// A taking: its lines (one per product), how, where from (`strategy`, `split`; a commit
+/// takes from where its hold is), its ledger context, and the events of the write that are
+/// not about quantities (a hold's `reservation.*`), told with the lines'.
 pub struct Taking<'a> {
     pub lines: &'a [Line],
     pub how: How<'a>,
+    pub strategy: Strategy,
+    pub split: Split,
     pub context: Context<'a>,
     pub told: Vec<Event>,
 }
 
-/// One product's quantities after a taking, and how many units it took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One product's quantities after a taking, how many units it took, and where from.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
     pub product_id: i64,
     pub stock: i64,
     pub reserved: i64,
     pub available: i64,
     pub quantity: i64,
+    pub allocations: Vec<Allocation>,
 }
 
 /// Why a taking took nothing.
@@ -74,194 +74,259 @@ pub enum Refusal {
     /// These products do not exist.
     NotFound(Vec<i64>),
     /// Every line that wants more than there is for it.
-    Short(Vec<Shortfall>),
+    Short(Vec<Short>),
 }
 
 /// Takes every line or none (see the module's documentation): the lines as they are after.
 pub fn take(tx: &Tx<'_>, taking: Taking<'_>) -> Result<Result<Vec<Taken>, Refusal>, StoreError> {
-    let allocations = allocate(taking.lines);
-    let Some(after) = apply(tx, &allocations, taking.how)? else {
-        return explain(tx, taking.lines, taking.how).map(Err);
-    };
-    let mut changes = Vec::with_capacity(allocations.len());
-    let mut taken = Vec::with_capacity(allocations.len());
-    for line in &allocations {
-        let product = after.get(&line.product_id).ok_or_else(|| {
-            StoreError::Corrupt(format!("product {} changed in a taking", line.product_id))
-        })?;
-        let (cause, stock, reserved) = match taking.how {
-            How::Deduct => (
-                StockCause::Deducted,
-                product.stock + line.quantity,
-                product.reserved,
-            ),
-            How::Hold { .. } => (
-                StockCause::Held,
-                product.stock,
-                product.reserved - line.quantity,
-            ),
-            How::Commit { held, .. } => {
-                let held = held_of(held, line.product_id);
-                let cause = match line.quantity {
-                    0 => StockCause::Released,
-                    _ => StockCause::Deducted,
-                };
-                (
-                    cause,
-                    product.stock + line.quantity,
-                    product.reserved + held,
-                )
-            }
-        };
-        changes.push((product.changed_from(stock, reserved), cause));
-        taken.push(Taken {
-            product_id: product.id,
-            stock: product.stock,
-            reserved: product.reserved,
-            available: product.available,
-            quantity: line.quantity,
-        });
-    }
-    ledger::record(tx, &changes, &taking.context, Told::After(taking.told))?;
-    Ok(Ok(taken))
+    take_then(tx, taking, |_| Vec::new())
 }
 
-/// Step 1: where each line's units come from (today: its product's one stock).
-fn allocate(lines: &[Line]) -> Vec<Line> {
-    lines.to_vec()
-}
-
-/// Step 2: every line taken, or none; the products after, by id (`None`: none was taken).
-fn apply(
+/// `take`, with events of the write that depend on what was taken (a hold's, which names
+/// where its units are), told after the taking's own.
+pub fn take_then(
     tx: &Tx<'_>,
-    lines: &[Line],
-    how: How<'_>,
-) -> Result<Option<HashMap<i64, Product>>, StoreError> {
-    // The parameters: each product's id, then (where the stock moves) its quantity.
-    let mut params = Vec::with_capacity(lines.len() * 2);
-    let taken = match how {
-        How::Hold { .. } => {
-            params.extend(lines.iter().map(|line| Value::Integer(line.product_id)));
-            String::new()
-        }
-        How::Deduct | How::Commit { .. } => held::quantities("id", lines, &mut params),
-    };
-    let stride = params.len() / lines.len().max(1);
-    let ids: Vec<String> = (0..lines.len())
-        .map(|i| format!("?{}", stride * i + 1))
-        .collect();
-    let ids = ids.join(", ");
-    // What is left after the taking, which must not go below 0: of `available` for a sale
-    // or a hold (a hold's lines are written first, so `reserved` counts them), of the stock
-    // on hand for a commit.
-    let (sets, left) = match how {
-        How::Deduct => (
-            format!("stock = stock - {taken}, "),
-            format!("stock - {taken} - {}", reserved!()),
-        ),
-        How::Hold { reservation, until } => {
-            held::hold(tx, reservation, lines, until)?;
-            (String::new(), format!("stock - {}", reserved!()))
-        }
-        How::Commit { .. } => (
-            format!("stock = stock - {taken}, "),
-            format!("stock - {taken}"),
-        ),
-    };
-    // One line fits or not as it is taken; several are taken only if every one fits.
-    let fits = match lines.len() {
-        1 => format!("{left} >= 0"),
-        count => {
-            format!("(SELECT count(*) FROM products WHERE id IN ({ids}) AND {left} >= 0) = {count}")
-        }
-    };
-    let result = tx.query(
-        &format!(
-            "UPDATE products SET {sets}version = version + 1, updated_at = {NOW} \
-             WHERE id IN ({ids}) AND {fits} RETURNING {}",
-            products::COLUMNS
-        ),
-        &params,
-    )?;
-    let mut after: HashMap<i64, Product> = rows(&result)
-        .map(|row| Product::from_row(&row).map(|product| (product.id, product)))
-        .collect::<Result<_, _>>()?;
-    if after.len() != lines.len() {
-        if let How::Hold { reservation, .. } = how {
-            // The lines written for it hold nothing, and are not kept.
-            held::forget(tx, &[reservation.to_owned()])?;
-        }
-        return Ok(None);
-    }
-    if let How::Commit { reservation, held } = how {
-        held::end(tx, reservation, lines)?;
-        // The hold's lines counted in `reserved` when the stock was taken; they hold no more.
-        for product in after.values_mut() {
-            product.reserved -= held_of(held, product.id);
-            product.available = (product.stock - product.reserved).max(0);
-        }
-    }
-    Ok(Some(after))
-}
-
-/// The units `lines` hold of `product_id`.
-fn held_of(lines: &[Line], product_id: i64) -> i64 {
-    lines
-        .iter()
-        .filter(|line| line.product_id == product_id)
-        .map(|line| line.quantity)
-        .sum()
-}
-
-/// Step 3: why a taking of `lines` took nothing.
-fn explain(db: &Db, lines: &[Line], how: How<'_>) -> Result<Refusal, StoreError> {
-    let ids: Vec<i64> = lines.iter().map(|line| line.product_id).collect();
-    let found = quantities(db, &ids)?;
+    mut taking: Taking<'_>,
+    then: impl FnOnce(&[Taken]) -> Vec<Event>,
+) -> Result<Result<Vec<Taken>, Refusal>, StoreError> {
+    let ids: Vec<i64> = taking.lines.iter().map(|line| line.product_id).collect();
+    let found = levels::read(tx, &ids)?;
     let missing: Vec<i64> = ids
         .iter()
         .copied()
         .filter(|id| !found.contains_key(id))
         .collect();
     if !missing.is_empty() {
-        return Ok(Refusal::NotFound(missing));
+        return Ok(Err(Refusal::NotFound(missing)));
     }
-    let short: Vec<Shortfall> = lines
-        .iter()
-        .filter_map(|line| {
-            let (stock, reserved) = found.get(&line.product_id).copied()?;
-            let there = match how {
-                How::Commit { .. } => stock,
-                How::Deduct | How::Hold { .. } => (stock - reserved).max(0),
-            };
-            (there < line.quantity).then_some(Shortfall {
-                product_id: line.product_id,
-                requested: line.quantity,
-                available: there,
-            })
-        })
-        .collect();
-    if short.is_empty() {
-        return Err(StoreError::Corrupt(
-            "a taking that fits took nothing inside its write transaction".into(),
+    let allocations = match allocate(&taking, &found) {
+        Ok(allocations) => allocations,
+        Err(short) => return Ok(Err(Refusal::Short(short))),
+    };
+    // What each level gains or loses, in stock and in reserved.
+    let mut moves = Vec::new();
+    let mut touched = Vec::new();
+    let mut level_deltas: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
+    for (line, taken) in taking.lines.iter().zip(&allocations) {
+        for allocation in taken {
+            let key = (line.product_id, allocation.location_id.as_str());
+            match taking.how {
+                How::Deduct | How::Commit { .. } => {
+                    moves.push(Move {
+                        product_id: line.product_id,
+                        location_id: allocation.location_id.clone(),
+                        delta: -allocation.quantity,
+                    });
+                    level_deltas.entry(key).or_default().0 -= allocation.quantity;
+                }
+                How::Hold { .. } => {
+                    touched.push((line.product_id, allocation.location_id.clone()));
+                    level_deltas.entry(key).or_default().1 += allocation.quantity;
+                }
+            }
+        }
+    }
+    match taking.how {
+        How::Deduct => {}
+        How::Hold { reservation, until } => {
+            let held: Vec<HeldLine> = taking
+                .lines
+                .iter()
+                .zip(&allocations)
+                .map(|(line, taken)| HeldLine {
+                    product_id: line.product_id,
+                    quantity: line.quantity,
+                    allocations: taken.clone(),
+                })
+                .collect();
+            held::hold(tx, reservation, &held, until)?;
+        }
+        How::Commit { reservation, held } => {
+            let committed: Vec<HeldLine> = taking
+                .lines
+                .iter()
+                .zip(&allocations)
+                .map(|(line, taken)| HeldLine {
+                    product_id: line.product_id,
+                    quantity: line.quantity,
+                    allocations: taken.clone(),
+                })
+                .collect();
+            held::end(tx, reservation, &committed)?;
+            // The hold's units stop counting where they were held, committed or not.
+            for line in held {
+                for allocation in &line.allocations {
+                    let key = (line.product_id, allocation.location_id.as_str());
+                    level_deltas.entry(key).or_default().1 -= allocation.quantity;
+                    if !moves.iter().any(|m: &Move| {
+                        m.product_id == line.product_id && m.location_id == allocation.location_id
+                    }) {
+                        touched.push((line.product_id, allocation.location_id.clone()));
+                    }
+                }
+            }
+        }
+    }
+    levels::apply(tx, &moves, &touched)?;
+    let after = products::refresh(tx, &ids)?;
+    let cause = match taking.how {
+        How::Deduct => StockCause::Deducted,
+        How::Hold { .. } => StockCause::Held,
+        How::Commit { .. } => StockCause::Deducted,
+    };
+    let mut changes = Vec::with_capacity(after.len());
+    let mut taken = Vec::with_capacity(after.len());
+    for (line, allocations) in taking.lines.iter().zip(&allocations) {
+        let product = find(&after, line.product_id)?;
+        let before = found
+            .get(&line.product_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let level_changes = changed_levels(before, line.product_id, &level_deltas);
+        let cause = match (taking.how, line.quantity) {
+            (How::Commit { .. }, 0) => StockCause::Released,
+            _ => cause,
+        };
+        changes.push((
+            product.changed_from(totals_of(before), level_changes),
+            cause,
         ));
+        taken.push(Taken {
+            product_id: product.id,
+            stock: product.stock,
+            reserved: product.reserved,
+            available: product.available,
+            quantity: line.quantity,
+            allocations: allocations.clone(),
+        });
     }
-    Ok(Refusal::Short(short))
+    taking.told.extend(then(&taken));
+    ledger::record(tx, &changes, &taking.context, Told::After(taking.told))?;
+    Ok(Ok(taken))
 }
 
-/// Each product's `(stock, reserved)`, for those of `ids` that exist.
-fn quantities(db: &Db, ids: &[i64]) -> Result<HashMap<i64, (i64, i64)>, StoreError> {
-    let marks = vec!["?"; ids.len()].join(", ");
-    let params: Vec<Value> = ids.iter().copied().map(Value::Integer).collect();
-    let result = db.query(
-        &format!(
-            "SELECT id, stock, {} FROM products WHERE id IN ({marks})",
-            reserved!()
-        ),
-        &params,
-    )?;
-    rows(&result)
-        .map(|row| Ok((row.int(0)?, (row.int(1)?, row.int(2)?))))
-        .collect()
+/// Step 2: each line's allocations, or every line that cannot be served.
+fn allocate(
+    taking: &Taking<'_>,
+    found: &HashMap<i64, Vec<LevelState>>,
+) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
+    match taking.how {
+        How::Deduct | How::Hold { .. } => {
+            let wants: Vec<Want> = taking
+                .lines
+                .iter()
+                .map(|line| Want {
+                    product_id: line.product_id,
+                    quantity: line.quantity,
+                    source: Source::Any,
+                })
+                .collect();
+            let levels = found
+                .iter()
+                .map(|(id, levels)| (*id, levels.iter().map(LevelState::for_allocation).collect()))
+                .collect();
+            allocation::allocate(&wants, &levels, taking.strategy, taking.split)
+        }
+        How::Commit { held, .. } => commit_allocations(taking.lines, held, found),
+    }
+}
+
+/// A commit's allocations: each line's units taken from its hold's allocations in order;
+/// every level must have the stock on hand to cover what is taken there.
+fn commit_allocations(
+    lines: &[Line],
+    held: &[HeldLine],
+    found: &HashMap<i64, Vec<LevelState>>,
+) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
+    let mut served = Vec::with_capacity(lines.len());
+    let mut short = Vec::new();
+    for line in lines {
+        let stock_at = |location: &str| {
+            found
+                .get(&line.product_id)
+                .and_then(|levels| levels.iter().find(|l| l.location_id == location))
+                .map_or(0, |level| level.stock)
+        };
+        let mut wanted = line.quantity;
+        let mut taken = Vec::new();
+        let mut covered = true;
+        let mut by_location = Vec::new();
+        let mut could = 0;
+        for allocation in held
+            .iter()
+            .filter(|h| h.product_id == line.product_id)
+            .flat_map(|h| &h.allocations)
+        {
+            let here = wanted.min(allocation.quantity);
+            let on_hand = stock_at(&allocation.location_id);
+            by_location.push((allocation.location_id.clone(), on_hand));
+            could += here.min(on_hand);
+            if here > 0 {
+                covered &= on_hand >= here;
+                taken.push(Allocation {
+                    location_id: allocation.location_id.clone(),
+                    quantity: here,
+                });
+                wanted -= here;
+            }
+        }
+        if covered && wanted == 0 {
+            served.push(taken);
+        } else {
+            short.push(Short {
+                product_id: line.product_id,
+                requested: line.quantity,
+                available: could,
+                by_location,
+            });
+        }
+    }
+    if short.is_empty() {
+        Ok(served)
+    } else {
+        Err(short)
+    }
+}
+
+/// A product's totals over its levels at active locations.
+fn totals_of(levels: &[LevelState]) -> Totals {
+    Totals::of(
+        levels
+            .iter()
+            .filter(|level| level.active)
+            .map(|level| (level.stock, level.reserved)),
+    )
+}
+
+/// The levels of `product_id` that `deltas` (stock, reserved) changed, before and after, by
+/// location id.
+fn changed_levels(
+    before: &[LevelState],
+    product_id: i64,
+    deltas: &HashMap<(i64, &str), (i64, i64)>,
+) -> Vec<LevelChange> {
+    let mut changed: Vec<LevelChange> = deltas
+        .iter()
+        .filter(|((id, _), _)| *id == product_id)
+        .map(|((_, location), (stock, reserved))| {
+            let level = before.iter().find(|l| l.location_id == *location);
+            let (was_stock, was_reserved) = level.map_or((0, 0), |l| (l.stock, l.reserved));
+            LevelChange {
+                location_id: (*location).to_owned(),
+                stock: (was_stock, was_stock + stock),
+                reserved: (was_reserved, was_reserved + reserved),
+            }
+        })
+        .collect();
+    changed.sort_by(|a, b| a.location_id.cmp(&b.location_id));
+    changed
+}
+
+fn find(products: &[Product], id: i64) -> Result<&Product, StoreError> {
+    products
+        .iter()
+        .find(|product| product.id == id)
+        .ok_or_else(|| StoreError::Corrupt(format!("product {id} changed in a taking")))
 }
 
 /// How a restock ended.
@@ -270,13 +335,15 @@ pub enum Restock {
     /// Done; the product after it.
     Done(Product),
     NotFound,
-    /// The stock would pass the maximum; nothing changed. `stock` is what is on hand.
+    /// The level's stock would pass the maximum; nothing changed. `stock` is what is on
+    /// hand there.
     TooMuch {
         stock: i64,
     },
 }
 
-/// Gives `quantity` back to a product, up to the maximum stock.
+/// Gives `quantity` back to a product at `default` (creating the level if absent), up to the
+/// maximum stock.
 pub fn restock(
     tx: &Tx<'_>,
     product_id: i64,
@@ -284,28 +351,36 @@ pub fn restock(
     reason: &str,
     context: &Context<'_>,
 ) -> Result<Restock, StoreError> {
-    let changed = products::one(
-        tx,
-        &format!(
-            "UPDATE products SET stock = stock + ?, version = version + 1, updated_at = {NOW} \
-             WHERE id = ? AND stock <= ? RETURNING {}",
-            products::COLUMNS
-        ),
-        &[
-            Value::Integer(quantity),
-            Value::Integer(product_id),
-            Value::Integer(MAX_STOCK - quantity),
-        ],
-    )?;
-    let Some(product) = changed else {
-        return Ok(match products::get(tx, product_id)? {
-            Some(current) => Restock::TooMuch {
-                stock: current.stock,
-            },
-            None => Restock::NotFound,
-        });
+    let found = levels::read(tx, &[product_id])?;
+    let Some(before) = found.get(&product_id) else {
+        return Ok(Restock::NotFound);
     };
-    let change = product.changed_from(product.stock - quantity, product.reserved);
+    let level = before
+        .iter()
+        .find(|level| level.location_id == DEFAULT_LOCATION);
+    let (stock, reserved) = level.map_or((0, 0), |level| (level.stock, level.reserved));
+    if stock > MAX_STOCK - quantity {
+        return Ok(Restock::TooMuch { stock });
+    }
+    match level {
+        Some(_) => {
+            let at = Move {
+                product_id,
+                location_id: DEFAULT_LOCATION.to_owned(),
+                delta: quantity,
+            };
+            levels::apply(tx, &[at], &[])?;
+        }
+        None => levels::create(tx, product_id, DEFAULT_LOCATION, quantity)?,
+    }
+    let after = products::refresh(tx, &[product_id])?;
+    let product = find(&after, product_id)?.clone();
+    let level = LevelChange {
+        location_id: DEFAULT_LOCATION.to_owned(),
+        stock: (stock, stock + quantity),
+        reserved: (reserved, reserved),
+    };
+    let change = product.changed_from(totals_of(before), vec![level]);
     ledger::record(
         tx,
         &[(change, StockCause::Restocked { reason })],
@@ -315,41 +390,43 @@ pub fn restock(
     Ok(Restock::Done(product))
 }
 
-/// A hold's units given back without a sale: its `lines` stop holding, each product's
-/// version moves on (so its ETag and events follow), and the change is recorded with the
-/// write's own events (`told`).
+/// A hold's units given back without a sale: its allocations (`lines`) stop holding, each
+/// level's and product's version moves on (so their ETags and events follow), and the change
+/// is recorded with the write's own events (`told`).
 pub fn give_back(
     tx: &Tx<'_>,
     reservation: &str,
-    lines: &[Line],
+    lines: &[HeldLine],
     told: Vec<Event>,
     context: &Context<'_>,
 ) -> Result<(), StoreError> {
+    let ids: Vec<i64> = lines.iter().map(|line| line.product_id).collect();
+    let found = levels::read(tx, &ids)?;
     held::end(tx, reservation, &[])?;
-    let marks = vec!["?"; lines.len()].join(", ");
-    let params: Vec<Value> = lines
-        .iter()
-        .map(|line| Value::Integer(line.product_id))
-        .collect();
-    let result = tx.query(
-        &format!(
-            "UPDATE products SET version = version + 1, updated_at = {NOW} \
-             WHERE id IN ({marks}) RETURNING {}",
-            products::COLUMNS
-        ),
-        &params,
-    )?;
-    let after: Vec<Product> = rows(&result)
-        .map(|row| Product::from_row(&row))
-        .collect::<Result<_, _>>()?;
-    // Before, the stock was the same, and the hold's units were held too.
-    let changes: Vec<_> = after
-        .iter()
-        .filter_map(|product| {
-            let line = lines.iter().find(|line| line.product_id == product.id)?;
-            let change = product.changed_from(product.stock, product.reserved + line.quantity);
-            Some((change, StockCause::Released))
-        })
-        .collect();
+    let mut touched = Vec::new();
+    let mut deltas: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
+    for line in lines {
+        for allocation in &line.allocations {
+            touched.push((line.product_id, allocation.location_id.clone()));
+            deltas
+                .entry((line.product_id, allocation.location_id.as_str()))
+                .or_default()
+                .1 -= allocation.quantity;
+        }
+    }
+    levels::apply(tx, &[], &touched)?;
+    let after = products::refresh(tx, &ids)?;
+    let mut changes = Vec::with_capacity(after.len());
+    for product in &after {
+        let before = found
+            .get(&product.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let level_changes = changed_levels(before, product.id, &deltas);
+        changes.push((
+            product.changed_from(totals_of(before), level_changes),
+            StockCause::Released,
+        ));
+    }
     ledger::record(tx, &changes, context, Told::After(told))
 }

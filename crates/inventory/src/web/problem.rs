@@ -26,8 +26,15 @@ pub enum ApiError {
     MethodNotAllowed(Vec<&'static str>),
     /// 409.
     Conflict(String),
+    /// 409: a product's `stock` set where it has no level or several: each level is set
+    /// on its own.
+    LocationRequired,
     /// 409: not enough stock for one product; nothing changed.
-    InsufficientStock { requested: i64, available: i64 },
+    InsufficientStock {
+        requested: i64,
+        available: i64,
+        by_location: Vec<(String, i64)>,
+    },
     /// 409: a batch with short lines, every one of them listed; nothing changed.
     InsufficientStockLines(Vec<Shortfall>),
     /// 409: the hold is no longer active (or, for a release, already committed);
@@ -73,6 +80,7 @@ impl ApiError {
             Self::NotFound(_) => status::NOT_FOUND,
             Self::MethodNotAllowed(_) => status::METHOD_NOT_ALLOWED,
             Self::Conflict(_)
+            | Self::LocationRequired
             | Self::InsufficientStock { .. }
             | Self::InsufficientStockLines(_)
             | Self::ReservationInactive { .. } => status::CONFLICT,
@@ -97,6 +105,7 @@ impl ApiError {
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::MethodNotAllowed(_) => ("method-not-allowed", "Method not allowed"),
             Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::LocationRequired => ("location-required", "Location required"),
             Self::InsufficientStock { .. } | Self::InsufficientStockLines(_) => {
                 ("insufficient-stock", "Insufficient stock")
             }
@@ -120,10 +129,14 @@ impl ApiError {
             | Self::PreconditionFailed(d)
             | Self::PreconditionRequired(d) => d.clone(),
             Self::Forbidden(d) => d.clone(),
+            Self::LocationRequired => "the product has no one stock level to set: set each \
+                 level with PUT /product/{id}/stock/{location_id}; nothing was changed"
+                .into(),
             Self::Validation(errors) => format!("{} field(s) are invalid", errors.len()),
             Self::InsufficientStock {
                 requested,
                 available,
+                ..
             } => format!("{requested} requested, {available} available; nothing was changed"),
             Self::InsufficientStockLines(lines) => format!(
                 "{} line(s) cannot be served; nothing was changed",
@@ -202,9 +215,11 @@ impl ApiError {
                 Self::InsufficientStock {
                     requested,
                     available,
+                    by_location,
                 } => {
                     object.insert("requested".into(), json!(requested));
                     object.insert("available".into(), json!(available));
+                    object.insert("by_location".into(), by_location_json(by_location));
                 }
                 Self::ReservationInactive { status } => {
                     object.insert("reservation_status".into(), json!(status));
@@ -213,7 +228,9 @@ impl ApiError {
                     let lines: Vec<_> = lines
                         .iter()
                         .map(|l| {
-                            json!({"product_id": l.product_id, "requested": l.requested, "available": l.available})
+                            json!({"product_id": l.product_id, "requested": l.requested,
+                                   "available": l.available,
+                                   "by_location": by_location_json(&l.by_location)})
                         })
                         .collect();
                     object.insert("lines".into(), lines.into());
@@ -239,6 +256,14 @@ impl ApiError {
         }
         resp
     }
+}
+
+/// A short line's candidates, in the order they would be tried, with what each has.
+fn by_location_json(by_location: &[(String, i64)]) -> serde_json::Value {
+    by_location
+        .iter()
+        .map(|(location_id, available)| json!({"location_id": location_id, "available": available}))
+        .collect()
 }
 
 /// Whole seconds until a failed migration is tried again, at least 1.

@@ -4,7 +4,27 @@
 
 use serde::Serialize;
 
+use crate::domain::allocation::Allocation;
 use crate::store::stock::Taken;
+
+/// Units of a line at one location, as every answer and event lists them.
+#[derive(Debug, Clone, Serialize)]
+pub struct AllocationView {
+    pub location_id: String,
+    pub quantity: i64,
+}
+
+impl AllocationView {
+    pub fn list(allocations: &[Allocation]) -> Vec<Self> {
+        allocations
+            .iter()
+            .map(|a| Self {
+                location_id: a.location_id.clone(),
+                quantity: a.quantity,
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct DeductedLine {
@@ -13,6 +33,8 @@ pub struct DeductedLine {
     pub reserved: i64,
     pub available: i64,
     pub deducted: i64,
+    /// Where the units were taken, in the order taken.
+    pub allocations: Vec<AllocationView>,
 }
 
 impl From<&Taken> for DeductedLine {
@@ -23,6 +45,7 @@ impl From<&Taken> for DeductedLine {
             reserved: taken.reserved,
             available: taken.available,
             deducted: taken.quantity,
+            allocations: AllocationView::list(&taken.allocations),
         }
     }
 }
