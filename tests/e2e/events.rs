@@ -205,6 +205,22 @@ fn every_delivery_is_what_the_openapi_webhooks_describe(target: Target) {
     let app = app_with(target, &receiver);
     every_event_type(&app);
     let count = 10 + every_reservation_event(&app);
+    // A product (`product.created`) moved to a second location (`stock.transferred`).
+    crate::locations::location(&app, "second", 10);
+    let id = crate::locations::stocked(&app, &[("default", 3)]);
+    let moved = post_keyed(
+        &app,
+        "/transfers",
+        "webhook-transfer",
+        &json!({"product_id": id, "from": "default", "to": "second", "quantity": 2}),
+    );
+    assert_eq!(
+        moved.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&moved.body)
+    );
+    let count = count + 2;
     let received = receiver.wait_for_events(count, Duration::from_secs(20));
 
     let text = std::fs::read_to_string(repo_root().join("api/openapi.json")).unwrap();

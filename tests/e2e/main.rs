@@ -18,6 +18,7 @@ mod events;
 mod guard;
 mod hardening;
 mod host;
+mod locations;
 mod metrics;
 mod migrations;
 mod openapi;

@@ -60,11 +60,14 @@ fn scopes(op: &Operation) -> Vec<String> {
         .collect()
 }
 
-/// What the path parameters name: a product, an event, and a hold.
+/// What the path parameters name: a product, an event, a hold, a location (where the
+/// product has a level), and a transfer.
 struct Ids {
     product: i64,
     event: String,
     reservation: String,
+    location: String,
+    transfer: String,
 }
 
 impl Ids {
@@ -74,20 +77,30 @@ impl Ids {
             product: 999_999,
             event: "evt_0000000000000000000000000".into(),
             reservation: "res_00000000000000000000000000000000".into(),
+            location: "nowhere".into(),
+            transfer: "trf_00000000000000000000000000000000".into(),
         }
     }
 
     fn path(&self, template: &str) -> String {
         let id = if template.starts_with("/reservations") {
             self.reservation.clone()
+        } else if template.starts_with("/locations") {
+            self.location.clone()
+        } else if template.starts_with("/transfers") {
+            self.transfer.clone()
         } else {
             self.product.to_string()
         };
         template
             .replace("{id}", &id)
             .replace("{event_id}", &self.event)
+            .replace("{location_id}", &self.location)
     }
 }
+
+/// The location the contract's product has a level at.
+const LOCATION: &str = "contract-loc";
 
 /// A fresh hold of one unit of `product`.
 fn hold(app: &TestApp, product: i64) -> String {
@@ -106,7 +119,8 @@ fn contract_app(target: Target) -> TestApp {
     target.spawn_app_with(&["--variable", "order_events_urls=http://127.0.0.1:1/closed"])
 }
 
-/// A product, and the event its creation wrote.
+/// A product, the event its creation wrote, a hold of it, a location where it has a level,
+/// and a transfer there.
 fn ids(app: &TestApp) -> Ids {
     let product = app.create_product(&json!({"name": "Mug", "price": 12.5, "stock": 100}))["id"]
         .as_i64()
@@ -115,11 +129,32 @@ fn ids(app: &TestApp) -> Ids {
     let event = events["items"][0]["id"]
         .as_str()
         .unwrap_or_else(|| panic!("{events}"));
+    crate::locations::location(app, LOCATION, 5);
+    let transfer = crate::stock::post_keyed(
+        app,
+        "/transfers",
+        "ids-transfer",
+        &json!({"product_id": product, "from": "default", "to": LOCATION, "quantity": 10}),
+    );
+    assert_eq!(
+        transfer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&transfer.body)
+    );
     Ids {
         product,
         event: event.to_owned(),
         reservation: hold(app, product),
+        location: LOCATION.to_owned(),
+        transfer: transfer.json()["id"].as_str().unwrap().to_owned(),
     }
+}
+
+/// The ETag of the product's level at the contract's location, for a count of it.
+fn level_tag(app: &TestApp, ids: &Ids) -> String {
+    let level = app.get(&format!("/product/{}/stock/{}", ids.product, ids.location));
+    level.header("etag").unwrap_or("\"1\"").to_owned()
 }
 
 /// Sends `op` with its documented example body, for the objects `ids` names.
@@ -137,19 +172,30 @@ fn send(app: &TestApp, op: &Operation, ids: &Ids, token: Option<&str>, key: &str
                 line["product_id"] = json!(id);
             }
         }
+        // The transfer example names product 7 and two locations of its own.
+        if e.get("from").is_some() {
+            e["product_id"] = json!(id);
+            e["from"] = json!("default");
+            e["to"] = json!(ids.location);
+        }
         serde_json::to_vec(&e).unwrap()
     });
     let auth = token.map_or_else(String::new, |t| format!("Bearer {t}"));
-    app.request(
-        &op.method,
-        &path,
-        &[
-            ("authorization", auth.as_str()),
-            ("content-type", "application/json"),
-            ("idempotency-key", key),
-        ],
-        example.as_deref(),
-    )
+    // A count of a level is compare-and-set: it names the level's version.
+    let tag = if op.method == "PUT" && op.path.contains("{location_id}") {
+        level_tag(app, ids)
+    } else {
+        String::new()
+    };
+    let mut headers = vec![
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("idempotency-key", key),
+    ];
+    if !tag.is_empty() {
+        headers.push(("if-match", tag.as_str()));
+    }
+    app.request(&op.method, &path, &headers, example.as_deref())
 }
 
 /// Asserts the response's status is documented for `op`, with the documented media type and
@@ -257,13 +303,33 @@ fn every_documented_operation_answers_as_documented(target: Target) {
     let mut ids = ids(&app);
     let token = app.auth.clone().unwrap();
     let mut ops = operations(&doc);
-    // Deleting last keeps the product for the others.
-    ops.sort_by_key(|op| op.method == "DELETE");
+    // Deleting last keeps the product and its level for the others: the level, then its
+    // location, then the product.
+    ops.sort_by_key(|op| match (op.method.as_str(), op.path.as_str()) {
+        ("DELETE", path) if path.contains("{location_id}") => 1,
+        ("DELETE", path) if path.starts_with("/locations") => 2,
+        ("DELETE", _) => 3,
+        _ => 0,
+    });
     for (index, op) in ops.iter().enumerate() {
         // Each operation on a hold gets one of its own: a commit and a release of one hold
         // cannot both succeed.
         if op.path.starts_with("/reservations/") {
             ids.reservation = hold(&app, ids.product);
+        }
+        // A level, or its location, is deleted only once it is empty.
+        if op.method == "DELETE" && !op.path.ends_with("/product/{id}") {
+            let path = format!("/product/{}/stock/{}", ids.product, ids.location);
+            if app.get(&path).status == 200 {
+                let tag = level_tag(&app, &ids);
+                let emptied = app.request(
+                    "PUT",
+                    &path,
+                    &[("content-type", "application/json"), ("if-match", &tag)],
+                    Some(br#"{"stock": 0}"#),
+                );
+                assert_eq!(emptied.status, 200, "{path}");
+            }
         }
         // A product is deleted only once no active hold has units of it.
         if op.method == "DELETE" {

@@ -109,7 +109,8 @@ fn a_hold_takes_units_out_of_available_until_it_is_committed_once(target: Target
     assert_eq!(
         answer,
         json!({"id": hold_id, "status": "committed", "order_id": "ord-h1", "lines": [
-            {"product_id": id, "stock": 0, "reserved": 0, "available": 0, "deducted": 3}
+            {"product_id": id, "stock": 0, "reserved": 0, "available": 0, "deducted": 3,
+             "allocations": [{"location_id": "default", "quantity": 3}]}
         ]})
     );
     // Again: the same answer, and nothing changes.
@@ -139,11 +140,11 @@ fn a_partial_commit_deducts_what_it_names_and_releases_the_rest(target: Target) 
     let app = target.spawn_app();
     let (a, b) = (product(&app, 10), product(&app, 10));
     let id = held(&app, "p1", &[(a, 4), (b, 2)], 900);
-    // A line the hold does not hold, or more than it holds: 409, nothing changes.
+    // A line the hold does not hold, or more than it holds: 422, nothing changes.
     let stray = commit_lines(&app, &id, json!([{"product_id": a + b + 1, "quantity": 1}]));
-    stray.assert_problem(409, "conflict");
+    stray.assert_problem(422, "validation");
     let greedy = commit_lines(&app, &id, json!([{"product_id": a, "quantity": 5}]));
-    greedy.assert_problem(409, "conflict");
+    greedy.assert_problem(422, "validation");
     assert_eq!(quantities(&app, a), (10, 4, 6));
 
     let partial = commit_lines(
@@ -272,7 +273,8 @@ fn a_hold_is_all_or_nothing_needs_a_key_and_a_retry_replays_it(target: Target) {
     assert_eq!(summed.status, 201);
     assert_eq!(
         summed.json()["lines"],
-        json!([{"product_id": a, "quantity": 2}])
+        json!([{"product_id": a, "quantity": 2,
+                "allocations": [{"location_id": "default", "quantity": 2}]}])
     );
     let retry = hold(&app, "n3", &[(a, 1), (a, 1)], 900);
     assert_eq!(retry.status, 201);

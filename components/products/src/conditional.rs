@@ -83,6 +83,11 @@ pub fn if_none_match(req: &Req, product: &Product) -> bool {
         .any(|tag| tag.opaque == current)
 }
 
+/// Whether `If-None-Match` is `*`: the write must find nothing there.
+pub fn if_none_match_any(req: &Req) -> bool {
+    matches!(joined(req, header::IF_NONE_MATCH), Some(Some(value)) if value.trim_matches(OWS) == "*")
+}
+
 const OWS: [char; 2] = [' ', '\t'];
 
 /// The field lines of `name` joined by commas: `None` when absent, `Some(None)` when a line

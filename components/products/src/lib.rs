@@ -1,4 +1,5 @@
-//! The `products` HTTP component: the catalogue (`/product`, `/product/{id}`) and `/health`.
+//! The `products` HTTP component: the catalogue (`/product`, `/product/{id}`), locations
+//! (`/locations`) and each product's stock levels (`/product/{id}/stock`), and `/health`.
 
 // The entry point expands to the SDK's export glue, which is `unsafe`.
 #![allow(unsafe_code)]
@@ -10,6 +11,7 @@ extern crate spin_sdk_wasip2 as spin_sdk;
 
 mod conditional;
 mod dto;
+mod locations;
 mod routes;
 
 inventory::http_component!("products", routes::ROUTES);

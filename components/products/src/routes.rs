@@ -1,14 +1,17 @@
 //! The products routes and their handlers.
 
+use inventory::domain::FieldError;
 use inventory::store::products::{self, ListFilter, WriteOutcome};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
 use inventory::web::idempotency;
 use inventory::web::paging::{bad_param, int_param, PageQuery};
+use inventory::web::query;
 use inventory::{Access, ApiError, Call, Handler, Resp, Route};
 
 use crate::conditional::{self, etag};
 use crate::dto::{HealthView, ProductPageView};
+use crate::locations;
 
 const READ: Access = Access::AnyOf(&["inventory:read"]);
 const WRITE: Access = Access::AnyOf(&["inventory:write"]);
@@ -56,6 +59,60 @@ pub const ROUTES: &[Route] = &[
         access: WRITE,
         handler: Handler::Sync(delete_product),
     },
+    Route {
+        method: Method::Get,
+        path: "/product/{id}/stock",
+        access: READ,
+        handler: Handler::Sync(locations::list_levels),
+    },
+    Route {
+        method: Method::Get,
+        path: "/product/{id}/stock/{location_id}",
+        access: READ,
+        handler: Handler::Sync(locations::get_level),
+    },
+    Route {
+        method: Method::Put,
+        path: "/product/{id}/stock/{location_id}",
+        access: WRITE,
+        handler: Handler::Sync(locations::put_level),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/product/{id}/stock/{location_id}",
+        access: WRITE,
+        handler: Handler::Sync(locations::delete_level),
+    },
+    Route {
+        method: Method::Get,
+        path: "/locations",
+        access: READ,
+        handler: Handler::Sync(locations::list_locations),
+    },
+    Route {
+        method: Method::Post,
+        path: "/locations",
+        access: WRITE,
+        handler: Handler::Sync(locations::create_location),
+    },
+    Route {
+        method: Method::Get,
+        path: "/locations/{id}",
+        access: READ,
+        handler: Handler::Sync(locations::get_location),
+    },
+    Route {
+        method: Method::Patch,
+        path: "/locations/{id}",
+        access: WRITE,
+        handler: Handler::Sync(locations::update_location),
+    },
+    Route {
+        method: Method::Delete,
+        path: "/locations/{id}",
+        access: WRITE,
+        handler: Handler::Sync(locations::delete_location),
+    },
 ];
 
 const MAX_QUERY_CHARS: usize = 200;
@@ -82,6 +139,16 @@ fn not_found(id: i64) -> ApiError {
 fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let new = guard::new_product(&call.req.body)?;
     let write = idempotency::unkeyed(call)?;
+    if let Some(location) = &new.location_id {
+        let usable =
+            inventory::store::locations::active_of(write.tx(), &[location.as_str().into()])?;
+        if !usable.contains(location.as_str()) {
+            return write.answer(Err(ApiError::Validation(vec![FieldError::new(
+                "location_id",
+                "must name an existing, active location",
+            )])));
+        }
+    }
     let product = products::create(write.tx(), &new)?;
     let location = format!("/product/{}", product.id);
     write.answer(Ok(
@@ -91,7 +158,28 @@ fn create_product(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 fn get_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
+    let pairs = query::parse(&call.req.query).ok_or_else(|| {
+        ApiError::InvalidRequest("the query string is not valid percent-encoded UTF-8".into())
+    })?;
+    let (mut location_id, mut list) = (None, None);
+    for (key, value) in &pairs {
+        match key.as_str() {
+            "location_id" if location_id.is_none() => location_id = Some(value.as_str()),
+            "locations" if list.is_none() => list = Some(value.as_str()),
+            _ => {
+                return Err(bad_param(
+                    key,
+                    "is not a known parameter (location_id, locations), or is given twice",
+                ))
+            }
+        }
+    }
+    let scope = locations::scope(call, location_id, list)?;
     let product = products::get(call.db()?, id)?.ok_or_else(|| not_found(id))?;
+    let product = match &scope {
+        Some(locations) => product.narrowed(locations),
+        None => product,
+    };
     if conditional::if_none_match(call.req, &product) {
         return Ok(Resp::new(status::NOT_MODIFIED).with_header(header::ETAG, &etag(&product)));
     }
@@ -156,11 +244,14 @@ fn stale(current: &products::Product) -> ApiError {
 /// `GET /product?page&limit&category_id&q&in_stock`.
 fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
     let mut filter = ListFilter::default();
+    let (mut location_id, mut list) = (None, None);
     let query = PageQuery::parse(
         &call.req.query,
-        "page, limit, category_id, q, in_stock",
+        "page, limit, category_id, q, in_stock, location_id, locations",
         |key, value| {
             match key {
+                "location_id" => location_id = Some(value.to_owned()),
+                "locations" => list = Some(value.to_owned()),
                 "category_id" => filter.category_id = Some(int_param(key, value, 1, i64::MAX)?),
                 "q" => {
                     if value.chars().count() > MAX_QUERY_CHARS {
@@ -183,6 +274,7 @@ fn list_products(call: &Call<'_>) -> Result<Resp, ApiError> {
             Ok(true)
         },
     )?;
+    filter.locations = locations::scope(call, location_id.as_deref(), list.as_deref())?;
     let (page, limit) = (query.page, query.limit);
     let (items, total) = products::list(call.db()?, &filter, page, limit)?;
     let links = query.links("/product", total);

@@ -1,9 +1,10 @@
 //! The reservations routes and their handlers.
 
 use inventory::domain::stock::OrderId;
+use inventory::domain::FieldError;
 use inventory::store::ledger::Context;
 use inventory::store::reservations::{self, CommitOutcome, EndOutcome, ListFilter, Status};
-use inventory::store::stock::Refusal;
+use inventory::store::stock::{self, Refusal};
 use inventory::web::guard;
 use inventory::web::http::{header, status, Method};
 use inventory::web::idempotency::{self, Begun, Idempotent};
@@ -70,6 +71,11 @@ fn create_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
                 .with_header(header::LOCATION, &location))
         }
         Err(Refusal::NotFound(ids)) => Err(ApiError::unknown_products(&ids, "held")),
+        Err(Refusal::Locations(refused)) => Err(ApiError::unusable_locations(
+            &refused,
+            &stock::wants(&request.lines),
+            false,
+        )),
         Err(Refusal::Short(lines)) => Err(ApiError::InsufficientStockLines(lines)),
     };
     write.answer(answer)
@@ -146,10 +152,12 @@ fn commit_reservation(call: &Call<'_>) -> Result<Resp, ApiError> {
         CommitOutcome::AlreadyCommitted(answer) => Ok(idempotency::answered(status::OK, answer)),
         CommitOutcome::Inactive(status) => Err(inactive(status)),
         CommitOutcome::NotFound => Err(not_found(id)),
-        CommitOutcome::NotHeld(problems) => Err(ApiError::Conflict(format!(
-            "{}; nothing was committed",
-            problems.join("; ")
-        ))),
+        CommitOutcome::NotHeld(problems) => Err(ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|problem| FieldError::new("lines", problem))
+                .collect(),
+        )),
         CommitOutcome::Short(lines) => Err(ApiError::InsufficientStockLines(lines)),
         CommitOutcome::Gone(product_id) => Err(ApiError::Conflict(format!(
             "product {product_id} of this reservation no longer exists: commit the other \

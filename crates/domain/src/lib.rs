@@ -9,6 +9,7 @@
 pub mod allocation;
 mod fields;
 pub mod limits;
+pub mod location;
 mod price;
 mod product;
 pub mod reservation;
@@ -29,6 +30,7 @@ macro_rules! guard_records {
         $crate::product_records!($wit);
         $crate::stock_records!($wit);
         $crate::reservation_records!($wit);
+        $crate::location_records!($wit);
     };
 }
 
@@ -59,6 +61,15 @@ macro_rules! request_bodies {
                 $crate::reservation::PartialCommit;
             /// `PATCH /reservations/{id}`.
             extension, validate_extension, Extension, $crate::reservation::Extension;
+            /// `POST /locations`.
+            new_location, validate_new_location, NewLocation, $crate::location::NewLocation;
+            /// `PATCH /locations/{id}`.
+            location_patch, validate_location_patch, LocationPatch,
+                $crate::location::LocationPatch;
+            /// `PUT /product/{id}/stock/{location_id}`.
+            level_count, validate_level_count, LevelCount, $crate::location::LevelCount;
+            /// `POST /transfers`.
+            new_transfer, validate_new_transfer, NewTransfer, $crate::location::NewTransfer;
         }
     };
 }

@@ -176,7 +176,7 @@ const PRODUCT_FIELDS: &[&str] = &[
     "sku",
 ];
 
-/// A product to create.
+/// A product to create, with its one level at `location_id` (`default` when `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
     pub name: ProductName,
@@ -185,18 +185,22 @@ pub struct NewProduct {
     pub stock: Stock,
     pub category_id: Option<CategoryId>,
     pub sku: Option<Sku>,
+    pub location_id: Option<crate::location::LocationId>,
 }
 
 impl NewProduct {
     /// Every broken field at once, unknown members included.
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body, PRODUCT_FIELDS);
+        let mut known = PRODUCT_FIELDS.to_vec();
+        known.push("location_id");
+        let mut fields = Fields::new(body, &known);
         let name = fields.required("name", ProductName::parse);
         let description = fields.optional("description", Description::parse);
         let price = fields.required("price", Price::parse);
         let stock = fields.required("stock", Stock::parse);
         let category_id = fields.optional("category_id", CategoryId::parse);
         let sku = fields.optional("sku", Sku::parse);
+        let location_id = fields.optional("location_id", crate::location::LocationId::parse);
         match (name, price, stock) {
             (Some(name), Some(price), Some(stock)) if fields.errors.is_empty() => Ok(Self {
                 name,
@@ -205,6 +209,7 @@ impl NewProduct {
                 stock,
                 category_id: category_id.flatten(),
                 sku: sku.flatten(),
+                location_id,
             }),
             _ => Err(fields.errors),
         }
@@ -278,6 +283,7 @@ macro_rules! product_records {
                     stock: p.stock.get(),
                     category_id: p.category_id.map($crate::CategoryId::get),
                     sku: p.sku.map(|s| s.as_str().to_owned()),
+                    location_id: p.location_id.map($crate::location::LocationId::into_string),
                 }
             }
         }
@@ -291,6 +297,9 @@ macro_rules! product_records {
                     stock: $crate::Stock::from_checked(p.stock),
                     category_id: p.category_id.map($crate::CategoryId::from_checked),
                     sku: p.sku.map($crate::Sku::from_checked),
+                    location_id: p
+                        .location_id
+                        .map($crate::location::LocationId::from_checked),
                 }
             }
         }

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::allocation::{Split, Strategy};
 use crate::fields::{error_texts, from_checked, ranged_integer, FieldError, Fields};
+use crate::location::rules;
 use crate::stock::{lines, totals, DeductLine, OrderId, ProductTotal};
 
 pub const MAX_TTL_SECONDS: i64 = 86_400;
@@ -35,23 +37,32 @@ impl Default for TtlSeconds {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReservation {
     pub order_id: OrderId,
-    /// 1 to 100 lines, as sent; lines naming the same product add up (`totals`).
+    /// 1 to 100 lines, as sent, served in this order; lines naming the same product add
+    /// up, their allocations merged per location.
     pub lines: Vec<DeductLine>,
     pub ttl: TtlSeconds,
+    pub strategy: Strategy,
+    pub split: Split,
 }
 
 impl NewReservation {
     /// Every broken field at once; a broken line is named `lines[<index>].<field>`.
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body, &["order_id", "lines", "ttl_seconds"]);
+        let mut fields = Fields::new(
+            body,
+            &["order_id", "lines", "ttl_seconds", "strategy", "split"],
+        );
         let order_id = fields.required("order_id", OrderId::parse);
-        let lines = lines(&mut fields, true);
+        let lines = lines(&mut fields, true, true);
         let ttl = fields.optional("ttl_seconds", TtlSeconds::parse);
+        let (strategy, split) = rules(&mut fields);
         match (order_id, lines) {
             (Some(order_id), Some(lines)) if fields.errors.is_empty() => Ok(Self {
                 order_id,
                 lines,
                 ttl: ttl.unwrap_or_default(),
+                strategy,
+                split,
             }),
             _ => Err(fields.errors),
         }
@@ -74,7 +85,7 @@ pub struct PartialCommit {
 impl PartialCommit {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
         let mut fields = Fields::new(body, &["lines"]);
-        let lines = lines(&mut fields, false);
+        let lines = lines(&mut fields, false, false);
         if fields.errors.is_empty() {
             Ok(Self { lines })
         } else {
@@ -115,8 +126,10 @@ macro_rules! reservation_records {
             fn from(r: $crate::reservation::NewReservation) -> Self {
                 Self {
                     order_id: r.order_id.as_str().to_owned(),
-                    lines: r.lines.iter().map(|line| (*line).into()).collect(),
+                    lines: r.lines.into_iter().map(Into::into).collect(),
                     ttl_seconds: r.ttl.get(),
+                    strategy: r.strategy.into(),
+                    split: r.split.into(),
                 }
             }
         }
@@ -127,6 +140,8 @@ macro_rules! reservation_records {
                     order_id: $crate::stock::OrderId::from_checked(r.order_id),
                     lines: r.lines.into_iter().map(Into::into).collect(),
                     ttl: $crate::reservation::TtlSeconds::from_checked(r.ttl_seconds),
+                    strategy: r.strategy.into(),
+                    split: r.split.into(),
                 }
             }
         }
@@ -136,7 +151,7 @@ macro_rules! reservation_records {
                 Self {
                     lines: c
                         .lines
-                        .map(|lines| lines.iter().map(|line| (*line).into()).collect()),
+                        .map(|lines| lines.into_iter().map(Into::into).collect()),
                 }
             }
         }

@@ -4,7 +4,9 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
+use crate::allocation::{Source, Split, Strategy};
 use crate::fields::{error_texts, from_checked, ranged_integer, FieldError, Fields};
+use crate::location::{rules, source, LocationId};
 
 pub use crate::limits::{MAX_BATCH_LINES, MAX_ORDER_ID_CHARS, MAX_QUANTITY, MAX_REASON_CHARS};
 /// The reason a restock is recorded with when the client gives none.
@@ -118,65 +120,90 @@ from_checked!(
     ProductId(i64),
 );
 
-/// `POST /product/{id}/deduct`.
+/// `POST /product/{id}/deduct`: its one line, where from, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deduct {
     pub quantity: Quantity,
     pub order_id: OrderId,
+    pub source: Source,
+    pub strategy: Strategy,
+    pub split: Split,
 }
 
 impl Deduct {
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body, &["quantity", "order_id"]);
+        let mut fields = Fields::new(
+            body,
+            &[
+                "quantity",
+                "order_id",
+                "location_id",
+                "locations",
+                "strategy",
+                "split",
+            ],
+        );
         let quantity = fields.required("quantity", Quantity::parse);
         let order_id = fields.required("order_id", OrderId::parse);
+        let source = source(&mut fields);
+        let (strategy, split) = rules(&mut fields);
         match (quantity, order_id) {
-            (Some(quantity), Some(order_id)) if fields.errors.is_empty() => {
-                Ok(Self { quantity, order_id })
-            }
-            _ => Err(fields.errors),
-        }
-    }
-}
-
-/// `POST /product/{id}/restock`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restock {
-    pub quantity: Quantity,
-    pub order_id: Option<OrderId>,
-    pub reason: RestockReason,
-}
-
-impl Restock {
-    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body, &["quantity", "order_id", "reason"]);
-        let quantity = fields.required("quantity", Quantity::parse);
-        let order_id = fields.optional("order_id", OrderId::parse);
-        let reason = fields.optional("reason", RestockReason::parse);
-        match quantity {
-            Some(quantity) if fields.errors.is_empty() => Ok(Self {
+            (Some(quantity), Some(order_id)) if fields.errors.is_empty() => Ok(Self {
                 quantity,
                 order_id,
-                reason: reason.unwrap_or_default(),
+                source,
+                strategy,
+                split,
             }),
             _ => Err(fields.errors),
         }
     }
 }
 
-/// One line of a batch deduct.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `POST /product/{id}/restock`: to one location, `default` when it names none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restock {
+    pub quantity: Quantity,
+    pub order_id: Option<OrderId>,
+    pub reason: RestockReason,
+    pub location_id: Option<LocationId>,
+}
+
+impl Restock {
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
+        let mut fields = Fields::new(body, &["quantity", "order_id", "reason", "location_id"]);
+        let quantity = fields.required("quantity", Quantity::parse);
+        let order_id = fields.optional("order_id", OrderId::parse);
+        let reason = fields.optional("reason", RestockReason::parse);
+        let location_id = fields.optional("location_id", LocationId::parse);
+        match quantity {
+            Some(quantity) if fields.errors.is_empty() => Ok(Self {
+                quantity,
+                order_id,
+                reason: reason.unwrap_or_default(),
+                location_id,
+            }),
+            _ => Err(fields.errors),
+        }
+    }
+}
+
+/// One line of a batch deduct or a hold (or of a partial commit, which names no location).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeductLine {
     pub product_id: ProductId,
     pub quantity: Quantity,
+    pub source: Source,
 }
 
 /// `POST /stock/deduct`: every line or none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchDeduct {
     pub order_id: OrderId,
-    /// 1 to 100 lines, as sent; lines naming the same product add up (`totals`).
+    /// 1 to 100 lines, as sent, served in this order.
     pub lines: Vec<DeductLine>,
+    pub strategy: Strategy,
+    pub split: Split,
 }
 
 /// What a batch takes from one product: every line naming it, added up.
@@ -200,13 +227,17 @@ impl BatchDeduct {
 
     /// Every broken field at once; a broken line is named `lines[<index>].<field>`.
     pub fn parse(body: &Map<String, Value>) -> Result<Self, Vec<FieldError>> {
-        let mut fields = Fields::new(body, &["order_id", "lines"]);
+        let mut fields = Fields::new(body, &["order_id", "lines", "strategy", "split"]);
         let order_id = fields.required("order_id", OrderId::parse);
-        let lines = lines(&mut fields, true);
+        let lines = lines(&mut fields, true, true);
+        let (strategy, split) = rules(&mut fields);
         match (order_id, lines) {
-            (Some(order_id), Some(lines)) if fields.errors.is_empty() => {
-                Ok(Self { order_id, lines })
-            }
+            (Some(order_id), Some(lines)) if fields.errors.is_empty() => Ok(Self {
+                order_id,
+                lines,
+                strategy,
+                split,
+            }),
             _ => Err(fields.errors),
         }
     }
@@ -227,10 +258,14 @@ pub fn totals(lines: &[DeductLine]) -> Vec<ProductTotal> {
     totals
 }
 
-/// The `lines` member: 1 to 100 `{"product_id", "quantity"}` objects, each broken one
-/// reported as `lines[<index>].<field>`. `None` if absent (an error if `required`) or
-/// broken.
-pub(crate) fn lines(fields: &mut Fields<'_>, required: bool) -> Option<Vec<DeductLine>> {
+/// The `lines` member: 1 to 100 `{"product_id", "quantity"}` objects (with `location_id` or
+/// `locations` where `sourced`), each broken one reported as `lines[<index>].<field>`.
+/// `None` if absent (an error if `required`) or broken.
+pub(crate) fn lines(
+    fields: &mut Fields<'_>,
+    required: bool,
+    sourced: bool,
+) -> Option<Vec<DeductLine>> {
     let list = |value: &Value| match value.as_array() {
         None => Err(LinesError::NotAList),
         Some(lines) if !(1..=MAX_BATCH_LINES).contains(&lines.len()) => Err(LinesError::BadLength),
@@ -249,9 +284,15 @@ pub(crate) fn lines(fields: &mut Fields<'_>, required: bool) -> Option<Vec<Deduc
             fields.errors.push(error);
             continue;
         };
-        let mut line_fields = Fields::new(line, &["product_id", "quantity"]);
+        let known: &[&str] = if sourced {
+            &["product_id", "quantity", "location_id", "locations"]
+        } else {
+            &["product_id", "quantity"]
+        };
+        let mut line_fields = Fields::new(line, known);
         let product_id = line_fields.required("product_id", ProductId::parse);
         let quantity = line_fields.required("quantity", Quantity::parse);
+        let source = source(&mut line_fields);
         fields.errors.extend(
             line_fields
                 .errors
@@ -262,6 +303,7 @@ pub(crate) fn lines(fields: &mut Fields<'_>, required: bool) -> Option<Vec<Deduc
             lines.push(DeductLine {
                 product_id,
                 quantity,
+                source,
             });
         }
     }
@@ -289,6 +331,9 @@ macro_rules! stock_records {
                 Self {
                     quantity: d.quantity.get(),
                     order_id: d.order_id.as_str().to_owned(),
+                    source: d.source.into(),
+                    strategy: d.strategy.into(),
+                    split: d.split.into(),
                 }
             }
         }
@@ -298,6 +343,9 @@ macro_rules! stock_records {
                 Self {
                     quantity: $crate::stock::Quantity::from_checked(d.quantity),
                     order_id: $crate::stock::OrderId::from_checked(d.order_id),
+                    source: d.source.into(),
+                    strategy: d.strategy.into(),
+                    split: d.split.into(),
                 }
             }
         }
@@ -308,6 +356,7 @@ macro_rules! stock_records {
                     quantity: r.quantity.get(),
                     order_id: r.order_id.map(|o| o.as_str().to_owned()),
                     reason: r.reason.as_str().to_owned(),
+                    location_id: r.location_id.map($crate::location::LocationId::into_string),
                 }
             }
         }
@@ -318,6 +367,9 @@ macro_rules! stock_records {
                     quantity: $crate::stock::Quantity::from_checked(r.quantity),
                     order_id: r.order_id.map($crate::stock::OrderId::from_checked),
                     reason: $crate::stock::RestockReason::from_checked(r.reason),
+                    location_id: r
+                        .location_id
+                        .map($crate::location::LocationId::from_checked),
                 }
             }
         }
@@ -327,6 +379,7 @@ macro_rules! stock_records {
                 Self {
                     product_id: line.product_id.get(),
                     quantity: line.quantity.get(),
+                    source: line.source.into(),
                 }
             }
         }
@@ -336,6 +389,7 @@ macro_rules! stock_records {
                 Self {
                     product_id: $crate::stock::ProductId::from_checked(line.product_id),
                     quantity: $crate::stock::Quantity::from_checked(line.quantity),
+                    source: line.source.into(),
                 }
             }
         }
@@ -344,7 +398,9 @@ macro_rules! stock_records {
             fn from(b: $crate::stock::BatchDeduct) -> Self {
                 Self {
                     order_id: b.order_id.as_str().to_owned(),
-                    lines: b.lines.iter().map(|line| (*line).into()).collect(),
+                    lines: b.lines.into_iter().map(Into::into).collect(),
+                    strategy: b.strategy.into(),
+                    split: b.split.into(),
                 }
             }
         }
@@ -354,6 +410,8 @@ macro_rules! stock_records {
                 Self {
                     order_id: $crate::stock::OrderId::from_checked(b.order_id),
                     lines: b.lines.into_iter().map(Into::into).collect(),
+                    strategy: b.strategy.into(),
+                    split: b.split.into(),
                 }
             }
         }

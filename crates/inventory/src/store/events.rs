@@ -22,6 +22,7 @@ pub enum EventType {
     StockDeducted,
     StockRestocked,
     StockSet,
+    StockTransferred,
     /// `available` fell to or below `low_stock_threshold`.
     StockLow,
     /// `available` reached 0.
@@ -41,6 +42,7 @@ impl EventType {
             Self::StockDeducted => "stock.deducted",
             Self::StockRestocked => "stock.restocked",
             Self::StockSet => "stock.set",
+            Self::StockTransferred => "stock.transferred",
             Self::StockLow => "stock.low",
             Self::StockDepleted => "stock.depleted",
             Self::ReservationCreated => "reservation.created",
@@ -109,6 +111,14 @@ pub enum StockCause<'a> {
     Restocked {
         reason: &'a str,
     },
+    /// Units moved between two locations of the product.
+    Transferred {
+        transfer_id: &'a str,
+        from: &'a str,
+        to: &'a str,
+        quantity: i64,
+        reason: &'a str,
+    },
     /// A hold took units out of `available` (its event is `reservation.created`).
     Held,
     /// A hold ended without a sale and gave its units back to `available`.
@@ -122,7 +132,7 @@ impl StockCause<'_> {
             Self::Created => "created",
             Self::Set => "set",
             Self::Deducted => "deducted",
-            Self::Restocked { reason } => reason,
+            Self::Restocked { reason } | Self::Transferred { reason, .. } => reason,
             Self::Held | Self::Released => "held",
         }
     }
@@ -211,6 +221,19 @@ impl StockChange<'_> {
                 EventType::StockSet,
                 json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
                        "available": available, "delta": delta, "version": version, "levels": levels}),
+            )),
+            StockCause::Transferred {
+                transfer_id,
+                from,
+                to,
+                quantity,
+                ..
+            } => Some((
+                EventType::StockTransferred,
+                json!({"product_id": id, "sku": sku, "stock": stock, "reserved": reserved,
+                       "available": available, "delta": delta, "transfer_id": transfer_id,
+                       "from": from, "to": to, "quantity": quantity, "version": version,
+                       "levels": levels}),
             )),
             StockCause::Created | StockCause::Held | StockCause::Released => None,
         };

@@ -97,18 +97,28 @@ pub struct LedgerEntry {
     pub at: String,
 }
 
-/// A page of a product's ledger, newest first, and the number of entries.
+/// A page of a product's ledger (at `location`, if named), newest first, and the number of
+/// entries.
 pub fn page(
     db: &Db,
     product_id: i64,
+    location: Option<&str>,
     page: i64,
     limit: i64,
 ) -> Result<(Vec<LedgerEntry>, i64), StoreError> {
+    let mut params = vec![Value::Integer(product_id)];
+    let from = match location {
+        Some(location) => {
+            params.push(Value::Text(location.to_owned()));
+            "stock_ledger WHERE product_id = ? AND location_id = ?"
+        }
+        None => "stock_ledger WHERE product_id = ?",
+    };
     let (result, total) = db.page(
         "id, location_id, delta, stock_after, reason, order_id, transfer_id, at",
-        "stock_ledger WHERE product_id = ?",
+        from,
         "id DESC",
-        &[Value::Integer(product_id)],
+        &params,
         (page, limit),
     )?;
     let entries = rows(&result)

@@ -113,6 +113,60 @@ pub fn read(db: &Db, product_ids: &[i64]) -> Result<HashMap<i64, Vec<LevelState>
     Ok(found)
 }
 
+/// A level as clients see it (`api/openapi.json`, `Level`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LevelView {
+    pub location_id: String,
+    /// Whether its location is active (an inactive one's level counts in no total).
+    pub active: bool,
+    pub stock: i64,
+    pub reserved: i64,
+    /// `stock - reserved`, never below 0.
+    pub available: i64,
+    pub version: i64,
+}
+
+/// Every level of a product, inactive locations' too, by location id (one: `location`).
+pub fn views(
+    db: &Db,
+    product_id: i64,
+    location: Option<&str>,
+) -> Result<Vec<LevelView>, StoreError> {
+    let mut params = vec![Value::Integer(product_id)];
+    let only = match location {
+        Some(location) => {
+            params.push(Value::Text(location.to_owned()));
+            " AND s.location_id = ?"
+        }
+        None => "",
+    };
+    let result = db.query(
+        &format!(
+            concat!(
+                "SELECT s.location_id, l.active, s.stock, ",
+                level_reserved!(),
+                ", s.version FROM stock_levels s JOIN locations l ON l.id = s.location_id \
+                 WHERE s.product_id = ?{only} ORDER BY s.location_id"
+            ),
+            only = only
+        ),
+        &params,
+    )?;
+    rows(&result)
+        .map(|row| {
+            let (stock, reserved) = (row.int(2)?, row.int(3)?);
+            Ok(LevelView {
+                location_id: row.text(0)?,
+                active: row.int(1)? == 1,
+                stock,
+                reserved,
+                available: (stock - reserved).max(0),
+                version: row.int(4)?,
+            })
+        })
+        .collect()
+}
+
 /// A change of one level's stock: `delta` units at `location_id` of `product_id`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Move {
@@ -196,6 +250,17 @@ pub fn set(tx: &Tx<'_>, product_id: i64, location_id: &str, stock: i64) -> Resul
          WHERE product_id = ? AND location_id = ?",
         &[
             Value::Integer(stock),
+            Value::Integer(product_id),
+            Value::Text(location_id.to_owned()),
+        ],
+    )
+}
+
+/// Removes one level.
+pub fn remove(tx: &Tx<'_>, product_id: i64, location_id: &str) -> Result<(), StoreError> {
+    tx.exec(
+        "DELETE FROM stock_levels WHERE product_id = ? AND location_id = ?",
+        &[
             Value::Integer(product_id),
             Value::Text(location_id.to_owned()),
         ],

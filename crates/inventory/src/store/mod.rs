@@ -9,7 +9,9 @@
 //! - `db`: the connection, its transactions, and the app's clock;
 //! - `migrations`, `idempotency`, `held`, `outbox`: one table (group) each;
 //! - `ledger`: a change of quantities recorded (its row, and its events);
-//! - `products`, then `stock` (the one path for taking stock), then `reservations`;
+//! - `levels`: a product's stock per location;
+//! - `products`, then `locations`, then `stock` (the one path for taking stock) and
+//!   `moves` (counts and transfers), then `reservations`;
 //! - `metrics`: what operators watch, read across the tables.
 
 pub mod config;
@@ -20,8 +22,10 @@ pub mod held;
 pub mod idempotency;
 pub mod ledger;
 pub mod levels;
+pub mod locations;
 pub mod metrics;
 pub mod migrations;
+pub mod moves;
 pub mod outbox;
 pub mod products;
 pub mod reservations;

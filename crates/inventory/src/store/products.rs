@@ -107,6 +107,17 @@ impl Product {
         })
     }
 
+    /// The product as seen from `locations` only: its levels there, and their sums.
+    pub fn narrowed(mut self, locations: &[String]) -> Self {
+        self.by_location
+            .retain(|level| locations.contains(&level.location_id));
+        let totals = Totals::of(self.by_location.iter().map(|l| (l.stock, l.reserved)));
+        self.stock = totals.stock;
+        self.reserved = totals.reserved;
+        self.available = totals.available;
+        self
+    }
+
     /// The product's totals.
     pub fn totals(&self) -> Totals {
         Totals {
@@ -147,6 +158,12 @@ impl Product {
         )
     }
 
+    /// `product.updated`, for a change of its totals without a change of its stock (a
+    /// location of it deactivated, reactivated or deleted).
+    pub fn updated_event(&self) -> Event {
+        self.event(EventType::ProductUpdated)
+    }
+
     /// `product.deleted`: the product as it was, one version on.
     fn deleted_event(&self) -> Event {
         Event::new(
@@ -185,7 +202,13 @@ pub enum WriteOutcome<T> {
     LocationRequired,
 }
 
+/// Creates a product with its one level at `new.location_id` (`default` when `None`), which
+/// the caller has found active.
 pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
+    let location = new
+        .location_id
+        .as_ref()
+        .map_or(DEFAULT_LOCATION, |l| l.as_str());
     let product = one(
         tx,
         &format!(
@@ -202,15 +225,15 @@ pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
         ],
     )?
     .ok_or_else(|| StoreError::Corrupt("INSERT returned no row".into()))?;
-    // Its one level, at `default`; it has no holds yet.
+    // Its one level; it has no holds yet.
     let stock = new.stock.get();
-    levels::create(tx, product.id, DEFAULT_LOCATION, stock)?;
+    levels::create(tx, product.id, location, stock)?;
     let product = Product {
         stock,
         reserved: 0,
         available: stock,
         by_location: vec![LevelView {
-            location_id: DEFAULT_LOCATION.to_owned(),
+            location_id: location.to_owned(),
             stock,
             reserved: 0,
             available: stock,
@@ -219,7 +242,7 @@ pub fn create(tx: &Tx<'_>, new: &NewProduct) -> Result<Product, StoreError> {
     };
     let created = product.event(EventType::ProductCreated);
     let level = LevelChange {
-        location_id: DEFAULT_LOCATION.to_owned(),
+        location_id: location.to_owned(),
         stock: (0, stock),
         reserved: (0, 0),
     };
@@ -382,8 +405,10 @@ pub struct ListFilter {
     pub category_id: Option<i64>,
     /// Name contains this, ignoring ASCII case.
     pub name_contains: Option<String>,
-    /// Whether anything is available.
+    /// Whether anything is available (at `locations`, when named).
     pub in_stock: Option<bool>,
+    /// Only products with a level at one of these (active) locations, seen from them.
+    pub locations: Option<Vec<String>>,
 }
 
 /// One page of products ordered by id, and the total matching the filter.
@@ -403,18 +428,50 @@ pub fn list(
         conditions.push("name LIKE ? ESCAPE '\\'");
         params.push(Value::Text(format!("%{}%", escape_like(q))));
     }
-    // In stock: something is available at an active location.
-    const AVAILABLE: &str = any_available!();
-    const NONE_AVAILABLE: &str = concat!("NOT ", any_available!());
-    match filter.in_stock {
-        Some(true) => conditions.push(AVAILABLE),
-        Some(false) => conditions.push(NONE_AVAILABLE),
-        None => {}
+    let mut owned: Vec<String> = Vec::new();
+    match &filter.locations {
+        None => {
+            // In stock: something is available at an active location.
+            const AVAILABLE: &str = any_available!();
+            const NONE_AVAILABLE: &str = concat!("NOT ", any_available!());
+            match filter.in_stock {
+                Some(true) => owned.push(AVAILABLE.to_owned()),
+                Some(false) => owned.push(NONE_AVAILABLE.to_owned()),
+                None => {}
+            }
+        }
+        Some(locations) => {
+            let marks = vec!["?"; locations.len()].join(", ");
+            owned.push(format!(
+                "EXISTS (SELECT 1 FROM stock_levels s WHERE s.product_id = products.id \
+                 AND s.location_id IN ({marks}))"
+            ));
+            params.extend(locations.iter().map(|l| Value::Text(l.clone())));
+            if let Some(in_stock) = filter.in_stock {
+                owned.push(format!(
+                    concat!(
+                        "{not}EXISTS (SELECT 1 FROM stock_levels s WHERE s.product_id = products.id \
+                         AND s.location_id IN ({marks}) AND s.stock > ",
+                        level_reserved!(),
+                        ")"
+                    ),
+                    not = if in_stock { "" } else { "NOT " },
+                    marks = marks
+                ));
+                params.extend(locations.iter().map(|l| Value::Text(l.clone())));
+            }
+        }
     }
+    conditions.extend(owned.iter().map(String::as_str));
     let from = format!("products{}", where_all(&conditions));
     let (result, total) = db.page(COLUMNS, &from, "id", &params, (page, limit))?;
     let items = rows(&result)
-        .map(|row| Product::from_row(&row))
+        .map(|row| {
+            Product::from_row(&row).map(|product| match &filter.locations {
+                Some(locations) => product.narrowed(locations),
+                None => product,
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok((items, total))
 }

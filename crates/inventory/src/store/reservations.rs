@@ -151,7 +151,7 @@ pub fn create(tx: &Tx<'_>, new: &NewReservation) -> Result<Result<Hold, Refusal>
         lines: Vec::new(),
         committed: Vec::new(),
     };
-    let lines = held::lines_of(&new.totals());
+    let lines = stock::wants(&new.lines);
     // The hold's event names where its units are held, which the taking decides: it is
     // written with the taking's own, built from what the taking took.
     let taking = Taking {
@@ -160,8 +160,8 @@ pub fn create(tx: &Tx<'_>, new: &NewReservation) -> Result<Result<Hold, Refusal>
             reservation: &hold.id,
             until: expires_at,
         },
-        strategy: Strategy::default(),
-        split: Split::default(),
+        strategy: new.strategy,
+        split: new.split,
         context: Context {
             order_id: Some(&hold.order_id),
             ..Context::default()
@@ -229,8 +229,9 @@ pub fn commit(
         Ok(amounts) => amounts,
         Err(problems) => return Ok(CommitOutcome::NotHeld(problems)),
     };
+    let wants = stock::wants_anywhere(&amounts);
     let taking = Taking {
-        lines: &amounts,
+        lines: &wants,
         how: How::Commit {
             reservation: id,
             held: &hold.lines,
@@ -255,6 +256,8 @@ pub fn commit(
         }
         Err(Refusal::NotFound(ids)) => Ok(CommitOutcome::Gone(ids.first().copied().unwrap_or(0))),
         Err(Refusal::Short(lines)) => Ok(CommitOutcome::Short(lines)),
+        // A commit names no location: it takes where its hold is.
+        Err(Refusal::Locations(_)) => Err(StoreError::Corrupt("a commit named a location".into())),
     }
 }
 

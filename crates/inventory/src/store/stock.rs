@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use crate::domain::allocation::{self, Allocation, Short, Source, Split, Strategy, Want};
+use crate::domain::stock::DeductLine;
 use crate::domain::MAX_STOCK;
 use crate::store::db::{StoreError, Tx};
 use crate::store::events::{Event, LevelChange, StockCause};
@@ -26,6 +27,7 @@ pub use crate::store::held::Line;
 use crate::store::held::{self, HeldLine};
 use crate::store::ledger::{self, Context, Told};
 use crate::store::levels::{self, LevelState, Move, DEFAULT_LOCATION};
+use crate::store::locations;
 use crate::store::products::{self, Product, Totals};
 
 /// How a taking takes its units.
@@ -45,11 +47,12 @@ pub enum How<'a> {
     },
 }
 
-/// A taking: its lines (one per product), how, where from (`strategy`, `split`; a commit
-/// takes from where its hold is), its ledger context, and the events of the write that are
-/// not about quantities (a hold's `reservation.*`), told with the lines'.
+/// A taking: its lines as the request named them (a product may be named by several, each
+/// served in turn), how, where from (`strategy`, `split`; a commit takes from where its
+/// hold is), its ledger context, and the events of the write that are not about quantities
+/// (a hold's `reservation.*`), told with the lines'.
 pub struct Taking<'a> {
-    pub lines: &'a [Line],
+    pub lines: &'a [Want],
     pub how: How<'a>,
     pub strategy: Strategy,
     pub split: Split,
@@ -73,6 +76,8 @@ pub struct Taken {
 pub enum Refusal {
     /// These products do not exist.
     NotFound(Vec<i64>),
+    /// Lines (by index) name a location that does not exist or is inactive.
+    Locations(Vec<(usize, String)>),
     /// Every line that wants more than there is for it.
     Short(Vec<Short>),
 }
@@ -89,7 +94,35 @@ pub fn take_then(
     mut taking: Taking<'_>,
     then: impl FnOnce(&[Taken]) -> Vec<Event>,
 ) -> Result<Result<Vec<Taken>, Refusal>, StoreError> {
-    let ids: Vec<i64> = taking.lines.iter().map(|line| line.product_id).collect();
+    let named = named_locations(taking.lines);
+    if !named.is_empty() {
+        let usable = locations::active_of(tx, &named)?;
+        let refused: Vec<(usize, String)> = taking
+            .lines
+            .iter()
+            .enumerate()
+            .flat_map(|(index, want)| {
+                let names: Vec<&String> = match &want.source {
+                    Source::Any => Vec::new(),
+                    Source::At(at) => vec![at],
+                    Source::Among(among) => among.iter().collect(),
+                };
+                names
+                    .into_iter()
+                    .filter(|name| !usable.contains(*name))
+                    .map(move |name| (index, name.clone()))
+            })
+            .collect();
+        if !refused.is_empty() {
+            return Ok(Err(Refusal::Locations(refused)));
+        }
+    }
+    let mut ids: Vec<i64> = Vec::with_capacity(taking.lines.len());
+    for want in taking.lines {
+        if !ids.contains(&want.product_id) {
+            ids.push(want.product_id);
+        }
+    }
     let found = levels::read(tx, &ids)?;
     let missing: Vec<i64> = ids
         .iter()
@@ -99,15 +132,17 @@ pub fn take_then(
     if !missing.is_empty() {
         return Ok(Err(Refusal::NotFound(missing)));
     }
-    let allocations = match allocate(&taking, &found) {
+    let served = match allocate(&taking, &found) {
         Ok(allocations) => allocations,
         Err(short) => return Ok(Err(Refusal::Short(short))),
     };
+    // One line per product, in the order first named, its allocations merged per location.
+    let (lines, allocations) = merge(taking.lines, served);
     // What each level gains or loses, in stock and in reserved.
     let mut moves = Vec::new();
     let mut touched = Vec::new();
     let mut level_deltas: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
-    for (line, taken) in taking.lines.iter().zip(&allocations) {
+    for (line, taken) in lines.iter().zip(&allocations) {
         for allocation in taken {
             let key = (line.product_id, allocation.location_id.as_str());
             match taking.how {
@@ -129,8 +164,7 @@ pub fn take_then(
     match taking.how {
         How::Deduct => {}
         How::Hold { reservation, until } => {
-            let held: Vec<HeldLine> = taking
-                .lines
+            let held: Vec<HeldLine> = lines
                 .iter()
                 .zip(&allocations)
                 .map(|(line, taken)| HeldLine {
@@ -142,8 +176,7 @@ pub fn take_then(
             held::hold(tx, reservation, &held, until)?;
         }
         How::Commit { reservation, held } => {
-            let committed: Vec<HeldLine> = taking
-                .lines
+            let committed: Vec<HeldLine> = lines
                 .iter()
                 .zip(&allocations)
                 .map(|(line, taken)| HeldLine {
@@ -176,7 +209,7 @@ pub fn take_then(
     };
     let mut changes = Vec::with_capacity(after.len());
     let mut taken = Vec::with_capacity(after.len());
-    for (line, allocations) in taking.lines.iter().zip(&allocations) {
+    for (line, allocations) in lines.iter().zip(&allocations) {
         let product = find(&after, line.product_id)?;
         let before = found
             .get(&line.product_id)
@@ -212,29 +245,95 @@ fn allocate(
 ) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
     match taking.how {
         How::Deduct | How::Hold { .. } => {
-            let wants: Vec<Want> = taking
-                .lines
-                .iter()
-                .map(|line| Want {
-                    product_id: line.product_id,
-                    quantity: line.quantity,
-                    source: Source::Any,
-                })
-                .collect();
             let levels = found
                 .iter()
                 .map(|(id, levels)| (*id, levels.iter().map(LevelState::for_allocation).collect()))
                 .collect();
-            allocation::allocate(&wants, &levels, taking.strategy, taking.split)
+            allocation::allocate(taking.lines, &levels, taking.strategy, taking.split)
         }
         How::Commit { held, .. } => commit_allocations(taking.lines, held, found),
     }
 }
 
+/// A request's lines, as the taking serves them.
+pub fn wants(lines: &[DeductLine]) -> Vec<Want> {
+    lines
+        .iter()
+        .map(|line| Want {
+            product_id: line.product_id.get(),
+            quantity: line.quantity.get(),
+            source: line.source.clone(),
+        })
+        .collect()
+}
+
+/// Lines of products to take from anywhere (a commit's, which takes where its hold is).
+pub fn wants_anywhere(lines: &[Line]) -> Vec<Want> {
+    lines
+        .iter()
+        .map(|line| Want {
+            product_id: line.product_id,
+            quantity: line.quantity,
+            source: Source::Any,
+        })
+        .collect()
+}
+
+/// Every location the lines name.
+fn named_locations(lines: &[Want]) -> Vec<String> {
+    let mut named: Vec<String> = Vec::new();
+    for want in lines {
+        let names = match &want.source {
+            Source::Any => &[][..],
+            Source::At(at) => std::slice::from_ref(at),
+            Source::Among(among) => among.as_slice(),
+        };
+        for name in names {
+            if !named.contains(name) {
+                named.push(name.clone());
+            }
+        }
+    }
+    named
+}
+
+/// The lines served (`served`, one per want) as one line per product, in the order first
+/// named, each with its allocations merged per location (in the order first taken).
+fn merge(wants: &[Want], served: Vec<Vec<Allocation>>) -> (Vec<Line>, Vec<Vec<Allocation>>) {
+    let mut lines: Vec<Line> = Vec::new();
+    let mut merged: Vec<Vec<Allocation>> = Vec::new();
+    for (want, taken) in wants.iter().zip(served) {
+        let index = match lines.iter().position(|l| l.product_id == want.product_id) {
+            Some(index) => index,
+            None => {
+                lines.push(Line {
+                    product_id: want.product_id,
+                    quantity: 0,
+                });
+                merged.push(Vec::new());
+                lines.len() - 1
+            }
+        };
+        if let (Some(line), Some(into)) = (lines.get_mut(index), merged.get_mut(index)) {
+            line.quantity += want.quantity;
+            for allocation in taken {
+                match into
+                    .iter_mut()
+                    .find(|a| a.location_id == allocation.location_id)
+                {
+                    Some(same) => same.quantity += allocation.quantity,
+                    None => into.push(allocation),
+                }
+            }
+        }
+    }
+    (lines, merged)
+}
+
 /// A commit's allocations: each line's units taken from its hold's allocations in order;
 /// every level must have the stock on hand to cover what is taken there.
 fn commit_allocations(
-    lines: &[Line],
+    lines: &[Want],
     held: &[HeldLine],
     found: &HashMap<i64, Vec<LevelState>>,
 ) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
@@ -335,6 +434,8 @@ pub enum Restock {
     /// Done; the product after it.
     Done(Product),
     NotFound,
+    /// The location does not exist or is inactive.
+    Unusable,
     /// The level's stock would pass the maximum; nothing changed. `stock` is what is on
     /// hand there.
     TooMuch {
@@ -342,22 +443,26 @@ pub enum Restock {
     },
 }
 
-/// Gives `quantity` back to a product at `default` (creating the level if absent), up to the
-/// maximum stock.
+/// Gives `quantity` back to a product at `location` (creating the level if absent), up to
+/// the maximum stock.
 pub fn restock(
     tx: &Tx<'_>,
     product_id: i64,
     quantity: i64,
+    location: &str,
     reason: &str,
     context: &Context<'_>,
 ) -> Result<Restock, StoreError> {
+    if location != DEFAULT_LOCATION
+        && !locations::active_of(tx, &[location.to_owned()])?.contains(location)
+    {
+        return Ok(Restock::Unusable);
+    }
     let found = levels::read(tx, &[product_id])?;
     let Some(before) = found.get(&product_id) else {
         return Ok(Restock::NotFound);
     };
-    let level = before
-        .iter()
-        .find(|level| level.location_id == DEFAULT_LOCATION);
+    let level = before.iter().find(|level| level.location_id == location);
     let (stock, reserved) = level.map_or((0, 0), |level| (level.stock, level.reserved));
     if stock > MAX_STOCK - quantity {
         return Ok(Restock::TooMuch { stock });
@@ -366,17 +471,17 @@ pub fn restock(
         Some(_) => {
             let at = Move {
                 product_id,
-                location_id: DEFAULT_LOCATION.to_owned(),
+                location_id: location.to_owned(),
                 delta: quantity,
             };
             levels::apply(tx, &[at], &[])?;
         }
-        None => levels::create(tx, product_id, DEFAULT_LOCATION, quantity)?,
+        None => levels::create(tx, product_id, location, quantity)?,
     }
     let after = products::refresh(tx, &[product_id])?;
     let product = find(&after, product_id)?.clone();
     let level = LevelChange {
-        location_id: DEFAULT_LOCATION.to_owned(),
+        location_id: location.to_owned(),
         stock: (stock, stock + quantity),
         reserved: (reserved, reserved),
     };

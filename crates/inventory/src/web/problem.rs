@@ -72,6 +72,36 @@ impl ApiError {
         ))
     }
 
+    /// 422 for lines (by index into `wants`) naming a location that does not exist or is
+    /// inactive: each named by its field (`lines[2].location_id`; for a single deduct, whose
+    /// body is its one line, `location_id`).
+    pub fn unusable_locations(
+        refused: &[(usize, String)],
+        wants: &[crate::domain::allocation::Want],
+        single: bool,
+    ) -> Self {
+        use crate::domain::allocation::Source;
+        let errors = refused
+            .iter()
+            .map(|(index, location)| {
+                let field = match wants.get(*index).map(|want| &want.source) {
+                    Some(Source::Among(_)) => "locations",
+                    _ => "location_id",
+                };
+                let field = if single {
+                    field.to_owned()
+                } else {
+                    format!("lines[{index}].{field}")
+                };
+                crate::domain::FieldError::new(
+                    field,
+                    format!("location {location} does not exist or is inactive"),
+                )
+            })
+            .collect();
+        Self::Validation(errors)
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::InvalidRequest(_) => status::BAD_REQUEST,
