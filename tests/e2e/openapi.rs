@@ -306,8 +306,8 @@ fn every_documented_operation_answers_as_documented(target: Target) {
     // Deleting last keeps the product and its level for the others: the level, then its
     // location, then the product.
     ops.sort_by_key(|op| match (op.method.as_str(), op.path.as_str()) {
-        ("DELETE", path) if path.contains("{location_id}") => 1,
-        ("DELETE", path) if path.starts_with("/locations") => 2,
+        ("DELETE", path) if path.starts_with("/product/{id}/stock/") => 1,
+        ("DELETE", path) if path.starts_with("/locations/") => 2,
         ("DELETE", _) => 3,
         _ => 0,
     });

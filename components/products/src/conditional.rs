@@ -216,6 +216,7 @@ mod tests {
             available: 10 - reserved,
             category_id: None,
             version,
+            by_location: Vec::new(),
             created_at: String::new(),
             updated_at: String::new(),
         }

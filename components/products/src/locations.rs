@@ -55,7 +55,7 @@ pub fn create_location(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 /// `GET /locations/{id}`.
 pub fn get_location(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let id = path_location(call, "id")?;
+    let id = path_location(call, "location_id")?;
     let location = locations::get(call.db()?, &id)?.ok_or_else(|| no_location(&id))?;
     Ok(location_response(status::OK, &location))
 }
@@ -118,7 +118,7 @@ fn refused<T>(id: &str, outcome: Outcome<T>) -> ApiError {
 
 /// `PATCH /locations/{id}`.
 pub fn update_location(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let id = path_location(call, "id")?;
+    let id = path_location(call, "location_id")?;
     let patch = guard::location_patch(&call.req.body)?;
     let expected = conditional::if_match(call.req)?.versions();
     let write = idempotency::unkeyed(call)?;
@@ -131,7 +131,7 @@ pub fn update_location(call: &Call<'_>) -> Result<Resp, ApiError> {
 
 /// `DELETE /locations/{id}`.
 pub fn delete_location(call: &Call<'_>) -> Result<Resp, ApiError> {
-    let id = path_location(call, "id")?;
+    let id = path_location(call, "location_id")?;
     let expected = conditional::if_match(call.req)?.versions();
     let write = idempotency::unkeyed(call)?;
     let answer = match locations::delete(write.tx(), &id, expected.as_deref())? {
@@ -203,9 +203,10 @@ pub fn put_level(call: &Call<'_>) -> Result<Resp, ApiError> {
                     .into(),
             ))
         }
-        _ => {
-            return Err(ApiError::InvalidRequest(
-                "give If-Match or If-None-Match: *, not both".into(),
+        // The level must exist and must not: no level is both (RFC 9110 §13.2.2).
+        (IfMatch::Any | IfMatch::Versions(_), true) => {
+            return Err(ApiError::PreconditionFailed(
+                "If-Match and If-None-Match: * cannot both hold; nothing was changed".into(),
             ))
         }
     };

@@ -97,19 +97,19 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: Method::Get,
-        path: "/locations/{id}",
+        path: "/locations/{location_id}",
         access: READ,
         handler: Handler::Sync(locations::get_location),
     },
     Route {
         method: Method::Patch,
-        path: "/locations/{id}",
+        path: "/locations/{location_id}",
         access: WRITE,
         handler: Handler::Sync(locations::update_location),
     },
     Route {
         method: Method::Delete,
-        path: "/locations/{id}",
+        path: "/locations/{location_id}",
         access: WRITE,
         handler: Handler::Sync(locations::delete_location),
     },
