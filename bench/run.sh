@@ -27,9 +27,10 @@ CONNECTIONS=${2:-32}
 RUNS=${RUNS:-3}
 DEDUCT_CONNECTIONS=${DEDUCT_CONNECTIONS:-64}
 # Which benches to run: any of read, health, post, deduct-hot, deduct-random, hold-commit
-# (checkouts on the hot product: a hold, then its commit), health-under-deduct (GET
-# /health on 4 connections while 64 deduct one hot product).
-ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,hold-commit,health-under-deduct}
+# (checkouts on the hot product: a hold, then its commit), deduct-10-locations (deducts of
+# one product stocked at 10 locations, `strategy: most_available`), health-under-deduct
+# (GET /health on 4 connections while 64 deduct one hot product).
+ONLY=${ONLY:-read,health,post,deduct-hot,deduct-random,hold-commit,deduct-10-locations,health-under-deduct}
 PORT=${PORT:-3917}
 RECEIVER_PORT=${RECEIVER_PORT:-3918}
 REDIS_PORT=${REDIS_PORT:-3919}
@@ -89,6 +90,24 @@ LUA
 
 write_deduct_lua "$state/deduct.lua"
 
+# One product stocked at 10 locations (loc-1 to loc-10, 100,000,000 units each), deducted
+# with `strategy: most_available`: every deduct reads its 10 levels and takes from the one
+# with most left.
+spread=
+if [[ ,$ONLY, == *,deduct-10-locations,* ]]; then
+  spread=$(curl -fs -X POST "$base/product" -H "$auth" -H 'content-type: application/json' \
+    -d '{"name": "Spread", "price": 1, "stock": 0}' | sed 's/^{"id":\([0-9]*\).*/\1/')
+  for i in $(seq 1 10); do
+    curl -fs -X POST "$base/locations" -H "$auth" -H 'content-type: application/json' \
+      -d "{\"id\": \"loc-$i\", \"name\": \"Location $i\", \"priority\": $i}" >/dev/null
+    curl -fs -X PUT "$base/product/$spread/stock/loc-$i" -H "$auth" -H 'content-type: application/json' \
+      -H 'if-none-match: *' -d '{"stock": 100000000}' >/dev/null
+  done
+  sed -e "s/local id = 42/local id = $spread/" \
+    -e 's/{"quantity": 1, "order_id": "bench"}/{"quantity": 1, "order_id": "bench", "strategy": "most_available"}/' \
+    "$state/deduct.lua" >"$state/deduct-spread.lua"
+fi
+
 # A checkout on the hot product: a hold of 1 (POST /reservations), then its commit; each
 # connection commits the holds its thread made, so every request is one half of a pair.
 cat >"$state/hold-commit.lua" <<'LUA'
@@ -144,6 +163,8 @@ echo "wrk -t2 -c$CONNECTIONS -d${DURATION}s, $RUNS runs each, host: $HOST, count
   bench "deduct, 1 hot product, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1
 [[ ,$ONLY, == *,deduct-random,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
   bench "deduct, 1,000 random, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct.lua" "$base" -- 1000
+[[ ,$ONLY, == *,deduct-10-locations,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
+  bench "deduct, 10 locations, most_available, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/deduct-spread.lua" "$base" -- 1
 # Requests/s of holds and commits together: a checkout (hold + commit) is two of them.
 [[ ,$ONLY, == *,hold-commit,* ]] && WRK_CONNECTIONS=$DEDUCT_CONNECTIONS \
   bench "hold+commit, 1 hot, c$DEDUCT_CONNECTIONS" -H "$auth" -s "$state/hold-commit.lua" "$base"

@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import uuid
+import zlib
 
 import schemathesis
 from schemathesis.generation.modes import GenerationMode
@@ -34,6 +35,7 @@ def optional_header_patterns(path, method):
 # name none, so every other positive case on a hold names this one instead, and reaches
 # the operation (a commit, then 200 or 409) rather than only its 404.
 RESERVATION = os.environ.get("INVENTORY_RESERVATION")
+PRODUCT = os.environ.get("INVENTORY_PRODUCT")
 ALTERNATE = itertools.cycle([True, False])
 
 
@@ -78,7 +80,8 @@ PROTECTED = set(LOCATIONS)
 
 
 def real_location(drawn):
-    return LOCATIONS[hash(drawn) % len(LOCATIONS)]
+    # crc32, not hash(): the same seed draws the same locations in every run.
+    return LOCATIONS[zlib.crc32(str(drawn).encode()) % len(LOCATIONS)]
 
 
 def real_locations(drawn):
@@ -107,10 +110,14 @@ def name_real_locations_in(case):
         return
     if path == "/locations":
         return
-    # A level of a real location: its product may exist (a 409 for a level with stock, a 412
-    # for a made-up ETag) rather than only ever 404.
-    if "location_id" in (case.path_parameters or {}) and next(ALTERNATE):
-        case.path_parameters["location_id"] = real_location(case.path_parameters["location_id"])
+    # A level of a real location, every other time of a real product (the one
+    # tests/e2e/contract.rs stocks at `default`): a 200, a 409 for a level with stock, a 412
+    # for a made-up ETag, rather than only ever 404.
+    parameters = case.path_parameters or {}
+    if "location_id" in parameters:
+        parameters["location_id"] = real_location(parameters["location_id"])
+        if PRODUCT is not None and "id" in parameters and next(ALTERNATE):
+            parameters["id"] = int(PRODUCT)
     if path == "/transfers" and isinstance(case.body, dict):
         start = real_location(str(case.body.get("from")))
         case.body["from"] = start

@@ -64,6 +64,7 @@ fn schemathesis_finds_nothing_in_the_running_app(target: Target) {
         .current_dir(scratch.path())
         .env("INVENTORY_TOKEN", app.auth.as_deref().expect("a token"))
         .env("INVENTORY_RESERVATION", &hold)
+        .env("INVENTORY_PRODUCT", product["id"].to_string())
         .env(
             "INVENTORY_RUNTIME",
             format!("{:?}", target.runtime).to_lowercase(),

@@ -18,11 +18,11 @@ pub(crate) fn location(app: &TestApp, id: &str, priority: i64) -> Value {
         "/locations",
         &json!({"id": id, "name": format!("Warehouse {id}"), "priority": priority}),
     );
-    assert_eq!(created.status, 201, "{}", body(&created));
+    assert_eq!(created.status, 201, "{}", text_of(&created));
     created.json()
 }
 
-fn body(response: &TestResponse) -> String {
+fn text_of(response: &TestResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
@@ -36,7 +36,7 @@ pub(crate) fn stocked(app: &TestApp, levels: &[(&str, i64)]) -> i64 {
     let id = product["id"].as_i64().unwrap();
     for (at, stock) in rest {
         let counted = count(app, id, at, *stock, ("if-none-match", "*"));
-        assert_eq!(counted.status, 201, "{}", body(&counted));
+        assert_eq!(counted.status, 201, "{}", text_of(&counted));
     }
     id
 }
@@ -107,7 +107,7 @@ fn locations_are_created_listed_changed_and_deleted_by_their_rules(target: Targe
         "/locations",
         &json!({"id": "Berlin-1", "name": "  Other  "}),
     );
-    assert_eq!(other.status, 201, "{}", body(&other));
+    assert_eq!(other.status, 201, "{}", text_of(&other));
     assert_eq!(other.header("location"), Some("/locations/Berlin-1"));
     assert_eq!(other.header("etag"), Some("\"1\""));
     assert_eq!(
@@ -150,7 +150,7 @@ fn locations_are_created_listed_changed_and_deleted_by_their_rules(target: Targe
         json!({"priority": 5, "name": "Mitte"}),
         Some("\"1\""),
     );
-    assert_eq!(changed.status, 200, "{}", body(&changed));
+    assert_eq!(changed.status, 200, "{}", text_of(&changed));
     assert_eq!(changed.json()["version"], 2);
     assert_eq!(changed.header("etag"), Some("\"2\""));
     patch("berlin-1", json!({}), None).assert_problem(422, "validation");
@@ -171,7 +171,7 @@ fn locations_are_created_listed_changed_and_deleted_by_their_rules(target: Targe
         200
     );
     let deleted = app.request("DELETE", "/locations/berlin-1", &[], None);
-    assert_eq!(deleted.status, 204, "{}", body(&deleted));
+    assert_eq!(deleted.status, 204, "{}", text_of(&deleted));
     app.get("/locations/berlin-1")
         .assert_problem(404, "not-found");
     let levels = app.get(&format!("/product/{id}/stock")).json();
@@ -197,7 +197,7 @@ fn takings_take_where_the_request_says_and_answer_where_from(target: Target) {
 
     // By priority, split: Berlin, then Hamburg.
     let taken = deduct(&app, id, "p1", json!({"quantity": 4}));
-    assert_eq!(taken.status, 200, "{}", body(&taken));
+    assert_eq!(taken.status, 200, "{}", text_of(&taken));
     assert_eq!(
         allocations(&taken.json()["allocations"]),
         at(&[("berlin", 3), ("hamburg", 1)])
@@ -271,7 +271,7 @@ fn takings_take_where_the_request_says_and_answer_where_from(target: Target) {
         "r1",
         &json!({"quantity": 6, "location_id": "berlin"}),
     );
-    assert_eq!(restocked.status, 200, "{}", body(&restocked));
+    assert_eq!(restocked.status, 200, "{}", text_of(&restocked));
     assert_eq!(
         allocations(&restocked.json()["allocations"]),
         at(&[("berlin", 6)])
@@ -292,7 +292,7 @@ fn takings_take_where_the_request_says_and_answer_where_from(target: Target) {
             {"product_id": id, "quantity": 2}
         ]}),
     );
-    assert_eq!(held.status, 201, "{}", body(&held));
+    assert_eq!(held.status, 201, "{}", text_of(&held));
     let hold = held.json();
     // Lines naming one product add up, their allocations merged per location.
     assert_eq!(hold["lines"][0]["quantity"], 6);
@@ -316,7 +316,7 @@ fn takings_take_where_the_request_says_and_answer_where_from(target: Target) {
         &format!("/reservations/{hold_id}/commit"),
         &json!({"lines": [{"product_id": id, "quantity": 5}]}),
     );
-    assert_eq!(committed.status, 200, "{}", body(&committed));
+    assert_eq!(committed.status, 200, "{}", text_of(&committed));
     assert_eq!(
         allocations(&committed.json()["lines"][0]["allocations"]),
         at(&[("berlin", 5)])
@@ -370,11 +370,11 @@ fn can_hold(app: &TestApp, id: i64, quantity: i64, locations: &[&str], key: &str
                 &[],
                 None,
             );
-            assert_eq!(released.status, 200, "{}", body(&released));
+            assert_eq!(released.status, 200, "{}", text_of(&released));
             true
         }
         409 => false,
-        other => panic!("a probe hold answered {other}: {}", body(&held)),
+        other => panic!("a probe hold answered {other}: {}", text_of(&held)),
     }
 }
 
@@ -401,7 +401,7 @@ fn what_a_view_shows_is_what_a_split_hold_can_take(target: Target) {
             &key,
             &json!({"order_id": "state", "lines": [{"product_id": id, "quantity": 1}]}),
         );
-        assert!(matches!(held.status, 201 | 409), "{}", body(&held));
+        assert!(matches!(held.status, 201 | 409), "{}", text_of(&held));
         if held.status == 201 && next(2) == 0 {
             let at = held.json()["lines"][0]["allocations"][0]["location_id"]
                 .as_str()
@@ -453,7 +453,7 @@ fn transfers_move_unheld_units_between_levels(target: Target) {
         "t-h",
         &json!({"order_id": "o", "lines": [{"product_id": id, "quantity": 3, "location_id": "a"}]}),
     );
-    assert_eq!(held.status, 201, "{}", body(&held));
+    assert_eq!(held.status, 201, "{}", text_of(&held));
     let transfer = |key: &str, body: Value| post_keyed(&app, "/transfers", key, &body);
     let problem = transfer(
         "t1",
@@ -465,7 +465,7 @@ fn transfers_move_unheld_units_between_levels(target: Target) {
         "t2",
         json!({"product_id": id, "from": "a", "to": "b", "quantity": 5, "reason": "rebalance"}),
     );
-    assert_eq!(moved.status, 201, "{}", body(&moved));
+    assert_eq!(moved.status, 201, "{}", text_of(&moved));
     let created = moved.json();
     let transfer_id = created["id"].as_str().unwrap();
     assert!(transfer_id.starts_with("trf_"), "{created}");
@@ -516,7 +516,7 @@ fn transfers_move_unheld_units_between_levels(target: Target) {
     )
     .assert_problem(404, "not-found");
     let off = app.send_json("PATCH", "/locations/a", &json!({"active": false}));
-    assert_eq!(off.status, 200, "{}", body(&off));
+    assert_eq!(off.status, 200, "{}", text_of(&off));
     transfer(
         "t5",
         json!({"product_id": id, "from": "b", "to": "a", "quantity": 1}),
@@ -532,12 +532,12 @@ fn transfers_move_unheld_units_between_levels(target: Target) {
         &[],
         None,
     );
-    assert_eq!(released.status, 200, "{}", body(&released));
+    assert_eq!(released.status, 200, "{}", text_of(&released));
     let emptied = transfer(
         "t6",
         json!({"product_id": id, "from": "a", "to": "default", "quantity": 3}),
     );
-    assert_eq!(emptied.status, 201, "{}", body(&emptied));
+    assert_eq!(emptied.status, 201, "{}", text_of(&emptied));
     assert_eq!(app.get(&format!("/product/{id}")).json()["stock"], 9);
     app.get("/transfers/trf_nope")
         .assert_problem(404, "not-found");
@@ -559,7 +559,7 @@ fn level_counts_are_compare_and_set(target: Target) {
     count(&app, id, "a", 2, ("if-match", "*")).assert_problem(428, "precondition-required");
     count(&app, id, "a", 2, ("if-match", "\"1\"")).assert_problem(412, "precondition-failed");
     let created = count(&app, id, "a", 2, ("if-none-match", "*"));
-    assert_eq!(created.status, 201, "{}", body(&created));
+    assert_eq!(created.status, 201, "{}", text_of(&created));
     assert_eq!(created.header("location"), Some(path.as_str()));
     assert_eq!(
         created.json(),
@@ -570,7 +570,7 @@ fn level_counts_are_compare_and_set(target: Target) {
     let read = app.get(&path);
     assert_eq!(read.header("etag"), Some("\"1\""));
     let counted = count(&app, id, "a", 7, ("if-match", "\"1\""));
-    assert_eq!(counted.status, 200, "{}", body(&counted));
+    assert_eq!(counted.status, 200, "{}", text_of(&counted));
     assert_eq!(counted.json()["version"], 2);
     count(&app, id, "a", 1, ("if-match", "\"1\"")).assert_problem(412, "precondition-failed");
     count(&app, id, "nowhere", 1, ("if-none-match", "*")).assert_problem(404, "not-found");
@@ -601,7 +601,7 @@ fn level_counts_are_compare_and_set(target: Target) {
         &[("content-type", "application/json"), ("if-match", &tag)],
         Some(&bytes),
     );
-    assert_eq!(set.status, 200, "{}", body(&set));
+    assert_eq!(set.status, 200, "{}", text_of(&set));
     assert_eq!(by_location(&set.json()), [("default".to_owned(), 1, 0, 1)]);
 }
 
@@ -620,22 +620,7 @@ fn dump(dir: &Path) -> BTreeMap<&'static str, Vec<String>> {
         "transfers",
         "outbox",
     ] {
-        let mut statement = db
-            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
-            .unwrap();
-        let columns = statement.column_count();
-        let rows = statement
-            .query_map([], |row| {
-                (0..columns)
-                    .map(|i| {
-                        row.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap()
-            .map(|row| row.unwrap().join(" | "))
-            .collect();
+        let rows = crate::migrations::table_rows(&db, &format!("SELECT * FROM {table}"));
         out.insert(table, rows);
     }
     out
@@ -653,7 +638,7 @@ fn every_refusal_of_the_contract_changes_nothing(target: Target) {
         "setup-h",
         &json!({"order_id": "o", "lines": [{"product_id": id, "quantity": 1, "location_id": "a"}]}),
     );
-    assert_eq!(held.status, 201, "{}", body(&held));
+    assert_eq!(held.status, 201, "{}", text_of(&held));
     let hold_id = held.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(
         app.send_json("PATCH", "/locations/closed", &json!({"active": false}))
@@ -829,7 +814,7 @@ fn every_refusal_of_the_contract_changes_nothing(target: Target) {
         ),
     ];
     for (i, (response, status, slug)) in cases.into_iter().enumerate() {
-        assert_eq!(response.status, status, "case {i}: {}", body(&response));
+        assert_eq!(response.status, status, "case {i}: {}", text_of(&response));
         response.assert_problem(status, slug);
     }
     // The same key with another body.
@@ -874,8 +859,8 @@ struct Seen {
 }
 
 impl Seen {
-    fn take(&mut self, product: i64, allocations: &Value) {
-        for (location, quantity) in self::allocations(allocations) {
+    fn take(&mut self, product: i64, taken: &Value) {
+        for (location, quantity) in allocations(taken) {
             *self.taken.entry((product, location)).or_default() += quantity;
         }
     }
@@ -889,10 +874,6 @@ impl Seen {
         }
         self.never_split_answers += other.never_split_answers;
     }
-}
-
-fn allocations_of(value: &Value) -> Vec<(String, i64)> {
-    allocations(value)
 }
 
 /// A line's `location_id` or `locations`, or neither, at random.
@@ -936,13 +917,13 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                     200 => {
                         let taken = &answer.json()["allocations"];
                         if never {
-                            assert_eq!(allocations_of(taken).len(), 1, "split never: {taken}");
+                            assert_eq!(allocations(taken).len(), 1, "split never: {taken}");
                             seen.never_split_answers += 1;
                         }
                         seen.take(product, taken);
                     }
                     409 | 422 => {}
-                    other => panic!("deduct {other}: {}", body_text(&answer)),
+                    other => panic!("deduct {other}: {}", text_of(&answer)),
                 }
             }
             1 => {
@@ -963,7 +944,7 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                             let id = line["product_id"].as_i64().unwrap();
                             // Two lines of one product merge; each line alone is whole.
                             if never && product != other {
-                                let taken = allocations_of(&line["allocations"]);
+                                let taken = allocations(&line["allocations"]);
                                 assert_eq!(taken.len(), 1, "split never: {line}");
                                 seen.never_split_answers += 1;
                             }
@@ -971,7 +952,7 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                         }
                     }
                     409 | 422 => {}
-                    other => panic!("batch {other}: {}", body_text(&answer)),
+                    other => panic!("batch {other}: {}", text_of(&answer)),
                 }
             }
             2 => {
@@ -984,14 +965,14 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                     201 => {
                         let hold = answer.json();
                         if never {
-                            let held = allocations_of(&hold["lines"][0]["allocations"]);
+                            let held = allocations(&hold["lines"][0]["allocations"]);
                             assert_eq!(held.len(), 1, "split never: {hold}");
                             seen.never_split_answers += 1;
                         }
                         holds.push(hold["id"].as_str().unwrap().to_owned());
                     }
                     409 | 422 => {}
-                    other => panic!("hold {other}: {}", body_text(&answer)),
+                    other => panic!("hold {other}: {}", text_of(&answer)),
                 }
             }
             3 | 4 if !holds.is_empty() => {
@@ -999,7 +980,7 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                 if dice.below(3) == 0 {
                     let released =
                         app.request("POST", &format!("/reservations/{hold}/release"), &[], None);
-                    assert_eq!(released.status, 200, "{}", body_text(&released));
+                    assert_eq!(released.status, 200, "{}", text_of(&released));
                 } else {
                     let committed =
                         app.request("POST", &format!("/reservations/{hold}/commit"), &[], None);
@@ -1012,7 +993,7 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                         }
                         // A stock count set the level below what was held.
                         409 => {}
-                        other => panic!("commit {other}: {}", body_text(&committed)),
+                        other => panic!("commit {other}: {}", text_of(&committed)),
                     }
                 }
             }
@@ -1029,14 +1010,14 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                         *seen.moved.entry((product, to.to_owned())).or_default() += units;
                     }
                     409 => {}
-                    other => panic!("transfer {other}: {}", body_text(&answer)),
+                    other => panic!("transfer {other}: {}", text_of(&answer)),
                 }
             }
             _ => {
                 let at = *dice.pick(&["north", "default"]);
                 let path = format!("/product/{product}/stock/{at}");
                 let level = app.get(&path);
-                assert_eq!(level.status, 200, "{}", body_text(&level));
+                assert_eq!(level.status, 200, "{}", text_of(&level));
                 let tag = level.header("etag").unwrap().to_owned();
                 let stock = 20 + dice.below(60);
                 let counted = count(
@@ -1046,19 +1027,11 @@ fn client(app: &TestApp, index: usize, products: &[i64], rounds: usize) -> Seen 
                     i64::try_from(stock).unwrap(),
                     ("if-match", &tag),
                 );
-                assert!(
-                    matches!(counted.status, 200 | 412),
-                    "{}",
-                    body_text(&counted)
-                );
+                assert!(matches!(counted.status, 200 | 412), "{}", text_of(&counted));
             }
         }
     }
     seen
-}
-
-fn body_text(response: &TestResponse) -> String {
-    body(response)
 }
 
 /// 32 clients, two locations, three products, a few thousand requests of every kind that

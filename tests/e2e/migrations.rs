@@ -147,23 +147,30 @@ fn rows_of_the_release(dir: &Path, version: i64) -> Vec<String> {
         if version < since {
             continue;
         }
-        let mut statement = db.prepare(&format!("{sql} ORDER BY 1, 2")).unwrap();
-        let columns = statement.column_count();
-        let rows = statement
-            .query_map([], |row| {
-                (0..columns)
-                    .map(|i| {
-                        row.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .unwrap();
-        for row in rows {
-            out.push(format!("{sql}: {}", row.unwrap().join(" | ")));
-        }
+        out.extend(
+            table_rows(&db, sql)
+                .into_iter()
+                .map(|row| format!("{sql}: {row}")),
+        );
     }
     out
+}
+
+/// Every row `sql` selects, ordered by its first two columns, each as text.
+pub(crate) fn table_rows(db: &rusqlite::Connection, sql: &str) -> Vec<String> {
+    let mut statement = db.prepare(&format!("{sql} ORDER BY 1, 2")).unwrap();
+    let columns = statement.column_count();
+    let rows = statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| {
+                    row.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+    rows.map(|row| row.unwrap().join(" | ")).collect()
 }
 
 /// Every migration file is recorded in `schema_migrations`.
@@ -375,6 +382,53 @@ fn serves_every_route(app: &TestApp) {
         200,
     );
     expect(call("GET", "/metrics", "/metrics", none.clone(), &[]), 200);
+    // A second location: a unit moved there, counted out, its level and itself deleted.
+    let tour = json!({"id": "tour", "name": "Tour", "priority": 10});
+    expect(call("POST", "/locations", "/locations", tour, &[]), 201);
+    expect(
+        call("GET", "/locations", "/locations", none.clone(), &[]),
+        200,
+    );
+    let at = "/locations/tour";
+    let template = "/locations/{location_id}";
+    expect(call("GET", template, at, none.clone(), &[]), 200);
+    let patch = json!({"priority": 20});
+    expect(
+        call("PATCH", template, at, patch, &[("if-match", "\"1\"")]),
+        200,
+    );
+    let transfer = json!({"product_id": id, "from": "default", "to": "tour", "quantity": 1});
+    let key = format!("t-1-{id}");
+    let moved = expect(
+        call(
+            "POST",
+            "/transfers",
+            "/transfers",
+            transfer,
+            &[("idempotency-key", &key)],
+        ),
+        201,
+    );
+    let path = format!("/transfers/{}", moved["id"].as_str().unwrap());
+    expect(
+        call("GET", "/transfers/{id}", &path, none.clone(), &[]),
+        200,
+    );
+    let path = format!("{one}/stock");
+    expect(
+        call("GET", "/product/{id}/stock", &path, none.clone(), &[]),
+        200,
+    );
+    let level = "/product/{id}/stock/{location_id}";
+    let path = format!("{one}/stock/tour");
+    expect(call("GET", level, &path, none.clone(), &[]), 200);
+    let count = json!({"stock": 0});
+    expect(
+        call("PUT", level, &path, count, &[("if-match", "\"1\"")]),
+        200,
+    );
+    expect(call("DELETE", level, &path, none.clone(), &[]), 204);
+    expect(call("DELETE", template, at, none.clone(), &[]), 204);
     let path = format!("/product/{other}");
     expect(
         call(

@@ -272,7 +272,75 @@ fn the_order_service_drops_duplicate_stale_and_forged_events(target: Target) {
     assert_eq!(known_stock(&orders, 4242, |i| !i.is_null())["version"], 5);
 }
 
+fn the_order_service_takes_each_line_whole_from_one_location_when_one_has_it(target: Target) {
+    let (inventory, orders) = both_apps(target);
+    crate::locations::location(&inventory, "near", 10);
+    // `near` (priority 10) has 2, `default` (100) has 5.
+    let id = crate::locations::stocked(&inventory, &[("default", 5), ("near", 2)]);
+    let allocations = |order: &Value| order["detail"]["lines"][0]["allocations"].clone();
+    // 3: `near` cannot cover it, `default` can: all of it from `default`.
+    let whole = orders.post_json(
+        "/orders",
+        &json!({"lines": [{"product_id": id, "quantity": 3}]}),
+    );
+    assert_eq!(
+        whole.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&whole.body)
+    );
+    assert_eq!(
+        allocations(&whole.json()),
+        json!([{"location_id": "default", "quantity": 3}])
+    );
+    // 4: no single location has it (2 and 2 left): split, by priority.
+    let split = orders.post_json(
+        "/orders",
+        &json!({"lines": [{"product_id": id, "quantity": 4}]}),
+    );
+    assert_eq!(
+        split.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&split.body)
+    );
+    let split = split.json();
+    assert_eq!(
+        allocations(&split),
+        json!([{"location_id": "near", "quantity": 2}, {"location_id": "default", "quantity": 2}])
+    );
+    // Paid, then cancelled: each unit goes back where it was sold from.
+    let order_id = split["id"].as_str().unwrap();
+    let paid = post(&orders, &format!("/orders/{order_id}/pay"));
+    assert_eq!(paid.status, 200, "{}", String::from_utf8_lossy(&paid.body));
+    let cancelled = post(&orders, &format!("/orders/{order_id}/cancel"));
+    assert_eq!(
+        cancelled.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&cancelled.body)
+    );
+    let product = inventory.get(&format!("/product/{id}")).json();
+    let levels: Vec<(String, i64, i64)> = product["by_location"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["location_id"].as_str().unwrap().to_owned(),
+                l["stock"].as_i64().unwrap(),
+                l["reserved"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [("default".to_owned(), 5, 3), ("near".to_owned(), 2, 0)]
+    );
+}
+
 on_every_target!(
+    the_order_service_takes_each_line_whole_from_one_location_when_one_has_it,
     the_order_service_checks_out_with_holds_and_follows_the_stock_by_events,
     an_order_left_unpaid_lets_its_hold_expire_and_a_late_payment_is_refused,
     the_order_service_drops_duplicate_stale_and_forged_events,

@@ -4,10 +4,11 @@
 //! - `POST /orders {"lines": [{"product_id", "quantity"}], "hold_seconds"?}` places an
 //!   order: one all-or-nothing hold at the inventory (`POST /reservations`) with a service
 //!   token, the order id as the `Idempotency-Key` (so `POST /orders/{id}/place` can retry
-//!   it safely); the order awaits payment;
+//!   it safely), each line whole from the first location by priority that has it
+//!   (`split: never`), else split; the order awaits payment;
 //! - `POST /orders/{id}/pay` commits the hold: the sale, the units deducted;
-//! - `POST /orders/{id}/cancel` releases the hold (or, once paid, gives the stock back, a
-//!   restock per line);
+//! - `POST /orders/{id}/cancel` releases the hold (or, once paid, gives the stock back
+//!   where it was sold from, a restock per line and location);
 //! - an order left unpaid lets its hold expire: the inventory's `reservation.expired` event
 //!   marks it `expired`, and a late payment is refused;
 //! - `POST /inventory-events` receives the inventory's events, verified with the

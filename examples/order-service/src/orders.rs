@@ -108,20 +108,24 @@ pub async fn retry_order(id: &str) -> Reply {
     .await
 }
 
-/// Holds every line at the inventory (`POST /reservations`), all or nothing.
+/// Holds every line at the inventory (`POST /reservations`), all or nothing: each line
+/// whole from the first location (by priority) that has it (`split: never`), so a line
+/// ships from one place; if some line has no such location, split where needed.
 async fn place(db: &Db, mut order: Order) -> Reply {
-    let body = json!({"order_id": order.id, "lines": order.lines,
-                      "ttl_seconds": order.hold_seconds});
-    let answer = match inventory::post("/reservations", &order.id, &body).await {
+    // Each attempt has its own idempotency key, so a retry of the order replays both.
+    let mut answer = match hold(&order, "never", &order.id).await {
         Ok(answer) => answer,
-        // Unknown whether it applied: the order stays pending, to be retried.
-        Err(e) => {
-            return error(
-                status::BAD_GATEWAY,
-                format!("{e}; retry with POST /orders/{}/place", order.id),
-            )
-        }
+        Err(reply) => return reply,
     };
+    let short = answer.status == status::CONFLICT
+        && answer.body.get("type").and_then(Value::as_str)
+            == Some("https://inventory.example/problems/insufficient-stock");
+    if short {
+        answer = match hold(&order, "allowed", &format!("{}/split", order.id)).await {
+            Ok(answer) => answer,
+            Err(reply) => return reply,
+        };
+    }
     let answered = match answer.status {
         status::CREATED => {
             order.status = "awaiting_payment".into();
@@ -145,6 +149,21 @@ async fn place(db: &Db, mut order: Order) -> Reply {
     };
     order.detail = answer.body;
     finish(db, &order, answered).await
+}
+
+/// One attempt at the order's hold, with `split`, under the idempotency `key`. An answer
+/// that never came is the order's 502: it stays pending, to be retried.
+async fn hold(order: &Order, split: &str, key: &str) -> Result<inventory::Answer, Reply> {
+    let body = json!({"order_id": order.id, "lines": order.lines,
+                      "ttl_seconds": order.hold_seconds, "split": split});
+    inventory::post("/reservations", key, &body)
+        .await
+        .map_err(|e| {
+            error(
+                status::BAD_GATEWAY,
+                format!("{e}; retry with POST /orders/{}/place", order.id),
+            )
+        })
 }
 
 /// `POST /orders/{id}/pay`: the customer paid; the hold is committed, the sale made. Paying
@@ -224,15 +243,46 @@ async fn release(order: &Order) -> Result<(), Reply> {
     }
 }
 
-/// Gives a paid order's stock back, a restock per line.
+/// Gives a paid order's stock back where it was sold from: a restock per line and location
+/// (the commit's answer says where each line's units came from).
 async fn restock(order: &Order) -> Result<(), Reply> {
+    let sold = order.detail.get("lines").and_then(Value::as_array);
+    let mut restocks: Vec<(i64, i64, Option<String>)> = Vec::new();
     for line in &order.lines {
-        let body =
-            json!({"quantity": line.quantity, "order_id": order.id, "reason": "order-cancelled"});
-        // One key per line, so a cancel retried after a partial failure restocks each once.
-        let key = format!("{}-cancel-{}", order.id, line.product_id);
-        let path = format!("/product/{}/restock", line.product_id);
-        match inventory::post(&path, &key, &body).await {
+        let allocations = sold
+            .and_then(|lines| lines.iter().find(|l| l["product_id"] == line.product_id))
+            .and_then(|l| l["allocations"].as_array());
+        match allocations {
+            Some(allocations) => restocks.extend(allocations.iter().filter_map(|a| {
+                let location = a["location_id"].as_str()?.to_owned();
+                Some((line.product_id, a["quantity"].as_i64()?, Some(location)))
+            })),
+            // An answer from before locations: the units went to `default`.
+            None => restocks.push((line.product_id, line.quantity, None)),
+        }
+    }
+    for (product_id, quantity, location) in restocks {
+        let mut body =
+            json!({"quantity": quantity, "order_id": order.id, "reason": "order-cancelled"});
+        // One key per line and location, so a cancel retried after a partial failure
+        // restocks each once.
+        let mut key = format!("{}-cancel-{product_id}", order.id);
+        if let (Some(location), Some(fields)) = (location, body.as_object_mut()) {
+            key = format!("{key}-{location}");
+            fields.insert("location_id".into(), json!(location));
+        }
+        let path = format!("/product/{product_id}/restock");
+        let mut answer = inventory::post(&path, &key, &body).await;
+        // 422 for a location: it no longer takes stock (closed): the units go to `default`.
+        if matches!(&answer, Ok(a) if a.status == status::UNPROCESSABLE_CONTENT)
+            && body.get("location_id").is_some()
+        {
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("location_id");
+            }
+            answer = inventory::post(&path, &format!("{key}-default"), &body).await;
+        }
+        match answer {
             // 404: the product is gone, and its stock with it: nothing to give back.
             Ok(answer) if answer.status == status::OK || answer.status == status::NOT_FOUND => {}
             Ok(answer) => return Err(unexpected(answer.status, &answer.body)),

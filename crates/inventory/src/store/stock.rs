@@ -161,31 +161,25 @@ pub fn take_then(
             }
         }
     }
+    // Each line with where it was taken: what a hold holds, or what a commit took.
+    let taken_lines = || -> Vec<HeldLine> {
+        lines
+            .iter()
+            .zip(&allocations)
+            .map(|(line, taken)| HeldLine {
+                product_id: line.product_id,
+                quantity: line.quantity,
+                allocations: taken.clone(),
+            })
+            .collect()
+    };
     match taking.how {
         How::Deduct => {}
         How::Hold { reservation, until } => {
-            let held: Vec<HeldLine> = lines
-                .iter()
-                .zip(&allocations)
-                .map(|(line, taken)| HeldLine {
-                    product_id: line.product_id,
-                    quantity: line.quantity,
-                    allocations: taken.clone(),
-                })
-                .collect();
-            held::hold(tx, reservation, &held, until)?;
+            held::hold(tx, reservation, &taken_lines(), until)?;
         }
         How::Commit { reservation, held } => {
-            let committed: Vec<HeldLine> = lines
-                .iter()
-                .zip(&allocations)
-                .map(|(line, taken)| HeldLine {
-                    product_id: line.product_id,
-                    quantity: line.quantity,
-                    allocations: taken.clone(),
-                })
-                .collect();
-            held::end(tx, reservation, &committed)?;
+            held::end(tx, reservation, &taken_lines())?;
             // The hold's units stop counting where they were held, committed or not.
             for line in held {
                 for allocation in &line.allocations {
