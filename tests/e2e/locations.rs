@@ -515,8 +515,12 @@ fn transfers_move_unheld_units_between_levels(target: Target) {
         json!({"product_id": 999_999, "from": "b", "to": "a", "quantity": 1}),
     )
     .assert_problem(404, "not-found");
+    let version = |app: &TestApp| app.get(&format!("/product/{id}")).json()["version"].clone();
+    let before = version(&app);
     let off = app.send_json("PATCH", "/locations/a", &json!({"active": false}));
     assert_eq!(off.status, 200, "{}", text_of(&off));
+    // Its products' totals changed: each has a new version.
+    assert_ne!(version(&app), before);
     transfer(
         "t5",
         json!({"product_id": id, "from": "b", "to": "a", "quantity": 1}),
@@ -583,6 +587,15 @@ fn level_counts_are_compare_and_set(target: Target) {
         "PUT",
         &format!("/product/{id}"),
         &[("content-type", "application/json"), ("if-match", &tag)],
+        Some(&bytes),
+    )
+    .assert_problem(409, "location-required");
+    // Before any `If-Match` is looked at: without one it is still the location that is
+    // missing, not the version.
+    app.request(
+        "PATCH",
+        &format!("/product/{id}"),
+        &[("content-type", "application/json")],
         Some(&bytes),
     )
     .assert_problem(409, "location-required");

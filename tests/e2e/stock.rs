@@ -173,9 +173,12 @@ fn a_batch_is_all_or_nothing_and_names_every_short_line(target: Target) {
     assert_eq!(
         done.json(),
         json!({"order_id": "ord-10", "lines": [
-            {"product_id": c, "stock": 6, "reserved": 0, "available": 6, "deducted": 4},
-            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5},
-            {"product_id": b, "stock": 0, "reserved": 0, "available": 0, "deducted": 1}
+            {"product_id": c, "stock": 6, "reserved": 0, "available": 6, "deducted": 4,
+             "allocations": [{"location_id": "default", "quantity": 4}]},
+            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5,
+             "allocations": [{"location_id": "default", "quantity": 5}]},
+            {"product_id": b, "stock": 0, "reserved": 0, "available": 0, "deducted": 1,
+             "allocations": [{"location_id": "default", "quantity": 1}]}
         ]})
     );
     for id in [a, b, c] {
@@ -221,8 +224,10 @@ fn lines_naming_one_product_add_up(target: Target) {
     assert_eq!(
         done.json(),
         json!({"order_id": "ord-s", "lines": [
-            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5},
-            {"product_id": b, "stock": 8, "reserved": 0, "available": 8, "deducted": 1}
+            {"product_id": a, "stock": 0, "reserved": 0, "available": 0, "deducted": 5,
+             "allocations": [{"location_id": "default", "quantity": 5}]},
+            {"product_id": b, "stock": 8, "reserved": 0, "available": 8, "deducted": 1,
+             "allocations": [{"location_id": "default", "quantity": 1}]}
         ]})
     );
     // One ledger row per product, not per line.

@@ -190,18 +190,16 @@ fn update_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     let id = call.id("id")?;
     let patch = guard::product_patch(&call.req.body)?;
     let expected = conditional::if_match(call.req)?.versions();
-    // A stock count set without naming the version it was read at could undo the deducts
-    // made since: stock sets are compare-and-set.
-    if patch.stock.is_some() && expected.is_none() {
-        return Err(ApiError::PreconditionRequired(
-            "setting `stock` needs If-Match with the product's ETag, so deducts made since \
-             you read it are not undone"
-                .into(),
-        ));
-    }
     let write = idempotency::unkeyed(call)?;
     let answer = match products::update(write.tx(), id, &patch, expected.as_deref())? {
         WriteOutcome::Done(product) => Ok(product_response(status::OK, product)),
+        // A stock count set without naming the version it was read at could undo the
+        // deducts made since: stock sets are compare-and-set.
+        WriteOutcome::VersionRequired => Err(ApiError::PreconditionRequired(
+            "setting `stock` needs If-Match with the product's ETag, so deducts made since \
+             you read it are not undone"
+                .into(),
+        )),
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
@@ -219,9 +217,9 @@ fn delete_product(call: &Call<'_>) -> Result<Resp, ApiError> {
         WriteOutcome::NotFound => Err(not_found(id)),
         WriteOutcome::VersionMismatch(current) => Err(stale(&current)),
         WriteOutcome::Held(units) => Err(held(units)),
-        WriteOutcome::LocationRequired => {
-            Err(ApiError::Internal("a delete asked for a location".into()))
-        }
+        WriteOutcome::LocationRequired | WriteOutcome::VersionRequired => Err(ApiError::Internal(
+            "a delete asked for a location or a version".into(),
+        )),
     };
     write.answer(answer)
 }

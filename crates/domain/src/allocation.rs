@@ -76,8 +76,11 @@ pub struct Short {
     pub by_location: Vec<(String, i64)>,
 }
 
-/// Every line's allocations, in the order taken, or every line that cannot be served.
-/// `levels` are each product's levels; a product without levels has nothing anywhere.
+/// Every line's allocations, in the order taken, or every product whose lines cannot all be
+/// served (`Short`, one per product in the order first named: `requested` is what all its
+/// lines ask, `available` the most they could take under their rules, `by_location` the
+/// candidates of its first short line with what each had before the request). `levels` are
+/// each product's levels; a product without levels has nothing anywhere.
 pub fn allocate(
     wants: &[Want],
     levels: &HashMap<i64, Vec<Level>>,
@@ -91,9 +94,9 @@ pub fn allocate(
             left.insert((*product_id, level.location_id.clone()), level.available);
         }
     }
+    let before = left.clone();
     let none = Vec::new();
-    let mut served = Vec::with_capacity(wants.len());
-    let mut short = Vec::new();
+    let mut served: Vec<Result<Vec<Allocation>, Short>> = Vec::with_capacity(wants.len());
     for want in wants {
         let product_levels = levels.get(&want.product_id).unwrap_or(&none);
         let candidates: Vec<(String, i64)> = candidates(want, product_levels, &left, strategy);
@@ -105,7 +108,7 @@ pub fn allocate(
                         *units -= allocation.quantity;
                     }
                 }
-                served.push(allocations);
+                served.push(Ok(allocations));
             }
             None => {
                 let units = candidates.iter().map(|(_, units)| *units);
@@ -113,20 +116,66 @@ pub fn allocate(
                     Split::Allowed => units.sum(),
                     Split::Never => units.max().unwrap_or_default(),
                 };
-                short.push(Short {
+                served.push(Err(Short {
                     product_id: want.product_id,
                     requested: want.quantity,
                     available,
                     by_location: candidates,
-                });
+                }));
             }
         }
     }
-    if short.is_empty() {
-        Ok(served)
-    } else {
-        Err(short)
+    if served.iter().all(Result::is_ok) {
+        return Ok(served.into_iter().flatten().collect());
     }
+    // One short line per product, its lines added up.
+    let mut short: Vec<Short> = Vec::new();
+    for (want, outcome) in wants.iter().zip(&served) {
+        let taken = match outcome {
+            Ok(_) => want.quantity,
+            Err(line) => line.available,
+        };
+        match short.iter_mut().find(|s| s.product_id == want.product_id) {
+            Some(product) => {
+                product.requested += want.quantity;
+                product.available += taken;
+                if product.by_location.is_empty() {
+                    if let Err(line) = outcome {
+                        product.by_location = as_before(line, &before);
+                    }
+                }
+            }
+            None => short.push(Short {
+                product_id: want.product_id,
+                requested: want.quantity,
+                available: taken,
+                by_location: match outcome {
+                    Ok(_) => Vec::new(),
+                    Err(line) => as_before(line, &before),
+                },
+            }),
+        }
+    }
+    let products_short: Vec<i64> = served
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().err().map(|line| line.product_id))
+        .collect();
+    short.retain(|product| products_short.contains(&product.product_id));
+    Err(short)
+}
+
+/// A short line's candidates with what each had before the request's lines took any.
+fn as_before(line: &Short, before: &HashMap<(i64, String), i64>) -> Vec<(String, i64)> {
+    line.by_location
+        .iter()
+        .map(|(location, _)| {
+            let had = before
+                .get(&(line.product_id, location.clone()))
+                .copied()
+                .unwrap_or(0);
+            (location.clone(), had)
+        })
+        .collect()
 }
 
 /// A line's candidates, in the order they are tried, with what each has left (a location
@@ -328,6 +377,27 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(short[0].by_location, [("paris".to_owned(), 0)]);
+    }
+
+    #[test]
+    fn lines_naming_one_product_are_short_together() {
+        let levels = HashMap::from([(7, vec![level("default", 100, 5)])]);
+        let short = allocate(
+            &[want(7, 2, Source::Any), want(7, 4, Source::Any)],
+            &levels,
+            Strategy::Priority,
+            Split::Allowed,
+        )
+        .unwrap_err();
+        assert_eq!(
+            short,
+            [Short {
+                product_id: 7,
+                requested: 6,
+                available: 5,
+                by_location: vec![("default".to_owned(), 5)],
+            }]
+        );
     }
 
     #[test]

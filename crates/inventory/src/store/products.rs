@@ -200,6 +200,9 @@ pub enum WriteOutcome<T> {
     Held(i64),
     /// A stock to set, on a product with no level or several: name the level to set.
     LocationRequired,
+    /// A stock to set, on the product's one level, without naming the version it was read
+    /// at (`expected`).
+    VersionRequired,
 }
 
 /// Creates a product with its one level at `new.location_id` (`default` when `None`), which
@@ -267,7 +270,8 @@ pub fn get(db: &Db, id: i64) -> Result<Option<Product>, StoreError> {
 /// Applies `patch`, bumping the version, if the product exists at one of the `expected`
 /// versions (any version when `None`). A stock change sets the product's only level and is
 /// written to the ledger as a `set`; a product with no level or several has no one stock to
-/// set (`LocationRequired`, before the version is looked at).
+/// set (`LocationRequired`, before the version is looked at), and a stock change needs an
+/// `expected` version (`VersionRequired`).
 pub fn update(
     tx: &Tx<'_>,
     id: i64,
@@ -283,6 +287,9 @@ pub fn update(
         match found.get(&id).map(Vec::as_slice) {
             Some([only]) => level = Some((only.clone(), stock.get())),
             _ => return Ok(WriteOutcome::LocationRequired),
+        }
+        if expected.is_none() {
+            return Ok(WriteOutcome::VersionRequired);
         }
     }
     if expected.is_some_and(|versions| !versions.contains(&before.version)) {
