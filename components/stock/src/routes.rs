@@ -170,13 +170,13 @@ fn restock_product(call: &Call<'_>) -> Result<Resp, ApiError> {
     };
     let context = context(order_id, &once);
     let answer = match stock::restock(write.tx(), id, quantity, location, reason, &context)? {
-        Restock::Done(product) => Ok(Resp::json(
+        Restock::Done(totals) => Ok(Resp::json(
             status::OK,
             &RestockedView {
                 product_id: id,
-                stock: product.stock,
-                reserved: product.reserved,
-                available: product.available,
+                stock: totals.stock,
+                reserved: totals.reserved,
+                available: totals.available,
                 restocked: quantity,
                 order_id,
                 reason,

@@ -326,8 +326,72 @@ pub fn update(
     Ok(WriteOutcome::Done(after))
 }
 
+/// What a write of stock needs of a product after it: its sku and new version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bumped {
+    pub id: i64,
+    pub sku: Option<String>,
+    pub version: i64,
+}
+
+impl Bumped {
+    /// The change that left the product with `after`, from `before`, with the levels it
+    /// changed.
+    pub fn changed(
+        &self,
+        before: Totals,
+        after: Totals,
+        levels: Vec<LevelChange>,
+    ) -> StockChange<'_> {
+        StockChange {
+            product_id: self.id,
+            sku: self.sku.as_deref(),
+            stock: (before.stock, after.stock),
+            reserved: (before.reserved, after.reserved),
+            available: (before.available, after.available),
+            version: self.version,
+            levels,
+        }
+    }
+}
+
+/// Sets each product's `stock` to the sum of its active levels (`stocks`: computed by the
+/// caller from the levels it read and changed, inside the same write transaction) and bumps
+/// its version, in one statement. The hot path of every taking: it reads nothing back but
+/// what the change's events need.
+pub fn bump(tx: &Tx<'_>, stocks: &[(i64, i64)]) -> Result<Vec<Bumped>, StoreError> {
+    let mut params = Vec::with_capacity(stocks.len() * 2);
+    let mut cases = String::new();
+    let mut ids = Vec::with_capacity(stocks.len());
+    for (id, stock) in stocks {
+        params.push(Value::Integer(*id));
+        params.push(Value::Integer(*stock));
+        let n = params.len();
+        cases.push_str(&format!(" WHEN ?{} THEN ?{n}", n - 1));
+        ids.push(format!("?{}", n - 1));
+    }
+    let result = tx.query(
+        &format!(
+            "UPDATE products SET stock = CASE id{cases} ELSE stock END, version = version + 1, \
+             updated_at = {NOW} WHERE id IN ({}) RETURNING id, sku, version",
+            ids.join(", ")
+        ),
+        &params,
+    )?;
+    rows(&result)
+        .map(|row| {
+            Ok(Bumped {
+                id: row.int(0)?,
+                sku: row.opt_text(1)?,
+                version: row.int(2)?,
+            })
+        })
+        .collect()
+}
+
 /// Recomputes each of `ids`' stock from its levels and bumps its version: the products as
-/// they now are, in one statement. Every write that changes a level calls it.
+/// they now are, in one statement. The writes that change levels off the hot path (counts,
+/// transfers, a location's deactivation) call it.
 pub fn refresh(tx: &Tx<'_>, ids: &[i64]) -> Result<Vec<Product>, StoreError> {
     let marks = vec!["?"; ids.len()].join(", ");
     let params: Vec<Value> = ids.iter().copied().map(Value::Integer).collect();

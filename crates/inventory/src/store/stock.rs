@@ -11,8 +11,9 @@
 //!    that cannot be served refuses the taking, every such line listed, before anything is
 //!    written.
 //! 3. `apply`: the levels' stock moved (a deduct, a commit), or the hold's allocations
-//!    written (a hold), and the products' totals recomputed from their levels
-//!    (`products::refresh`).
+//!    written (a hold), and each product's `stock` set to the sum of its active levels as
+//!    they now are, computed from the levels read and what the taking did to them
+//!    (`products::bump`).
 //! 4. Every level's ledger row and every change's events, recorded at once
 //!    (`ledger::record`), with the write's own events (`told`).
 
@@ -28,7 +29,7 @@ use crate::store::held::{self, HeldLine};
 use crate::store::ledger::{self, Context, Told};
 use crate::store::levels::{self, LevelState, Move, DEFAULT_LOCATION};
 use crate::store::locations;
-use crate::store::products::{self, Product, Totals};
+use crate::store::products::{self, Totals};
 
 /// How a taking takes its units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,34 +196,49 @@ pub fn take_then(
         }
     }
     levels::apply(tx, &moves, &touched)?;
-    let after = products::refresh(tx, &ids)?;
+    // Each product's totals after, from the levels read and what the taking did to them.
+    let totals: Vec<(Totals, Totals)> = lines
+        .iter()
+        .map(|line| {
+            let before = levels_of(&found, line.product_id);
+            (
+                totals_of(before),
+                totals_after(before, line.product_id, &level_deltas),
+            )
+        })
+        .collect();
+    let stocks: Vec<(i64, i64)> = lines
+        .iter()
+        .zip(&totals)
+        .map(|(line, (_, after))| (line.product_id, after.stock))
+        .collect();
+    let bumped = products::bump(tx, &stocks)?;
     let cause = match taking.how {
         How::Deduct => StockCause::Deducted,
         How::Hold { .. } => StockCause::Held,
         How::Commit { .. } => StockCause::Deducted,
     };
-    let mut changes = Vec::with_capacity(after.len());
-    let mut taken = Vec::with_capacity(after.len());
-    for (line, allocations) in lines.iter().zip(&allocations) {
-        let product = find(&after, line.product_id)?;
-        let before = found
-            .get(&line.product_id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let level_changes = changed_levels(before, line.product_id, &level_deltas);
+    let mut changes = Vec::with_capacity(lines.len());
+    let mut taken = Vec::with_capacity(lines.len());
+    for ((line, allocations), (before, after)) in lines.iter().zip(&allocations).zip(&totals) {
+        let product = bumped
+            .iter()
+            .find(|product| product.id == line.product_id)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("product {} changed in a taking", line.product_id))
+            })?;
+        let levels = levels_of(&found, line.product_id);
+        let level_changes = changed_levels(levels, line.product_id, &level_deltas);
         let cause = match (taking.how, line.quantity) {
             (How::Commit { .. }, 0) => StockCause::Released,
             _ => cause,
         };
-        changes.push((
-            product.changed_from(totals_of(before), level_changes),
-            cause,
-        ));
+        changes.push((product.changed(*before, *after, level_changes), cause));
         taken.push(Taken {
             product_id: product.id,
-            stock: product.stock,
-            reserved: product.reserved,
-            available: product.available,
+            stock: after.stock,
+            reserved: after.reserved,
+            available: after.available,
             quantity: line.quantity,
             allocations: allocations.clone(),
         });
@@ -391,6 +407,29 @@ fn totals_of(levels: &[LevelState]) -> Totals {
     )
 }
 
+/// The levels read of `product_id`.
+fn levels_of(found: &HashMap<i64, Vec<LevelState>>, product_id: i64) -> &[LevelState] {
+    found
+        .get(&product_id)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// A product's totals over its active levels once `deltas` (stock, reserved) are applied.
+fn totals_after(
+    before: &[LevelState],
+    product_id: i64,
+    deltas: &HashMap<(i64, &str), (i64, i64)>,
+) -> Totals {
+    Totals::of(before.iter().filter(|level| level.active).map(|level| {
+        let (stock, reserved) = deltas
+            .get(&(product_id, level.location_id.as_str()))
+            .copied()
+            .unwrap_or_default();
+        (level.stock + stock, level.reserved + reserved)
+    }))
+}
+
 /// The levels of `product_id` that `deltas` (stock, reserved) changed, before and after, by
 /// location id.
 fn changed_levels(
@@ -415,18 +454,11 @@ fn changed_levels(
     changed
 }
 
-fn find(products: &[Product], id: i64) -> Result<&Product, StoreError> {
-    products
-        .iter()
-        .find(|product| product.id == id)
-        .ok_or_else(|| StoreError::Corrupt(format!("product {id} changed in a taking")))
-}
-
 /// How a restock ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Restock {
-    /// Done; the product after it.
-    Done(Product),
+    /// Done; the product's totals after it.
+    Done(Totals),
     NotFound,
     /// The location does not exist or is inactive.
     Unusable,
@@ -472,21 +504,36 @@ pub fn restock(
         }
         None => levels::create(tx, product_id, location, quantity)?,
     }
-    let after = products::refresh(tx, &[product_id])?;
-    let product = find(&after, product_id)?.clone();
+    // The location is active (checked above, or `default`): its level counts in the totals.
+    let mut after_levels = before.clone();
+    match after_levels.iter_mut().find(|l| l.location_id == location) {
+        Some(level) => level.stock += quantity,
+        None => after_levels.push(LevelState {
+            location_id: location.to_owned(),
+            priority: 0,
+            active: true,
+            stock: quantity,
+            reserved: 0,
+        }),
+    }
+    let after = totals_of(&after_levels);
+    let bumped = products::bump(tx, &[(product_id, after.stock)])?;
+    let product = bumped
+        .first()
+        .ok_or_else(|| StoreError::Corrupt(format!("product {product_id} is gone")))?;
     let level = LevelChange {
         location_id: location.to_owned(),
         stock: (stock, stock + quantity),
         reserved: (reserved, reserved),
     };
-    let change = product.changed_from(totals_of(before), vec![level]);
+    let change = product.changed(totals_of(before), after, vec![level]);
     ledger::record(
         tx,
         &[(change, StockCause::Restocked { reason })],
         context,
         Told::nothing(),
     )?;
-    Ok(Restock::Done(product))
+    Ok(Restock::Done(after))
 }
 
 /// A hold's units given back without a sale: its allocations (`lines`) stop holding, each
@@ -514,16 +561,22 @@ pub fn give_back(
         }
     }
     levels::apply(tx, &[], &touched)?;
-    let after = products::refresh(tx, &ids)?;
-    let mut changes = Vec::with_capacity(after.len());
-    for product in &after {
-        let before = found
-            .get(&product.id)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+    let stocks: Vec<(i64, i64)> = found
+        .iter()
+        .map(|(id, levels)| (*id, totals_after(levels, *id, &deltas).stock))
+        .collect();
+    let bumped = products::bump(tx, &stocks)?;
+    let mut changes = Vec::with_capacity(bumped.len());
+    // In the hold's order, so its products' events are too.
+    for line in lines {
+        let Some(product) = bumped.iter().find(|p| p.id == line.product_id) else {
+            continue;
+        };
+        let before = levels_of(&found, product.id);
+        let after = totals_after(before, product.id, &deltas);
         let level_changes = changed_levels(before, product.id, &deltas);
         changes.push((
-            product.changed_from(totals_of(before), level_changes),
+            product.changed(totals_of(before), after, level_changes),
             StockCause::Released,
         ));
     }
