@@ -116,6 +116,12 @@ impl Target {
     pub fn spawn_app_from(self, manifest: &Path, extra_args: &[&str]) -> TestApp {
         spawn(self.runtime, manifest, extra_args)
     }
+
+    /// `spawn_app_with`, or what the runtime printed when it did not start (an address
+    /// another process took first, say).
+    pub fn try_spawn_app_with(self, extra_args: &[&str]) -> Result<TestApp, String> {
+        try_spawn(self.runtime, &self.manifest(), extra_args)
+    }
 }
 
 /// Runs each named test function (`fn(Target)`) on every target: `on_host::<name>` on this
@@ -298,6 +304,11 @@ pub fn cli_token(manifest: &Path, args: &[&str]) -> Result<String, String> {
 
 /// `up` on `runtime`: port 0 and a fresh state directory unless `extra_args` name their own.
 fn spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> TestApp {
+    try_spawn(runtime, manifest, extra_args)
+        .unwrap_or_else(|stderr| panic!("{runtime:?} did not start:\n{stderr}"))
+}
+
+fn try_spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> Result<TestApp, String> {
     build_components();
     let variables: Vec<&str> = extra_args
         .windows(2)
@@ -358,7 +369,8 @@ fn spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> TestApp {
     }
     let Some(addr) = addr else {
         let _ = child.wait();
-        panic!("{runtime:?} did not start:\n{}", stderr.lock().unwrap());
+        let stderr = stderr.lock().unwrap().clone();
+        return Err(stderr);
     };
     let stdout = Arc::new(Mutex::new(String::new()));
     let sink = Arc::clone(&stdout);
@@ -369,7 +381,7 @@ fn spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> TestApp {
             out.push('\n');
         }
     });
-    TestApp {
+    Ok(TestApp {
         addr,
         metrics_addr,
         auth,
@@ -377,7 +389,7 @@ fn spawn(runtime: Runtime, manifest: &Path, extra_args: &[&str]) -> TestApp {
         state_dir,
         stdout,
         stderr,
-    }
+    })
 }
 
 fn drain(stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {

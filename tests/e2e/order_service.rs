@@ -66,24 +66,32 @@ fn known_stock(orders: &TestApp, product_id: i64, done: impl Fn(&Value) -> bool)
     }
 }
 
-/// Two apps that name each other, on `target`: the inventory's port is picked first.
+/// Two apps that name each other, on `target`: the inventory's port is picked first. Another
+/// test may take that port before the inventory binds it: then both start again on another.
 fn both_apps(target: Target) -> (TestApp, TestApp) {
-    let inventory_port = free_port();
     let service_token = cli_token(
         &manifest(),
         &["--sub", "order-service", "--scope", "stock:deduct"],
     )
     .unwrap();
-    let inventory_url = format!("inventory_url=http://127.0.0.1:{inventory_port}");
     let token = format!("inventory_token={service_token}");
-    let orders = target.spawn_app_from(
-        &order_service_manifest(),
-        &["--variable", &inventory_url, "--variable", &token],
-    );
-    let receiver = format!("order_events_urls=http://{}/inventory-events", orders.addr);
-    let listen = format!("127.0.0.1:{inventory_port}");
-    let inventory = target.spawn_app_with(&["--listen", &listen, "--variable", &receiver]);
-    (inventory, orders)
+    let mut failures = Vec::new();
+    for _ in 0..5 {
+        let inventory_port = free_port();
+        let inventory_url = format!("inventory_url=http://127.0.0.1:{inventory_port}");
+        let orders = target.spawn_app_from(
+            &order_service_manifest(),
+            &["--variable", &inventory_url, "--variable", &token],
+        );
+        let receiver = format!("order_events_urls=http://{}/inventory-events", orders.addr);
+        let listen = format!("127.0.0.1:{inventory_port}");
+        match target.try_spawn_app_with(&["--listen", &listen, "--variable", &receiver]) {
+            Ok(inventory) => return (inventory, orders),
+            Err(stderr) if stderr.contains("in use") => failures.push(stderr),
+            Err(stderr) => panic!("{:?} did not start:\n{stderr}", target.runtime),
+        }
+    }
+    panic!("no free port held still for the inventory: {failures:#?}");
 }
 
 /// The inventory's quantities of a product: `(stock, reserved, available)`.

@@ -179,6 +179,18 @@ pub struct Move {
 /// the version of every level in `touched` whose stock does not move (a hold's, a
 /// release's), in one statement each.
 pub fn apply(tx: &Tx<'_>, moves: &[Move], touched: &[(i64, String)]) -> Result<(), StoreError> {
+    // The common case, one level moved: a plain update by its key.
+    if let ([one], []) = (moves, touched) {
+        return tx.exec(
+            "UPDATE stock_levels SET stock = stock + ?, version = version + 1 \
+             WHERE product_id = ? AND location_id = ?",
+            &[
+                Value::Integer(one.delta),
+                Value::Integer(one.product_id),
+                Value::Text(one.location_id.clone()),
+            ],
+        );
+    }
     if !moves.is_empty() {
         let mut params = Vec::with_capacity(moves.len() * 3);
         let mut cases = String::new();

@@ -361,23 +361,34 @@ impl Bumped {
 /// what the change's events need.
 pub fn bump(tx: &Tx<'_>, stocks: &[(i64, i64)]) -> Result<Vec<Bumped>, StoreError> {
     let mut params = Vec::with_capacity(stocks.len() * 2);
-    let mut cases = String::new();
-    let mut ids = Vec::with_capacity(stocks.len());
-    for (id, stock) in stocks {
-        params.push(Value::Integer(*id));
-        params.push(Value::Integer(*stock));
-        let n = params.len();
-        cases.push_str(&format!(" WHEN ?{} THEN ?{n}", n - 1));
-        ids.push(format!("?{}", n - 1));
-    }
-    let result = tx.query(
-        &format!(
-            "UPDATE products SET stock = CASE id{cases} ELSE stock END, version = version + 1, \
-             updated_at = {NOW} WHERE id IN ({}) RETURNING id, sku, version",
-            ids.join(", ")
-        ),
-        &params,
-    )?;
+    let sql = match stocks {
+        // The common case, one product: a plain update by its key.
+        [(id, stock)] => {
+            params.extend([Value::Integer(*stock), Value::Integer(*id)]);
+            format!(
+                "UPDATE products SET stock = ?, version = version + 1, updated_at = {NOW} \
+                 WHERE id = ? RETURNING id, sku, version"
+            )
+        }
+        _ => {
+            let mut cases = String::new();
+            let mut ids = Vec::with_capacity(stocks.len());
+            for (id, stock) in stocks {
+                params.push(Value::Integer(*id));
+                params.push(Value::Integer(*stock));
+                let n = params.len();
+                cases.push_str(&format!(" WHEN ?{} THEN ?{n}", n - 1));
+                ids.push(format!("?{}", n - 1));
+            }
+            format!(
+                "UPDATE products SET stock = CASE id{cases} ELSE stock END, \
+                 version = version + 1, updated_at = {NOW} WHERE id IN ({}) \
+                 RETURNING id, sku, version",
+                ids.join(", ")
+            )
+        }
+    };
+    let result = tx.query(&sql, &params)?;
     rows(&result)
         .map(|row| {
             Ok(Bumped {
