@@ -722,21 +722,8 @@ fn every_migration_file_applied_twice_changes_nothing() {
         for (name, sql) in tables {
             out.push(sql.clone());
             if sql.starts_with("CREATE TABLE") {
-                let mut statement = db.prepare(&format!("SELECT * FROM \"{name}\"")).unwrap();
-                let columns = statement.column_count();
-                let rows = statement
-                    .query_map([], |row| {
-                        (0..columns)
-                            .map(|i| {
-                                row.get::<_, rusqlite::types::Value>(i)
-                                    .map(|v| format!("{v:?}"))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .unwrap();
-                for row in rows {
-                    out.push(format!("{name}: {}", row.unwrap().join(" | ")));
-                }
+                let rows = table_rows(db, &format!("SELECT * FROM \"{name}\""));
+                out.extend(rows.into_iter().map(|row| format!("{name}: {row}")));
             }
         }
         out

@@ -131,13 +131,13 @@ pub fn extend(tx: &Tx<'_>, reservation: &str, until: i64) -> Result<(), StoreErr
 }
 
 /// A hold's allocations, in the order taken, as one JSON value (`[[product, location,
-/// quantity, committed], ...]`), for a query of holds to read with each hold
-/// (`parse_lines`): `hold_id` is the SQL naming the hold's id.
+/// quantity], ...]`), for a query of holds to read with each hold (`parse_lines`):
+/// `hold_id` is the SQL naming the hold's id.
 macro_rules! held_lines {
     ($hold_id:literal) => {
         concat!(
-            "(SELECT json_group_array(json_array(product_id, location_id, quantity, committed)) \
-             FROM (SELECT product_id, location_id, quantity, committed FROM hold_allocations \
+            "(SELECT json_group_array(json_array(product_id, location_id, quantity)) \
+             FROM (SELECT product_id, location_id, quantity FROM hold_allocations \
              WHERE reservation_id = ",
             $hold_id,
             " ORDER BY rowid))"
@@ -146,38 +146,30 @@ macro_rules! held_lines {
 }
 pub(crate) use held_lines;
 
-/// The lines `held_lines!` read, one per product in the order first taken: what is held, and
-/// what a commit took.
-pub fn parse_lines(json: &str) -> Result<(Vec<HeldLine>, Vec<HeldLine>), StoreError> {
-    let rows: Vec<(i64, String, i64, i64)> = serde_json::from_str(json)
+/// The lines `held_lines!` read, one per product in the order first taken, each with where
+/// its units are held.
+pub fn parse_lines(json: &str) -> Result<Vec<HeldLine>, StoreError> {
+    let rows: Vec<(i64, String, i64)> = serde_json::from_str(json)
         .map_err(|err| StoreError::Corrupt(format!("a hold's allocations: {err}")))?;
     let mut held: Vec<HeldLine> = Vec::new();
-    let mut committed: Vec<HeldLine> = Vec::new();
-    for (product_id, location_id, quantity, took) in rows {
-        add(&mut held, product_id, &location_id, quantity);
-        add(&mut committed, product_id, &location_id, took);
-    }
-    committed.retain(|line| line.quantity > 0);
-    Ok((held, committed))
-}
-
-/// Adds `quantity` units at `location_id` to `product_id`'s line of `lines`.
-fn add(lines: &mut Vec<HeldLine>, product_id: i64, location_id: &str, quantity: i64) {
-    if !lines.iter().any(|line| line.product_id == product_id) {
-        lines.push(HeldLine {
-            product_id,
-            quantity: 0,
-            allocations: Vec::new(),
-        });
-    }
-    let line = lines.iter_mut().find(|line| line.product_id == product_id);
-    if let Some(line) = line.filter(|_| quantity > 0) {
-        line.quantity += quantity;
-        line.allocations.push(Allocation {
-            location_id: location_id.to_owned(),
+    for (product_id, location_id, quantity) in rows {
+        let allocation = Allocation {
+            location_id,
             quantity,
-        });
+        };
+        match held.iter_mut().find(|line| line.product_id == product_id) {
+            Some(line) => {
+                line.quantity += quantity;
+                line.allocations.push(allocation);
+            }
+            None => held.push(HeldLine {
+                product_id,
+                quantity,
+                allocations: vec![allocation],
+            }),
+        }
     }
+    Ok(held)
 }
 
 /// Removes the allocations of the holds `reservations`.

@@ -58,18 +58,9 @@ pub enum Outcome<T> {
     },
 }
 
-/// The product's levels as a write finds them, its totals, and the level at `location`.
+/// The product's levels as a write finds them (`None`: no such product).
 fn level_of(tx: &Tx<'_>, product_id: i64) -> Result<Option<Vec<LevelState>>, StoreError> {
     Ok(levels::read(tx, &[product_id])?.remove(&product_id))
-}
-
-fn totals_of(levels: &[LevelState]) -> Totals {
-    Totals::of(
-        levels
-            .iter()
-            .filter(|level| level.active)
-            .map(|level| (level.stock, level.reserved)),
-    )
 }
 
 fn refreshed(tx: &Tx<'_>, product_id: i64) -> Result<Product, StoreError> {
@@ -117,7 +108,7 @@ pub fn count(
         reserved: (reserved, reserved),
     };
     let changes = [(
-        product.changed_from(totals_of(&before), vec![change]),
+        product.changed_from(Totals::of_active(&before), vec![change]),
         StockCause::Set,
     )];
     ledger::record(tx, &changes, &Context::default(), Told::nothing())?;
@@ -268,7 +259,10 @@ pub fn transfer(
         quantity,
         reason: new.reason.as_str(),
     };
-    let changes = [(product.changed_from(totals_of(&before), changed), cause)];
+    let changes = [(
+        product.changed_from(Totals::of_active(&before), changed),
+        cause,
+    )];
     let context = Context {
         transfer_id: Some(&id),
         ..*context

@@ -68,6 +68,18 @@ impl Totals {
     }
 }
 
+impl Totals {
+    /// The sums over the levels at active locations (inactive ones count in no total).
+    pub fn of_active(levels: &[levels::LevelState]) -> Self {
+        Self::of(
+            levels
+                .iter()
+                .filter(|level| level.active)
+                .map(|level| (level.stock, level.reserved)),
+        )
+    }
+}
+
 /// A product's columns, in `Product::from_row`'s order.
 pub const COLUMNS: &str = concat!(
     "id, sku, name, description, price_cents, ",

@@ -67,8 +67,6 @@ pub struct Hold {
     pub created_at: i64,
     /// In the order they were named, each with where its units are held.
     pub lines: Vec<HeldLine>,
-    /// What its commit took of each product, and where (empty unless committed).
-    pub committed: Vec<HeldLine>,
 }
 
 impl Hold {
@@ -96,7 +94,7 @@ const HOLD_COLUMNS: &str = concat!(
 
 fn hold_from_row(row: &Row<'_>) -> Result<Hold, StoreError> {
     let status = row.text(2)?;
-    let (lines, committed) = held::parse_lines(&row.text(5)?)?;
+    let lines = held::parse_lines(&row.text(5)?)?;
     Ok(Hold {
         id: row.text(0)?,
         order_id: row.text(1)?,
@@ -105,7 +103,6 @@ fn hold_from_row(row: &Row<'_>) -> Result<Hold, StoreError> {
         expires_at: row.int(3)?,
         created_at: row.int(4)?,
         lines,
-        committed,
     })
 }
 
@@ -149,7 +146,6 @@ pub fn create(tx: &Tx<'_>, new: &NewReservation) -> Result<Result<Hold, Refusal>
         expires_at,
         created_at,
         lines: Vec::new(),
-        committed: Vec::new(),
     };
     let lines = stock::wants(&new.lines);
     // The hold's event names where its units are held, which the taking decides: it is

@@ -202,7 +202,7 @@ pub fn take_then(
         .map(|line| {
             let before = levels_of(&found, line.product_id);
             (
-                totals_of(before),
+                Totals::of_active(before),
                 totals_after(before, line.product_id, &level_deltas),
             )
         })
@@ -397,16 +397,6 @@ fn commit_allocations(
     }
 }
 
-/// A product's totals over its levels at active locations.
-fn totals_of(levels: &[LevelState]) -> Totals {
-    Totals::of(
-        levels
-            .iter()
-            .filter(|level| level.active)
-            .map(|level| (level.stock, level.reserved)),
-    )
-}
-
 /// The levels read of `product_id`.
 fn levels_of(found: &HashMap<i64, Vec<LevelState>>, product_id: i64) -> &[LevelState] {
     found
@@ -516,7 +506,7 @@ pub fn restock(
             reserved: 0,
         }),
     }
-    let after = totals_of(&after_levels);
+    let after = Totals::of_active(&after_levels);
     let bumped = products::bump(tx, &[(product_id, after.stock)])?;
     let product = bumped
         .first()
@@ -526,7 +516,7 @@ pub fn restock(
         stock: (stock, stock + quantity),
         reserved: (reserved, reserved),
     };
-    let change = product.changed(totals_of(before), after, vec![level]);
+    let change = product.changed(Totals::of_active(before), after, vec![level]);
     ledger::record(
         tx,
         &[(change, StockCause::Restocked { reason })],
@@ -576,7 +566,7 @@ pub fn give_back(
         let after = totals_after(before, product.id, &deltas);
         let level_changes = changed_levels(before, product.id, &deltas);
         changes.push((
-            product.changed(totals_of(before), after, level_changes),
+            product.changed(Totals::of_active(before), after, level_changes),
             StockCause::Released,
         ));
     }
