@@ -291,7 +291,9 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
     // gauge, not guessed from a sleep (on a loaded machine the request may take a while to
     // get there).
     let metrics = app.metrics_addr.clone().expect("--metrics-listen");
-    let deadline = std::time::Instant::now() + Duration::from_secs(6);
+    // A bound on the wait, not a figure: on a machine busy with other tests the first request
+    // to a fresh host can take seconds to get its instance (CI found 6 s too few).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut stream = std::net::TcpStream::connect(&metrics).unwrap();
         stream
