@@ -77,8 +77,8 @@ fn released_sql(path: &Path) -> String {
 
 /// A database written by the release whose last migration is `version`: its files as
 /// shipped, recorded as that release's runner recorded them, and a row or more in every
-/// table it had (product 1 with 7 in stock and its ledger; a stored idempotent answer; an
-/// event to deliver; an active hold of 2 of product 1).
+/// table it wrote (product 1 with 7 in stock and its ledger; a stored idempotent answer; an
+/// event to deliver; an active hold of 2 of product 1; from 6, its level at `default`).
 fn written_by_release(dir: &Path, version: i64) {
     let db = database(dir);
     for (number, path) in migration_files() {
@@ -94,23 +94,31 @@ fn written_by_release(dir: &Path, version: i64) {
         .unwrap();
         db.pragma_update(None, "user_version", number).unwrap();
     }
+    // (since, until): a row is written by the releases from `since` up to, not including,
+    // `until` (where it moved to a table of the next release's shape).
     let rows = [
-        (1, "INSERT INTO products (id, sku, name, description, price_cents, stock, version, created_at, updated_at) \
+        (1, 99, "INSERT INTO products (id, sku, name, description, price_cents, stock, version, created_at, updated_at) \
              VALUES (1, 'OLD-1', 'Old mug', '', 1250, 7, 2, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z')"),
-        (1, "INSERT INTO stock_movements (product_id, delta, stock_after, reason, at) \
+        (1, 6, "INSERT INTO stock_movements (product_id, delta, stock_after, reason, at) \
              VALUES (1, 9, 9, 'created', '2026-11-01T00:00:00Z'), \
                     (1, -2, 7, 'deducted', '2026-11-01T00:00:01Z')"),
-        (2, "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
+        (2, 99, "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at) \
              VALUES ('tester', 'old-key', 'from-an-earlier-release', 200, '{}', CAST(strftime('%s', 'now') AS INTEGER))"),
-        (3, "INSERT INTO outbox (event_id, receiver, type, product_id, body, next_attempt_at, expires_at, created_at) \
+        (3, 99, "INSERT INTO outbox (event_id, receiver, type, product_id, body, next_attempt_at, expires_at, created_at) \
              VALUES ('evt_old', 'http://127.0.0.1:1/hooks', 'stock.deducted', 1, '{}', 0, 9999999999999, '2026-11-01T00:00:01Z')"),
-        (4, "INSERT INTO reservations (id, order_id, status, expires_at, created_at) \
+        (4, 99, "INSERT INTO reservations (id, order_id, status, expires_at, created_at) \
              VALUES ('res_0123456789abcdef0123456789abcdef', 'ord-old', 'active', 9999999999999, 0)"),
-        (4, "INSERT INTO reservation_lines (reservation_id, product_id, quantity, holds_until) \
+        (4, 6, "INSERT INTO reservation_lines (reservation_id, product_id, quantity, holds_until) \
              VALUES ('res_0123456789abcdef0123456789abcdef', 1, 2, 9999999999999)"),
+        (6, 99, "INSERT INTO stock_levels (product_id, location_id, stock, version) VALUES (1, 'default', 7, 1)"),
+        (6, 99, "INSERT INTO stock_ledger (product_id, location_id, delta, stock_after, reason, at) \
+             VALUES (1, 'default', 9, 9, 'created', '2026-11-01T00:00:00Z'), \
+                    (1, 'default', -2, 7, 'deducted', '2026-11-01T00:00:01Z')"),
+        (6, 99, "INSERT INTO hold_allocations (reservation_id, product_id, location_id, quantity, holds_until) \
+             VALUES ('res_0123456789abcdef0123456789abcdef', 1, 'default', 2, 9999999999999)"),
     ];
-    for (since, sql) in rows {
-        if version >= since {
+    for (since, until, sql) in rows {
+        if (since..until).contains(&version) {
             db.execute_batch(sql).unwrap();
         }
     }

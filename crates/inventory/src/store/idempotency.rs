@@ -1,15 +1,11 @@
 //! The `idempotency_keys` table: the answer given to a client's keyed request, one per
-//! (subject, key), kept at least [`RETENTION_SECONDS`] and swept a few rows at a time by the
-//! writes themselves.
+//! (subject, key), kept at least 24 hours. Each kept answer's insert deletes a few keys past
+//! that, in SQL (the trigger `idempotency_keys_sweep`, migration 0007), so clean-up never
+//! makes one request slow and costs no statement of its own.
 
 use crate::store::spin::Value;
 
 use crate::store::db::{rows, Db, StoreError, Tx};
-
-/// Keys are kept at least this long.
-pub const RETENTION_SECONDS: i64 = 24 * 60 * 60;
-/// Expired keys deleted per write, so clean-up never makes one request slow.
-const SWEEP_BATCH: i64 = 32;
 
 /// The database's clock in Unix seconds, as `created_at` holds it.
 const NOW_SECONDS: &str = "CAST(strftime('%s', 'now') AS INTEGER)";
@@ -61,20 +57,6 @@ pub fn record(
             Value::Text(answer.fingerprint.clone()),
             Value::Integer(i64::from(answer.status)),
             Value::Text(answer.body.clone()),
-        ],
-    )
-}
-
-/// Deletes a few keys past their retention; every keyed write calls it.
-pub fn sweep(tx: &Tx<'_>) -> Result<(), StoreError> {
-    tx.exec(
-        &format!(
-            "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys \
-             WHERE created_at < {NOW_SECONDS} - ? LIMIT ?)"
-        ),
-        &[
-            Value::Integer(RETENTION_SECONDS),
-            Value::Integer(SWEEP_BATCH),
         ],
     )
 }

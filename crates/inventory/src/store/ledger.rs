@@ -1,13 +1,14 @@
 //! The stock ledger: an append-only row per change of a level's stock, written in the
 //! change's own transaction together with the change's events, so a level's deltas always
 //! sum to its stock and every change is told. Every route that changes a product's
-//! quantities records the change here (`record`).
+//! quantities records the change here: a taking, a restock and a release write it and record
+//! it at once (`write`), the rest record what they wrote (`record`).
 
 use crate::store::spin::Value;
 use serde::Serialize;
 
 use crate::store::db::{opt_text, rows, Db, StoreError, Tx, NOW};
-use crate::store::events::{Event, StockCause, StockChange};
+use crate::store::events::{Event, LevelChange, StockCause, StockChange};
 use crate::store::outbox;
 
 /// A change's ledger context.
@@ -33,9 +34,9 @@ impl Told {
     }
 }
 
-/// Records changes of products' quantities, each with its cause: a ledger row for each that
-/// moved the stock, and every change's events with the write's own (`told`), in one
-/// statement each.
+/// Records changes of products' quantities the caller has written, each with its cause: a
+/// ledger row for each level whose stock moved, and every change's events with the write's
+/// own (`told`), in one statement each. (A taking writes and records at once: `write`.)
 pub fn record(
     tx: &Tx<'_>,
     changes: &[(StockChange<'_>, StockCause<'_>)],
@@ -70,6 +71,69 @@ pub fn record(
             &params,
         )?;
     }
+    tell(tx, changes, context, told)
+}
+
+/// Writes changes of products' quantities that the caller computed from what it read in this
+/// transaction, and records them, in one statement (`INSERT INTO stock_writes`, whose
+/// trigger is in migration 0007): each changed level's stock moved and its version on (a
+/// level whose stock does not move, a hold's, too), a ledger row for each level whose stock
+/// moved, each product's `stock` set to its total after and its version on; then every
+/// change's events with the write's own (`told`), as `record` tells them. A change's
+/// `version` must be its product's version before, plus one.
+pub fn write(
+    tx: &Tx<'_>,
+    changes: &[(StockChange<'_>, StockCause<'_>)],
+    context: &Context<'_>,
+    told: Told,
+) -> Result<(), StoreError> {
+    let mut params = Vec::new();
+    let mut count = 0;
+    let mut products = Vec::with_capacity(changes.len());
+    for (change, cause) in changes {
+        let reason = cause.moves_stock().then(|| cause.reason());
+        // The product's row: its first level's (or one of its own, if it changed none).
+        let mut product_stock = (!products.contains(&change.product_id)).then_some(change.stock.1);
+        products.push(change.product_id);
+        let levels: Vec<Option<&LevelChange>> = match change.levels.as_slice() {
+            [] => vec![None],
+            levels => levels.iter().map(Some).collect(),
+        };
+        for level in levels {
+            params.extend([
+                Value::Integer(change.product_id),
+                level.map_or(Value::Null, |l| Value::Text(l.location_id.clone())),
+                Value::Integer(level.map_or(0, LevelChange::delta)),
+                Value::Integer(level.map_or(0, |l| l.stock.1)),
+                product_stock.take().map_or(Value::Null, Value::Integer),
+                opt_text(reason),
+                opt_text(context.order_id),
+                opt_text(context.idempotency_key),
+                opt_text(context.transfer_id),
+            ]);
+            count += 1;
+        }
+    }
+    if count > 0 {
+        let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; count].join(", ");
+        tx.exec(
+            &format!(
+                "INSERT INTO stock_writes (product_id, location_id, delta, stock_after, \
+                 product_stock, reason, order_id, idempotency_key, transfer_id) VALUES {values}"
+            ),
+            &params,
+        )?;
+    }
+    tell(tx, changes, context, told)
+}
+
+/// Every change's events, with the write's own (`told`), into the outbox.
+fn tell(
+    tx: &Tx<'_>,
+    changes: &[(StockChange<'_>, StockCause<'_>)],
+    context: &Context<'_>,
+    told: Told,
+) -> Result<(), StoreError> {
     let threshold = tx.outbox_config()?.low_stock_threshold;
     let own = changes
         .iter()

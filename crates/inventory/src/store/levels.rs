@@ -1,7 +1,10 @@
 //! Stock levels (`stock_levels`): a product's stock at one location, with its own version.
 //! Every write that changes a level goes through here, inside the caller's write
-//! transaction; `products::refresh` then recomputes the product's totals from its levels.
+//! transaction, but a taking's, a restock's and a release's, which write their levels, ledger
+//! rows and products' totals in one statement (`ledger::write`); after the others,
+//! `products::refresh` recomputes the product's totals from its levels.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use crate::store::spin::Value;
@@ -78,9 +81,17 @@ impl LevelState {
     }
 }
 
-/// The levels of each of `product_ids` that exists (a product without levels maps to none),
-/// active locations' and inactive ones', in one statement.
-pub fn read(db: &Db, product_ids: &[i64]) -> Result<HashMap<i64, Vec<LevelState>>, StoreError> {
+/// A product as a write of stock finds it: its sku and version, and its levels, active
+/// locations' and inactive ones' (none: it has no level).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stocked {
+    pub sku: Option<String>,
+    pub version: i64,
+    pub levels: Vec<LevelState>,
+}
+
+/// Each of `product_ids` that exists, with its levels, in one statement.
+pub fn read(db: &Db, product_ids: &[i64]) -> Result<HashMap<i64, Stocked>, StoreError> {
     let marks = vec!["?"; product_ids.len()].join(", ");
     let params: Vec<Value> = product_ids.iter().copied().map(Value::Integer).collect();
     let result = db.query(
@@ -88,7 +99,7 @@ pub fn read(db: &Db, product_ids: &[i64]) -> Result<HashMap<i64, Vec<LevelState>
             concat!(
                 "SELECT p.id, s.location_id, s.stock, ",
                 level_reserved!(),
-                ", l.priority, l.active FROM products p \
+                ", l.priority, l.active, p.sku, p.version FROM products p \
                  LEFT JOIN stock_levels s ON s.product_id = p.id \
                  LEFT JOIN locations l ON l.id = s.location_id \
                  WHERE p.id IN ({marks}) ORDER BY p.id, s.location_id"
@@ -97,11 +108,18 @@ pub fn read(db: &Db, product_ids: &[i64]) -> Result<HashMap<i64, Vec<LevelState>
         ),
         &params,
     )?;
-    let mut found: HashMap<i64, Vec<LevelState>> = HashMap::new();
+    let mut found: HashMap<i64, Stocked> = HashMap::new();
     for row in rows(&result) {
-        let levels = found.entry(row.int(0)?).or_default();
+        let product = match found.entry(row.int(0)?) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Stocked {
+                sku: row.opt_text(6)?,
+                version: row.int(7)?,
+                levels: Vec::new(),
+            }),
+        };
         if let Some(location_id) = row.opt_text(1)? {
-            levels.push(LevelState {
+            product.levels.push(LevelState {
                 location_id,
                 stock: row.int(2)?,
                 reserved: row.int(3)?,
@@ -175,67 +193,38 @@ pub struct Move {
     pub delta: i64,
 }
 
-/// Moves each level's stock by its `delta` (the levels exist: `create` makes one), and bumps
-/// the version of every level in `touched` whose stock does not move (a hold's, a
-/// release's), in one statement each.
-pub fn apply(tx: &Tx<'_>, moves: &[Move], touched: &[(i64, String)]) -> Result<(), StoreError> {
-    // The common case, one level moved: a plain update by its key.
-    if let ([one], []) = (moves, touched) {
-        return tx.exec(
-            "UPDATE stock_levels SET stock = stock + ?, version = version + 1 \
-             WHERE product_id = ? AND location_id = ?",
-            &[
-                Value::Integer(one.delta),
-                Value::Integer(one.product_id),
-                Value::Text(one.location_id.clone()),
-            ],
-        );
+/// Moves each level's stock by its `delta` and its version on (the levels exist: `create`
+/// makes one), in one statement. A transfer's; a taking writes its levels with its ledger
+/// rows (`ledger::write`).
+pub fn apply(tx: &Tx<'_>, moves: &[Move]) -> Result<(), StoreError> {
+    if moves.is_empty() {
+        return Ok(());
     }
-    if !moves.is_empty() {
-        let mut params = Vec::with_capacity(moves.len() * 3);
-        let mut cases = String::new();
-        let mut values = Vec::with_capacity(moves.len());
-        for change in moves {
-            params.extend([
-                Value::Integer(change.product_id),
-                Value::Text(change.location_id.clone()),
-                Value::Integer(change.delta),
-            ]);
-            let n = params.len();
-            cases.push_str(&format!(
-                " WHEN product_id = ?{} AND location_id = ?{} THEN ?{n}",
-                n - 2,
-                n - 1
-            ));
-            values.push(format!("(?{}, ?{})", n - 2, n - 1));
-        }
-        tx.exec(
-            &format!(
-                "UPDATE stock_levels SET stock = stock + CASE{cases} ELSE 0 END, \
-                 version = version + 1 WHERE (product_id, location_id) IN (VALUES {})",
-                values.join(", ")
-            ),
-            &params,
-        )?;
+    let mut params = Vec::with_capacity(moves.len() * 3);
+    let mut cases = String::new();
+    let mut values = Vec::with_capacity(moves.len());
+    for change in moves {
+        params.extend([
+            Value::Integer(change.product_id),
+            Value::Text(change.location_id.clone()),
+            Value::Integer(change.delta),
+        ]);
+        let n = params.len();
+        cases.push_str(&format!(
+            " WHEN product_id = ?{} AND location_id = ?{} THEN ?{n}",
+            n - 2,
+            n - 1
+        ));
+        values.push(format!("(?{}, ?{})", n - 2, n - 1));
     }
-    if !touched.is_empty() {
-        let mut params = Vec::with_capacity(touched.len() * 2);
-        for (product_id, location_id) in touched {
-            params.extend([
-                Value::Integer(*product_id),
-                Value::Text(location_id.clone()),
-            ]);
-        }
-        let values = vec!["(?, ?)"; touched.len()].join(", ");
-        tx.exec(
-            &format!(
-                "UPDATE stock_levels SET version = version + 1 \
-                 WHERE (product_id, location_id) IN (VALUES {values})"
-            ),
-            &params,
-        )?;
-    }
-    Ok(())
+    tx.exec(
+        &format!(
+            "UPDATE stock_levels SET stock = stock + CASE{cases} ELSE 0 END, \
+             version = version + 1 WHERE (product_id, location_id) IN (VALUES {})",
+            values.join(", ")
+        ),
+        &params,
+    )
 }
 
 /// Makes a product's level at `location_id`, with `stock`.
@@ -251,6 +240,18 @@ pub fn create(
             Value::Integer(product_id),
             Value::Text(location_id.to_owned()),
             Value::Integer(stock),
+        ],
+    )
+}
+
+/// Makes a product's level at `location_id` empty and at version 0, for a write of stock
+/// (`ledger::write`) to fill, which brings it to version 1.
+pub fn create_empty(tx: &Tx<'_>, product_id: i64, location_id: &str) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO stock_levels (product_id, location_id, stock, version) VALUES (?, ?, 0, 0)",
+        &[
+            Value::Integer(product_id),
+            Value::Text(location_id.to_owned()),
         ],
     )
 }

@@ -211,8 +211,8 @@ fn table_exists(db: &Db, name: &str) -> Result<bool, StoreError> {
     Ok(!result.rows.is_empty())
 }
 
-/// Splits a SQL file into statements at `;` outside quotes and comments. (Migrations hold no
-/// triggers, whose bodies would contain `;`.)
+/// Splits a SQL file into statements at `;` outside quotes and comments, but for the `;`s
+/// inside a trigger's body (`CREATE TRIGGER ... BEGIN ...; ...; END`).
 pub fn split_statements(sql: &str) -> Vec<&str> {
     let mut statements = Vec::new();
     let bytes = sql.as_bytes();
@@ -231,6 +231,7 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
                     i += 1;
                 }
             }
+            b';' if sql.get(start..i).is_some_and(in_trigger_body) => {}
             b';' => {
                 if let Some(statement) = sql
                     .get(start..i)
@@ -253,6 +254,31 @@ pub fn split_statements(sql: &str) -> Vec<&str> {
         statements.push(tail);
     }
     statements
+}
+
+/// Whether `text`, a statement up to a `;`, is a trigger whose body has not ended: one more
+/// `BEGIN` or `CASE` than `END` (a body's statements may hold `CASE ... END`).
+fn in_trigger_body(text: &str) -> bool {
+    let mut tokens = text
+        .lines()
+        .map(|line| line.split("--").next().unwrap_or_default())
+        .flat_map(|line| line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+        .filter(|token| !token.is_empty())
+        .map(str::to_ascii_uppercase);
+    let trigger = tokens.next().as_deref() == Some("CREATE")
+        && matches!(
+            tokens.next().as_deref(),
+            Some("TRIGGER" | "TEMP" | "TEMPORARY")
+        );
+    if !trigger {
+        return false;
+    }
+    let open = tokens.fold(0i64, |open, token| match token.as_str() {
+        "BEGIN" | "CASE" => open + 1,
+        "END" => open - 1,
+        _ => open,
+    });
+    open > 0
 }
 
 fn only_comments(text: &str) -> bool {
@@ -288,6 +314,18 @@ mod tests {
                 "INSERT INTO a VALUES ('b;c')"
             ]
         );
+    }
+
+    #[test]
+    fn a_trigger_is_one_statement_whatever_its_body_holds() {
+        let sql = "-- a trigger; then a table\nCREATE TRIGGER IF NOT EXISTS t AFTER INSERT ON a\nBEGIN\n    UPDATE b SET n = CASE WHEN n > 0 THEN n - 1 ELSE 0 END; -- end;\n    DELETE FROM c;\nEND;\nCREATE TABLE d (x)";
+        let statements = split_statements(sql);
+        assert_eq!(statements.len(), 2, "{statements:?}");
+        assert!(
+            statements[0].ends_with("DELETE FROM c;\nEND"),
+            "{statements:?}"
+        );
+        assert_eq!(statements[1], "CREATE TABLE d (x)");
     }
 
     #[test]

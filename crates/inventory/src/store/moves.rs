@@ -60,7 +60,9 @@ pub enum Outcome<T> {
 
 /// The product's levels as a write finds them (`None`: no such product).
 fn level_of(tx: &Tx<'_>, product_id: i64) -> Result<Option<Vec<LevelState>>, StoreError> {
-    Ok(levels::read(tx, &[product_id])?.remove(&product_id))
+    Ok(levels::read(tx, &[product_id])?
+        .remove(&product_id)
+        .map(|product| product.levels))
 }
 
 fn refreshed(tx: &Tx<'_>, product_id: i64) -> Result<Product, StoreError> {
@@ -232,7 +234,7 @@ pub fn transfer(
     } else {
         levels::create(tx, product_id, to, quantity)?;
     }
-    levels::apply(tx, &moves, &[])?;
+    levels::apply(tx, &moves)?;
     let product = refreshed(tx, product_id)?;
     let level = |location: &str, state: Option<&LevelState>, delta: i64| {
         let (stock, reserved) = state.map_or((0, 0), |l| (l.stock, l.reserved));

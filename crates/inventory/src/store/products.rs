@@ -296,7 +296,7 @@ pub fn update(
     let mut level = None;
     if let Some(stock) = patch.stock {
         let found = levels::read(tx, &[id])?;
-        match found.get(&id).map(Vec::as_slice) {
+        match found.get(&id).map(|product| product.levels.as_slice()) {
             Some([only]) => level = Some((only.clone(), stock.get())),
             _ => return Ok(WriteOutcome::LocationRequired),
         }
@@ -365,51 +365,6 @@ impl Bumped {
             levels,
         }
     }
-}
-
-/// Sets each product's `stock` to the sum of its active levels (`stocks`: computed by the
-/// caller from the levels it read and changed, inside the same write transaction) and bumps
-/// its version, in one statement. The hot path of every taking: it reads nothing back but
-/// what the change's events need.
-pub fn bump(tx: &Tx<'_>, stocks: &[(i64, i64)]) -> Result<Vec<Bumped>, StoreError> {
-    let mut params = Vec::with_capacity(stocks.len() * 2);
-    let sql = match stocks {
-        // The common case, one product: a plain update by its key.
-        [(id, stock)] => {
-            params.extend([Value::Integer(*stock), Value::Integer(*id)]);
-            format!(
-                "UPDATE products SET stock = ?, version = version + 1, updated_at = {NOW} \
-                 WHERE id = ? RETURNING id, sku, version"
-            )
-        }
-        _ => {
-            let mut cases = String::new();
-            let mut ids = Vec::with_capacity(stocks.len());
-            for (id, stock) in stocks {
-                params.push(Value::Integer(*id));
-                params.push(Value::Integer(*stock));
-                let n = params.len();
-                cases.push_str(&format!(" WHEN ?{} THEN ?{n}", n - 1));
-                ids.push(format!("?{}", n - 1));
-            }
-            format!(
-                "UPDATE products SET stock = CASE id{cases} ELSE stock END, \
-                 version = version + 1, updated_at = {NOW} WHERE id IN ({}) \
-                 RETURNING id, sku, version",
-                ids.join(", ")
-            )
-        }
-    };
-    let result = tx.query(&sql, &params)?;
-    rows(&result)
-        .map(|row| {
-            Ok(Bumped {
-                id: row.int(0)?,
-                sku: row.opt_text(1)?,
-                version: row.int(2)?,
-            })
-        })
-        .collect()
 }
 
 /// Recomputes each of `ids`' stock from its levels and bumps its version: the products as

@@ -4,18 +4,17 @@
 //! A taking runs in the caller's write transaction (`BEGIN IMMEDIATE`), so nothing else
 //! writes between its read and its writes, in steps:
 //!
-//! 1. `levels::read`: each product's levels, with what active holds have of each, in one
-//!    statement. A product not found refuses the taking.
+//! 1. `levels::read`: each product's levels, with what active holds have of each, and its
+//!    version, in one statement. A product not found refuses the taking.
 //! 2. `allocate`: where each line's units come from, by the one rule of
 //!    `domain::allocation` (a hold's commit takes exactly its hold's allocations). A line
 //!    that cannot be served refuses the taking, every such line listed, before anything is
 //!    written.
-//! 3. `apply`: the levels' stock moved (a deduct, a commit), or the hold's allocations
-//!    written (a hold), and each product's `stock` set to the sum of its active levels as
-//!    they now are, computed from the levels read and what the taking did to them
-//!    (`products::bump`).
-//! 4. Every level's ledger row and every change's events, recorded at once
-//!    (`ledger::record`), with the write's own events (`told`).
+//! 3. A hold's allocations written (`held::hold`), or a commit's hold ended (`held::end`).
+//! 4. What the taking does to each level and product, computed from what step 1 read (the
+//!    levels' stock and reserved after, each product's totals after and next version), written
+//!    in one statement with the ledger's rows (`ledger::write`), and every change's events
+//!    with the write's own (`told`).
 
 use std::collections::HashMap;
 
@@ -27,9 +26,9 @@ use crate::store::events::{Event, LevelChange, StockCause};
 pub use crate::store::held::Line;
 use crate::store::held::{self, HeldLine};
 use crate::store::ledger::{self, Context, Told};
-use crate::store::levels::{self, LevelState, Move, DEFAULT_LOCATION};
+use crate::store::levels::{self, LevelState, Stocked, DEFAULT_LOCATION};
 use crate::store::locations;
-use crate::store::products::{self, Totals};
+use crate::store::products::{Bumped, Totals};
 
 /// How a taking takes its units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,25 +139,15 @@ pub fn take_then(
     // One line per product, in the order first named, its allocations merged per location.
     let (lines, allocations) = merge(taking.lines, served);
     // What each level gains or loses, in stock and in reserved.
-    let mut moves = Vec::new();
-    let mut touched = Vec::new();
     let mut level_deltas: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
     for (line, taken) in lines.iter().zip(&allocations) {
         for allocation in taken {
             let key = (line.product_id, allocation.location_id.as_str());
             match taking.how {
                 How::Deduct | How::Commit { .. } => {
-                    moves.push(Move {
-                        product_id: line.product_id,
-                        location_id: allocation.location_id.clone(),
-                        delta: -allocation.quantity,
-                    });
-                    level_deltas.entry(key).or_default().0 -= allocation.quantity;
+                    level_deltas.entry(key).or_default().0 -= allocation.quantity
                 }
-                How::Hold { .. } => {
-                    touched.push((line.product_id, allocation.location_id.clone()));
-                    level_deltas.entry(key).or_default().1 += allocation.quantity;
-                }
+                How::Hold { .. } => level_deltas.entry(key).or_default().1 += allocation.quantity,
             }
         }
     }
@@ -186,47 +175,33 @@ pub fn take_then(
                 for allocation in &line.allocations {
                     let key = (line.product_id, allocation.location_id.as_str());
                     level_deltas.entry(key).or_default().1 -= allocation.quantity;
-                    if !moves.iter().any(|m: &Move| {
-                        m.product_id == line.product_id && m.location_id == allocation.location_id
-                    }) {
-                        touched.push((line.product_id, allocation.location_id.clone()));
-                    }
                 }
             }
         }
     }
-    levels::apply(tx, &moves, &touched)?;
-    // Each product's totals after, from the levels read and what the taking did to them.
-    let totals: Vec<(Totals, Totals)> = lines
-        .iter()
-        .map(|line| {
-            let before = levels_of(&found, line.product_id);
-            (
-                Totals::of_active(before),
-                totals_after(before, line.product_id, &level_deltas),
-            )
-        })
-        .collect();
-    let stocks: Vec<(i64, i64)> = lines
-        .iter()
-        .zip(&totals)
-        .map(|(line, (_, after))| (line.product_id, after.stock))
-        .collect();
-    let bumped = products::bump(tx, &stocks)?;
     let cause = match taking.how {
         How::Deduct => StockCause::Deducted,
         How::Hold { .. } => StockCause::Held,
         How::Commit { .. } => StockCause::Deducted,
     };
+    let mut bumped = Vec::with_capacity(lines.len());
+    let mut totals = Vec::with_capacity(lines.len());
+    for line in &lines {
+        let product = found.get(&line.product_id).ok_or_else(|| {
+            StoreError::Corrupt(format!("product {} changed in a taking", line.product_id))
+        })?;
+        bumped.push(next_version(line.product_id, product));
+        // Each product's totals after, from the levels read and what the taking did to them.
+        totals.push((
+            Totals::of_active(&product.levels),
+            totals_after(&product.levels, line.product_id, &level_deltas),
+        ));
+    }
     let mut changes = Vec::with_capacity(lines.len());
     let mut taken = Vec::with_capacity(lines.len());
-    for ((line, allocations), (before, after)) in lines.iter().zip(&allocations).zip(&totals) {
-        let product = bumped
-            .iter()
-            .find(|product| product.id == line.product_id)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!("product {} changed in a taking", line.product_id))
-            })?;
+    for (((line, allocations), (before, after)), product) in
+        lines.iter().zip(&allocations).zip(&totals).zip(&bumped)
+    {
         let levels = levels_of(&found, line.product_id);
         let level_changes = changed_levels(levels, line.product_id, &level_deltas);
         let cause = match (taking.how, line.quantity) {
@@ -244,20 +219,23 @@ pub fn take_then(
         });
     }
     taking.told.extend(then(&taken));
-    ledger::record(tx, &changes, &taking.context, Told::After(taking.told))?;
+    ledger::write(tx, &changes, &taking.context, Told::After(taking.told))?;
     Ok(Ok(taken))
 }
 
 /// Step 2: each line's allocations, or every line that cannot be served.
 fn allocate(
     taking: &Taking<'_>,
-    found: &HashMap<i64, Vec<LevelState>>,
+    found: &HashMap<i64, Stocked>,
 ) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
     match taking.how {
         How::Deduct | How::Hold { .. } => {
             let levels = found
                 .iter()
-                .map(|(id, levels)| (*id, levels.iter().map(LevelState::for_allocation).collect()))
+                .map(|(id, product)| {
+                    let levels = product.levels.iter().map(LevelState::for_allocation);
+                    (*id, levels.collect())
+                })
                 .collect();
             allocation::allocate(taking.lines, &levels, taking.strategy, taking.split)
         }
@@ -345,15 +323,15 @@ fn merge(wants: &[Want], served: Vec<Vec<Allocation>>) -> (Vec<Line>, Vec<Vec<Al
 fn commit_allocations(
     lines: &[Want],
     held: &[HeldLine],
-    found: &HashMap<i64, Vec<LevelState>>,
+    found: &HashMap<i64, Stocked>,
 ) -> Result<Vec<Vec<Allocation>>, Vec<Short>> {
     let mut served = Vec::with_capacity(lines.len());
     let mut short = Vec::new();
     for line in lines {
         let stock_at = |location: &str| {
-            found
-                .get(&line.product_id)
-                .and_then(|levels| levels.iter().find(|l| l.location_id == location))
+            levels_of(found, line.product_id)
+                .iter()
+                .find(|l| l.location_id == location)
                 .map_or(0, |level| level.stock)
         };
         let mut wanted = line.quantity;
@@ -398,11 +376,20 @@ fn commit_allocations(
 }
 
 /// The levels read of `product_id`.
-fn levels_of(found: &HashMap<i64, Vec<LevelState>>, product_id: i64) -> &[LevelState] {
+fn levels_of(found: &HashMap<i64, Stocked>, product_id: i64) -> &[LevelState] {
     found
         .get(&product_id)
-        .map(Vec::as_slice)
+        .map(|product| product.levels.as_slice())
         .unwrap_or_default()
+}
+
+/// What a write of stock makes of a product read in its transaction: its next version.
+fn next_version(id: i64, product: &Stocked) -> Bumped {
+    Bumped {
+        id,
+        sku: product.sku.clone(),
+        version: product.version + 1,
+    }
 }
 
 /// A product's totals over its active levels once `deltas` (stock, reserved) are applied.
@@ -475,24 +462,17 @@ pub fn restock(
         return Ok(Restock::Unusable);
     }
     let found = levels::read(tx, &[product_id])?;
-    let Some(before) = found.get(&product_id) else {
+    let Some(product) = found.get(&product_id) else {
         return Ok(Restock::NotFound);
     };
+    let before = &product.levels;
     let level = before.iter().find(|level| level.location_id == location);
     let (stock, reserved) = level.map_or((0, 0), |level| (level.stock, level.reserved));
     if stock > MAX_STOCK - quantity {
         return Ok(Restock::TooMuch { stock });
     }
-    match level {
-        Some(_) => {
-            let at = Move {
-                product_id,
-                location_id: location.to_owned(),
-                delta: quantity,
-            };
-            levels::apply(tx, &[at], &[])?;
-        }
-        None => levels::create(tx, product_id, location, quantity)?,
+    if level.is_none() {
+        levels::create_empty(tx, product_id, location)?;
     }
     // The location is active (checked above, or `default`): its level counts in the totals.
     let mut after_levels = before.clone();
@@ -507,17 +487,14 @@ pub fn restock(
         }),
     }
     let after = Totals::of_active(&after_levels);
-    let bumped = products::bump(tx, &[(product_id, after.stock)])?;
-    let product = bumped
-        .first()
-        .ok_or_else(|| StoreError::Corrupt(format!("product {product_id} is gone")))?;
     let level = LevelChange {
         location_id: location.to_owned(),
         stock: (stock, stock + quantity),
         reserved: (reserved, reserved),
     };
-    let change = product.changed(Totals::of_active(before), after, vec![level]);
-    ledger::record(
+    let bumped = next_version(product_id, product);
+    let change = bumped.changed(Totals::of_active(before), after, vec![level]);
+    ledger::write(
         tx,
         &[(change, StockCause::Restocked { reason })],
         context,
@@ -539,36 +516,34 @@ pub fn give_back(
     let ids: Vec<i64> = lines.iter().map(|line| line.product_id).collect();
     let found = levels::read(tx, &ids)?;
     held::end(tx, reservation, &[])?;
-    let mut touched = Vec::new();
     let mut deltas: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
     for line in lines {
         for allocation in &line.allocations {
-            touched.push((line.product_id, allocation.location_id.clone()));
             deltas
                 .entry((line.product_id, allocation.location_id.as_str()))
                 .or_default()
                 .1 -= allocation.quantity;
         }
     }
-    levels::apply(tx, &[], &touched)?;
-    let stocks: Vec<(i64, i64)> = found
-        .iter()
-        .map(|(id, levels)| (*id, totals_after(levels, *id, &deltas).stock))
-        .collect();
-    let bumped = products::bump(tx, &stocks)?;
-    let mut changes = Vec::with_capacity(bumped.len());
     // In the hold's order, so its products' events are too.
-    for line in lines {
-        let Some(product) = bumped.iter().find(|p| p.id == line.product_id) else {
-            continue;
-        };
-        let before = levels_of(&found, product.id);
-        let after = totals_after(before, product.id, &deltas);
-        let level_changes = changed_levels(before, product.id, &deltas);
-        changes.push((
-            product.changed(Totals::of_active(before), after, level_changes),
-            StockCause::Released,
-        ));
-    }
-    ledger::record(tx, &changes, context, Told::After(told))
+    let products: Vec<(&Stocked, Bumped)> = lines
+        .iter()
+        .filter_map(|line| {
+            let product = found.get(&line.product_id)?;
+            Some((product, next_version(line.product_id, product)))
+        })
+        .collect();
+    let changes: Vec<_> = products
+        .iter()
+        .map(|(product, bumped)| {
+            let before = &product.levels;
+            let after = totals_after(before, bumped.id, &deltas);
+            let level_changes = changed_levels(before, bumped.id, &deltas);
+            (
+                bumped.changed(Totals::of_active(before), after, level_changes),
+                StockCause::Released,
+            )
+        })
+        .collect();
+    ledger::write(tx, &changes, context, Told::After(told))
 }

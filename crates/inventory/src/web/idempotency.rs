@@ -107,7 +107,6 @@ pub struct Write<'a> {
 pub fn begin<'a>(call: &'a Call<'a>, once: Option<&'a Idempotent>) -> Result<Begun<'a>, ApiError> {
     let tx = call.db()?.begin()?;
     if let Some(once) = once {
-        answers::sweep(&tx)?;
         if let Some(stored) = answers::lookup(&tx, &once.subject, once.key())? {
             if stored.fingerprint != once.fingerprint {
                 return Err(ApiError::IdempotencyConflict);
