@@ -22,7 +22,10 @@
 # side, another build (the commit before a change), to every round: an A/B in the same run.
 # BEFORE_MANIFEST=path runs that side from another spin.toml (other wasm, same host: an A/B
 # of the components). ONLY=read or ONLY=deduct runs one load. UP_ARGS adds arguments to
-# every host's `up` (`--max-instance-concurrent-reuse-count 4`, say).
+# every host's `up` (`--max-instance-concurrent-reuse-count 4`, say). SIDES="host before"
+# loads only those sides (more rounds in the same time, for an A/B); with a before side, the
+# medians of each round's host/before ratios are printed too (each round's pair ran moments
+# apart, so they share its noise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -64,6 +67,7 @@ if [[ -n ${BEFORE:-} ]]; then
   ports+=("$BEFORE_PORT")
   all_sides="$all_sides before"
 fi
+all_sides=${SIDES:-$all_sides}
 ADDR="127.0.0.1:$NATIVE_PORT" DB="$state/native.db" target/bench-native/release/bench-native >"$state/native.log" 2>&1 &
 pids+=($!)
 pid_of[native]=$!
@@ -116,13 +120,22 @@ for name in ${ONLY//,/ }; do
       printf '%-7s round %d  %-7s %6s req/s  p50 %s ms  p99 %s ms  CPU %s us/req\n' "$name" "$r" "$side" $result
     done
   done
-  n=$(cut -d' ' -f1 "$state/$name.native" | median)
-  n_cpu=$(cut -d' ' -f4 "$state/$name.native" | median)
+  if [[ " $all_sides " == *" native "* ]]; then
+    n=$(cut -d' ' -f1 "$state/$name.native" | median)
+    n_cpu=$(cut -d' ' -f4 "$state/$name.native" | median)
+  fi
   for side in $all_sides; do
     m=$(cut -d' ' -f1 "$state/$name.$side" | median)
     cpu=$(cut -d' ' -f4 "$state/$name.$side" | median)
-    printf '%-7s median  %-7s %6s req/s  p99 %s ms  /native %.2fx  CPU %s us/req  native/this %.2fx\n' \
-      "$name" "$side" "$m" "$(cut -d' ' -f3 "$state/$name.$side" | median)" "$(echo "$m / $n" | bc -l)" \
-      "$cpu" "$(echo "$n_cpu / $cpu" | bc -l)"
+    printf '%-7s median  %-7s %6s req/s  p99 %s ms  CPU %s us/req' \
+      "$name" "$side" "$m" "$(cut -d' ' -f3 "$state/$name.$side" | median)" "$cpu"
+    [[ -n ${n:-} ]] && printf '  /native %.2fx  native/this %.2fx' "$(echo "$m / $n" | bc -l)" "$(echo "$n_cpu / $cpu" | bc -l)"
+    echo
   done
+  if [[ " $all_sides " == *" host "* && " $all_sides " == *" before "* ]]; then
+    printf '%-7s host/before, median of the rounds'"'"' ratios: req/s %.3fx  CPU per request %.3fx\n' "$name" \
+      "$(paste -d' ' "$state/$name.host" "$state/$name.before" | awk '{ print $1 / $5 }' | median)" \
+      "$(paste -d' ' "$state/$name.host" "$state/$name.before" | awk '{ print $4 / $8 }' | median)"
+  fi
+  unset n n_cpu
 done
