@@ -7,9 +7,14 @@
 //! SQLite file of its own (WAL, `synchronous=NORMAL`, as the host's key-value store), the
 //! work in the main database (WAL, `synchronous=FULL`: durable commits, as the app's), the
 //! answer with its ETag, rate-limit and request-id headers, and one JSON access-log line on
-//! stdout. The deduct is the app's transaction: the idempotency record looked up (a retry is
-//! replayed), the conditional update of what is available (stock less unexpired holds), the
-//! ledger row, the idempotency record written, a few expired ones removed.
+//! stdout. Stock is kept per location, as the app keeps it (a product's levels, each less
+//! what unexpired holds have there; the product's totals their sums over active locations).
+//! The deduct is the app's transaction: the idempotency record looked up (a retry is
+//! replayed), the product's levels at active locations read in priority order, the units
+//! taken from the first that has them (split over the next ones if none has them all), each
+//! level moved with its ledger row, the product's stock and version, the idempotency record
+//! written, a few expired ones removed. The read answers the product with its levels
+//! (`by_location`).
 //!
 //! Made as fast as such a service is made: SQLite calls on the runtime's worker threads
 //! (`block_in_place`, no hand-off), prepared statements cached per connection, one writer
@@ -112,29 +117,48 @@ async fn main() {
                  name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '', price_cents INTEGER NOT NULL,
                  stock INTEGER NOT NULL CHECK (stock >= 0), category_id INTEGER,
                  version INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
-             CREATE TABLE stock_movements (id INTEGER PRIMARY KEY AUTOINCREMENT, product_id INTEGER NOT NULL,
-                 delta INTEGER NOT NULL, stock_after INTEGER NOT NULL, reason TEXT NOT NULL, order_id TEXT,
-                 idempotency_key TEXT, at TEXT NOT NULL);
-             CREATE INDEX stock_movements_product ON stock_movements (product_id, id);
+             CREATE TABLE locations (id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                 priority INTEGER NOT NULL DEFAULT 100, active INTEGER NOT NULL DEFAULT 1,
+                 version INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+             CREATE TABLE stock_levels (product_id INTEGER NOT NULL, location_id TEXT NOT NULL,
+                 stock INTEGER NOT NULL CHECK (stock >= 0), version INTEGER NOT NULL DEFAULT 1,
+                 PRIMARY KEY (product_id, location_id)) WITHOUT ROWID;
+             CREATE TABLE stock_ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, product_id INTEGER NOT NULL,
+                 location_id TEXT NOT NULL, delta INTEGER NOT NULL, stock_after INTEGER NOT NULL,
+                 reason TEXT NOT NULL, order_id TEXT, idempotency_key TEXT, transfer_id TEXT, at TEXT NOT NULL);
+             CREATE INDEX stock_ledger_product ON stock_ledger (product_id, id);
+             CREATE INDEX stock_ledger_level ON stock_ledger (product_id, location_id, id);
              CREATE TABLE idempotency_keys (subject TEXT NOT NULL, key TEXT NOT NULL,
                  fingerprint TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL,
                  created_at INTEGER NOT NULL, PRIMARY KEY (subject, key));
              CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
-             CREATE TABLE reservation_lines (reservation_id TEXT NOT NULL, product_id INTEGER NOT NULL,
-                 quantity INTEGER NOT NULL, holds_until INTEGER, committed INTEGER NOT NULL DEFAULT 0,
-                 PRIMARY KEY (reservation_id, product_id));
-             CREATE INDEX reservation_lines_holding ON reservation_lines (product_id, holds_until)
+             CREATE TABLE hold_allocations (reservation_id TEXT NOT NULL, product_id INTEGER NOT NULL,
+                 location_id TEXT NOT NULL, quantity INTEGER NOT NULL, holds_until INTEGER,
+                 committed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (reservation_id, product_id, location_id));
+             CREATE INDEX hold_allocations_holding ON hold_allocations (product_id, location_id, holds_until)
                  WHERE holds_until IS NOT NULL;",
         )
         .expect("schema");
     let now = rfc3339(now_millis());
     writer.execute_batch("BEGIN").expect("seed");
+    writer
+        .execute(
+            "INSERT INTO locations (id, name, created_at, updated_at) VALUES ('default', 'Default location', ?1, ?1)",
+            params![now],
+        )
+        .expect("seed");
     for i in 1..=1000 {
         writer
             .execute(
                 "INSERT INTO products (sku, name, description, price_cents, stock, category_id, created_at, updated_at)
                  VALUES (?1, ?2, '350 ml', 1250, 1000000000, 3, ?3, ?3)",
                 params![format!("BENCH-{i}"), format!("Bench {i}"), now],
+            )
+            .expect("seed");
+        writer
+            .execute(
+                "INSERT INTO stock_levels (product_id, location_id, stock) VALUES (?1, 'default', 1000000000)",
+                params![i],
             )
             .expect("seed");
     }
@@ -249,13 +273,41 @@ struct ProductView {
     available: i64,
     category_id: Option<i64>,
     version: i64,
+    by_location: Vec<LevelView>,
     created_at: String,
     updated_at: String,
 }
 
-/// `reserved`: the units of unexpired holds of the product.
-const RESERVED: &str = "(SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
-    WHERE l.product_id = products.id AND l.holds_until > ?2)";
+#[derive(Serialize)]
+struct LevelView {
+    location_id: String,
+    stock: i64,
+    reserved: i64,
+    available: i64,
+}
+
+/// A product's levels at active locations, each with what unexpired holds have of it
+/// (`?2`: now, in ms), in the order a taking chooses them: priority, then id.
+const LEVELS: &str = "SELECT s.location_id, s.stock,
+        (SELECT coalesce(sum(a.quantity), 0) FROM hold_allocations a
+         WHERE a.product_id = s.product_id AND a.location_id = s.location_id AND a.holds_until > ?2)
+    FROM stock_levels s JOIN locations l ON l.id = s.location_id
+    WHERE s.product_id = ?1 AND l.active = 1 ORDER BY l.priority, s.location_id";
+
+/// The levels `LEVELS` selects.
+fn levels(conn: &Connection, id: i64, now: i64) -> rusqlite::Result<Vec<LevelView>> {
+    conn.prepare_cached(LEVELS)?
+        .query_map(params![id, now], |r| {
+            let (stock, reserved): (i64, i64) = (r.get(1)?, r.get(2)?);
+            Ok(LevelView {
+                location_id: r.get(0)?,
+                stock,
+                reserved,
+                available: (stock - reserved).max(0),
+            })
+        })?
+        .collect()
+}
 
 async fn get_product(
     State(app): State<Arc<App>>,
@@ -288,29 +340,43 @@ fn read_product(app: &App, id: &str, request_id: &str) -> Answer {
     let reader = app.next_reader.fetch_add(1, Ordering::Relaxed) % READERS;
     let conn = lock(&app.readers[reader]);
     let product = conn
-        .prepare_cached(&format!(
-            "SELECT id, sku, name, description, price_cents, stock, {RESERVED}, category_id,
-                    version, created_at, updated_at FROM products WHERE id = ?1"
-        ))
+        .prepare_cached(
+            "SELECT id, sku, name, description, price_cents, category_id, version, created_at,
+                    updated_at FROM products WHERE id = ?1",
+        )
         .and_then(|mut s| {
-            s.query_row(params![id, now_millis()], |r| {
-                let (stock, reserved): (i64, i64) = (r.get(5)?, r.get(6)?);
+            s.query_row(params![id], |r| {
                 Ok(ProductView {
                     id: r.get(0)?,
                     sku: r.get(1)?,
                     name: r.get(2)?,
                     description: r.get(3)?,
                     price: price(r.get(4)?),
-                    stock,
-                    reserved,
-                    available: (stock - reserved).max(0),
-                    category_id: r.get(7)?,
-                    version: r.get(8)?,
-                    created_at: r.get(9)?,
-                    updated_at: r.get(10)?,
+                    stock: 0,
+                    reserved: 0,
+                    available: 0,
+                    category_id: r.get(5)?,
+                    version: r.get(6)?,
+                    by_location: Vec::new(),
+                    created_at: r.get(7)?,
+                    updated_at: r.get(8)?,
                 })
             })
             .optional()
+        })
+        .and_then(|product| {
+            let Some(mut product) = product else {
+                return Ok(None);
+            };
+            let mut levels = levels(&conn, id, now_millis())?;
+            levels.sort_by(|a, b| a.location_id.cmp(&b.location_id));
+            for level in &levels {
+                product.stock += level.stock;
+                product.reserved += level.reserved;
+                product.available += level.available;
+            }
+            product.by_location = levels;
+            Ok(Some(product))
         });
     let answer = match product {
         Ok(Some(p)) => Answer {
@@ -487,62 +553,92 @@ fn deduct(
                 replayed: true,
             });
         }
-        let updated: Option<(i64, i64)> = tx
-            .prepare_cached(&format!(
-                "UPDATE products SET stock = stock - ?1, version = version + 1, updated_at = ?4
-                 WHERE id = ?3 AND stock - {RESERVED} >= ?1 RETURNING stock, {RESERVED}"
-            ))?
-            .query_row(params![request.quantity, now, id, rfc3339(now)], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let (status, body) = match updated {
-            Some((stock, reserved)) => {
-                tx.prepare_cached(
-                    "INSERT INTO stock_movements (product_id, delta, stock_after, reason, order_id, idempotency_key, at)
-                     VALUES (?1, ?2, ?3, 'deducted', ?4, ?5, ?6)",
-                )?
-                .execute(params![id, -request.quantity, stock, request.order_id, key, rfc3339(now)])?;
-                let body = serde_json::json!({"product_id": id, "stock": stock, "reserved": reserved,
-                    "available": (stock - reserved).max(0), "deducted": request.quantity, "order_id": request.order_id});
-                (StatusCode::OK, body.to_string())
-            }
-            None => {
-                let available: Option<i64> = tx
-                    .prepare_cached(&format!(
-                        "SELECT stock - {} FROM products WHERE id = ?1",
-                        RESERVED
-                    ))?
-                    .query_row(params![id, now], |r| r.get(0))
-                    .optional()?;
-                match available {
-                    None => (
-                        StatusCode::NOT_FOUND,
-                        Answer::problem(
-                            StatusCode::NOT_FOUND,
-                            "not-found",
-                            &format!("no product with id {id}"),
-                            request_id,
-                        )
-                        .body,
-                    ),
-                    Some(available) => {
-                        let mut problem: serde_json::Value = serde_json::from_str(
-                            &Answer::problem(
-                                StatusCode::CONFLICT,
-                                "insufficient-stock",
-                                "nothing was changed",
-                                request_id,
-                            )
-                            .body,
-                        )
-                        .unwrap_or_default();
-                        problem["requested"] = request.quantity.into();
-                        problem["available"] = available.max(0).into();
-                        (StatusCode::CONFLICT, problem.to_string())
-                    }
+        let levels = levels(&tx, id, now)?;
+        // Whole from the first level that has it all, else split in the same order.
+        let mut allocations: Vec<(&str, i64)> = Vec::new();
+        if let Some(level) = levels.iter().find(|l| l.available >= request.quantity) {
+            allocations.push((&level.location_id, request.quantity));
+        } else {
+            let mut wanted = request.quantity;
+            for level in &levels {
+                let here = wanted.min(level.available);
+                if here > 0 {
+                    allocations.push((&level.location_id, here));
+                    wanted -= here;
                 }
             }
+            if wanted > 0 {
+                allocations.clear();
+            }
+        }
+        let (status, body) = if allocations.is_empty() {
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM products WHERE id = ?1")?
+                .exists(params![id])?;
+            if exists {
+                let mut problem: serde_json::Value = serde_json::from_str(
+                    &Answer::problem(
+                        StatusCode::CONFLICT,
+                        "insufficient-stock",
+                        "nothing was changed",
+                        request_id,
+                    )
+                    .body,
+                )
+                .unwrap_or_default();
+                problem["requested"] = request.quantity.into();
+                problem["available"] = levels.iter().map(|l| l.available).sum::<i64>().into();
+                (StatusCode::CONFLICT, problem.to_string())
+            } else {
+                (
+                    StatusCode::NOT_FOUND,
+                    Answer::problem(
+                        StatusCode::NOT_FOUND,
+                        "not-found",
+                        &format!("no product with id {id}"),
+                        request_id,
+                    )
+                    .body,
+                )
+            }
+        } else {
+            let at = rfc3339(now);
+            for (location, quantity) in &allocations {
+                let stock_after: i64 = tx
+                    .prepare_cached(
+                        "UPDATE stock_levels SET stock = stock - ?1, version = version + 1
+                         WHERE product_id = ?2 AND location_id = ?3 RETURNING stock",
+                    )?
+                    .query_row(params![quantity, id, location], |r| r.get(0))?;
+                tx.prepare_cached(
+                    "INSERT INTO stock_ledger (product_id, location_id, delta, stock_after, reason,
+                         order_id, idempotency_key, at)
+                     VALUES (?1, ?2, ?3, ?4, 'deducted', ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    id,
+                    location,
+                    -quantity,
+                    stock_after,
+                    request.order_id,
+                    key,
+                    at
+                ])?;
+            }
+            let stock: i64 = levels.iter().map(|l| l.stock).sum::<i64>() - request.quantity;
+            let reserved: i64 = levels.iter().map(|l| l.reserved).sum();
+            tx.prepare_cached(
+                "UPDATE products SET stock = ?1, version = version + 1, updated_at = ?2 WHERE id = ?3",
+            )?
+            .execute(params![stock, at, id])?;
+            let allocations: Vec<serde_json::Value> = allocations
+                .iter()
+                .map(|(location, quantity)| serde_json::json!({"location_id": location, "quantity": quantity}))
+                .collect();
+            let body = serde_json::json!({"product_id": id, "stock": stock, "reserved": reserved,
+                "available": (stock - reserved).max(0), "deducted": request.quantity,
+                "allocations": allocations, "order_id": request.order_id});
+            (StatusCode::OK, body.to_string())
         };
         tx.prepare_cached(
             "INSERT INTO idempotency_keys (subject, key, fingerprint, status, body, created_at)
