@@ -188,7 +188,10 @@ pub fn take_then(
     let mut totals = Vec::with_capacity(lines.len());
     for line in &lines {
         let product = found.get(&line.product_id).ok_or_else(|| {
-            StoreError::Corrupt(format!("product {} changed in a taking", line.product_id))
+            StoreError::Corrupt(format!(
+                "product {} was taken but not read",
+                line.product_id
+            ))
         })?;
         bumped.push(next_version(line.product_id, product));
         // Each product's totals after, from the levels read and what the taking did to them.
