@@ -98,6 +98,15 @@ fn a_body_over_64_kib_is_413_whether_declared_or_streamed(target: Target) {
         "{}",
         &response[..response.len().min(300)]
     );
+
+    // Declared far larger than the app reads on for (1 MiB): refused before a byte of it
+    // is sent.
+    let response = app.raw(format!("POST /product HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\nConnection: close\r\n\r\n", app.auth.as_deref().unwrap()).as_bytes());
+    assert!(
+        response.starts_with("HTTP/1.1 413"),
+        "{}",
+        &response[..response.len().min(300)]
+    );
     assert_eq!(app.get("/product").json()["total"], 0);
 }
 

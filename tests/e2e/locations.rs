@@ -836,6 +836,113 @@ fn every_refusal_of_the_contract_changes_nothing(target: Target) {
     assert_eq!(dump(app.state_dir.path()), before);
 }
 
+/// Every taking, restock and release moves each level it changes on by one version, and its
+/// product by one, however many levels it changed; a restock at a location with no level
+/// makes it at version 1; each level whose stock moved has its ledger row.
+fn every_stock_write_moves_each_level_and_its_product_on_once(target: Target) {
+    let app = target.spawn_app();
+    location(&app, "annex", 50);
+    let id = stocked(&app, &[("default", 10)]);
+    let level = |at: &str| {
+        let read = app.get(&format!("/product/{id}/stock/{at}"));
+        assert_eq!(read.status, 200, "{}", text_of(&read));
+        let level = read.json();
+        (
+            level["stock"].as_i64().unwrap(),
+            level["reserved"].as_i64().unwrap(),
+            level["version"].as_i64().unwrap(),
+        )
+    };
+    let version = || {
+        app.get(&format!("/product/{id}")).json()["version"]
+            .as_i64()
+            .unwrap()
+    };
+    let newest = |n: usize| -> Vec<(String, i64, i64)> {
+        ledger(&app, id)
+            .iter()
+            .take(n)
+            .map(|e| {
+                let at = e["location_id"].as_str().unwrap().to_owned();
+                (
+                    at,
+                    e["delta"].as_i64().unwrap(),
+                    e["stock_after"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    app.get(&format!("/product/{id}/stock/annex"))
+        .assert_problem(404, "not-found");
+    let (v0, default_v0) = (version(), level("default").2);
+
+    let restocked = post_keyed(
+        &app,
+        &format!("/product/{id}/restock"),
+        "w1",
+        &json!({"quantity": 4, "location_id": "annex"}),
+    );
+    assert_eq!(restocked.status, 200, "{}", text_of(&restocked));
+    assert_eq!(level("annex"), (4, 0, 1));
+    assert_eq!(version(), v0 + 1);
+    assert_eq!(newest(1), [("annex".to_owned(), 4, 4)]);
+
+    let deducted = deduct(
+        &app,
+        id,
+        "w2",
+        json!({"quantity": 3, "location_id": "annex"}),
+    );
+    assert_eq!(deducted.status, 200, "{}", text_of(&deducted));
+    assert_eq!(level("annex"), (1, 0, 2));
+    assert_eq!(version(), v0 + 2);
+    assert_eq!(newest(1), [("annex".to_owned(), -3, 1)]);
+
+    // A hold and its release move the level's version, not its stock: no ledger row.
+    let ledger_rows = ledger(&app, id).len();
+    let held = post_keyed(
+        &app,
+        "/reservations",
+        "w3",
+        &json!({"order_id": "ord-w3", "lines": [
+            {"product_id": id, "quantity": 1, "location_id": "annex"}]}),
+    );
+    assert_eq!(held.status, 201, "{}", text_of(&held));
+    assert_eq!(level("annex"), (1, 1, 3));
+    assert_eq!(version(), v0 + 3);
+    let released = app.request(
+        "POST",
+        &format!(
+            "/reservations/{}/release",
+            held.json()["id"].as_str().unwrap()
+        ),
+        &[],
+        None,
+    );
+    assert_eq!(released.status, 200, "{}", text_of(&released));
+    assert_eq!(level("annex"), (1, 0, 4));
+    assert_eq!(version(), v0 + 4);
+    assert_eq!(ledger(&app, id).len(), ledger_rows);
+
+    // Split over two levels: each level on by one, the product by one, a row each.
+    let split = deduct(&app, id, "w4", json!({"quantity": 6}));
+    assert_eq!(split.status, 200, "{}", text_of(&split));
+    assert_eq!(
+        allocations(&split.json()["allocations"]),
+        at(&[("annex", 1), ("default", 5)])
+    );
+    assert_eq!(level("annex"), (0, 0, 5));
+    assert_eq!(level("default"), (5, 0, default_v0 + 1));
+    assert_eq!(version(), v0 + 5);
+    let mut rows = newest(2);
+    rows.sort();
+    assert_eq!(
+        rows,
+        [("annex".to_owned(), -1, 0), ("default".to_owned(), -5, 5)]
+    );
+    assert_eq!(app.get(&format!("/product/{id}")).json()["stock"], 5);
+}
+
 on_every_target!(
     locations_are_created_listed_changed_and_deleted_by_their_rules,
     takings_take_where_the_request_says_and_answer_where_from,
@@ -843,6 +950,7 @@ on_every_target!(
     transfers_move_unheld_units_between_levels,
     level_counts_are_compare_and_set,
     every_refusal_of_the_contract_changes_nothing,
+    every_stock_write_moves_each_level_and_its_product_on_once,
 );
 
 /// A small deterministic generator, one per client.

@@ -121,7 +121,10 @@ impl fmt::Display for SendError {
 /// Why a request body could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BodyError {
-    /// Longer than the limit.
+    /// Longer than the limit. A body that passes it is read on, and dropped, to its end
+    /// (up to a bound), so the refusal reaches the client: a server that closes the
+    /// connection with the client's bytes unread resets it, and the reset can overtake the
+    /// answer (Spin 4.1's WASI 0.3 edge did, for a 70 KB body).
     TooLarge,
     /// The stream failed (the client went away, say).
     Failed(String),

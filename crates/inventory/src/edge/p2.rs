@@ -25,16 +25,24 @@ pub use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 pub struct Body(IncomingRequest);
 
 impl Body {
-    /// The whole body, or `TooLarge` as soon as it passes `limit` bytes.
-    pub async fn read(self, limit: usize) -> Result<Vec<u8>, BodyError> {
+    /// The whole body, or `TooLarge` once it passes `limit` bytes, having read on (and
+    /// dropped what it read) to its end or to `drain` bytes in all (see `BodyError::TooLarge`).
+    pub async fn read(self, limit: usize, drain: usize) -> Result<Vec<u8>, BodyError> {
         let mut body = Vec::new();
+        let mut seen = 0;
         let mut stream = self.0.into_body_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|err| BodyError::Failed(format!("{err:?}")))?;
-            if body.len() + chunk.len() > limit {
+            seen += chunk.len();
+            if seen > drain {
                 return Err(BodyError::TooLarge);
             }
-            body.extend_from_slice(&chunk);
+            if seen <= limit {
+                body.extend_from_slice(&chunk);
+            }
+        }
+        if seen > limit {
+            return Err(BodyError::TooLarge);
         }
         Ok(body)
     }

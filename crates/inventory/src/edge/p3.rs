@@ -23,11 +23,12 @@ const READ_CHUNK: usize = 16 * 1024;
 pub struct Body(Request);
 
 impl Body {
-    /// The whole body, or `TooLarge` as soon as it passes `limit` bytes.
-    pub async fn read(self, limit: usize) -> Result<Vec<u8>, BodyError> {
+    /// The whole body, or `TooLarge` once it passes `limit` bytes, having read on (and
+    /// dropped what it read) to its end or to `drain` bytes in all (see `BodyError::TooLarge`).
+    pub async fn read(self, limit: usize, drain: usize) -> Result<Vec<u8>, BodyError> {
         let (result, reader) = wit_future::new(|| Ok(()));
         let (stream, trailers) = Request::consume_body(self.0, reader);
-        let body = read_stream(stream, trailers, limit).await;
+        let body = read_stream(stream, trailers, limit, drain).await;
         drop(result);
         body
     }
@@ -38,21 +39,30 @@ async fn read_stream(
     mut stream: StreamReader<u8>,
     trailers: FutureReader<Result<Option<Fields>, ErrorCode>>,
     limit: usize,
+    drain: usize,
 ) -> Result<Vec<u8>, BodyError> {
     let mut body = Vec::new();
+    let mut seen = 0;
     loop {
         let (result, chunk) = stream.read(Vec::with_capacity(READ_CHUNK)).await;
         match result {
             StreamResult::Complete(_) => {
-                if body.len() + chunk.len() > limit {
+                seen += chunk.len();
+                if seen > drain {
                     return Err(BodyError::TooLarge);
                 }
-                body.extend_from_slice(&chunk);
+                if seen <= limit {
+                    body.extend_from_slice(&chunk);
+                }
             }
             StreamResult::Dropped | StreamResult::Cancelled => break,
         }
     }
-    match trailers.await {
+    let ended = trailers.await;
+    if seen > limit {
+        return Err(BodyError::TooLarge);
+    }
+    match ended {
         Ok(_) => Ok(body),
         Err(code) => Err(BodyError::Failed(format!("{code:?}"))),
     }
@@ -154,7 +164,7 @@ pub async fn send(post: Post<'_>) -> Result<Answer, SendError> {
     let status = response.get_status_code();
     let (result, reader) = wit_future::new(|| Ok(()));
     let (stream, trailers) = Response::consume_body(response, reader);
-    let body = read_stream(stream, trailers, usize::MAX)
+    let body = read_stream(stream, trailers, usize::MAX, usize::MAX)
         .await
         .map_err(|err| SendError::Failed(format!("the answer's body: {err:?}")))?;
     drop(result);

@@ -1,8 +1,9 @@
 //! Stock levels (`stock_levels`): a product's stock at one location, with its own version.
-//! Every write that changes a level goes through here, inside the caller's write
-//! transaction, but a taking's, a restock's and a release's, which write their levels, ledger
-//! rows and products' totals in one statement (`ledger::write`); after the others,
-//! `products::refresh` recomputes the product's totals from its levels.
+//! A taking, a restock and a release write their levels with their ledger rows and their
+//! products' totals, in one statement (`ledger::write`). The other writes of a level
+//! (counts, transfers, a new product's first level, a deleted one's) go through here, inside
+//! the caller's write transaction, and `products::refresh` then recomputes the product's
+//! totals from its levels.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;

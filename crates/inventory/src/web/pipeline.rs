@@ -27,6 +27,9 @@ use crate::web::routing::{match_route, Access, Call, Handler, Route};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How much of a body over `MAX_BODY_BYTES` is read, and dropped, before the 413, so the
+/// answer reaches the client (`BodyError::TooLarge`); a body past it is refused unread.
+const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// Answers one request: a component's entry point (`inventory::http_component!`) hands
 /// each request the edge receives to this.
@@ -293,6 +296,11 @@ async fn read_body(body: Body, req: &Req) -> Result<Vec<u8>, ApiError> {
         .header(header::CONTENT_LENGTH)
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        // Read, and dropped, if it is not much larger, so the 413 reaches the client
+        // (`BodyError::TooLarge`); refused unread if it is.
+        if declared.is_some_and(|len| len <= DRAIN_BYTES as u64) {
+            let _ = body.read(0, DRAIN_BYTES).await;
+        }
         return Err(ApiError::PayloadTooLarge(MAX_BODY_BYTES));
     }
     // A body must be JSON; a request without one (`POST /events/deliver`) needs no type.
@@ -303,12 +311,15 @@ async fn read_body(body: Body, req: &Req) -> Result<Vec<u8>, ApiError> {
     if !json && declared.is_some_and(|len| len > 0) {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let body = body.read(MAX_BODY_BYTES).await.map_err(|err| match err {
-        BodyError::TooLarge => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
-        BodyError::Failed(why) => {
-            ApiError::InvalidRequest(format!("the request body could not be read: {why}"))
-        }
-    })?;
+    let body = body
+        .read(MAX_BODY_BYTES, DRAIN_BYTES)
+        .await
+        .map_err(|err| match err {
+            BodyError::TooLarge => ApiError::PayloadTooLarge(MAX_BODY_BYTES),
+            BodyError::Failed(why) => {
+                ApiError::InvalidRequest(format!("the request body could not be read: {why}"))
+            }
+        })?;
     if !json && !body.is_empty() {
         return Err(ApiError::UnsupportedMediaType);
     }
