@@ -339,6 +339,37 @@ fn a_trapping_component_gives_a_500_and_a_log_line_and_the_host_keeps_serving() 
     );
 }
 
+/// Two looping requests, one for each of this machine's cores, do not keep the host from
+/// answering another while they loop: a guest that never waits yields its thread at every
+/// epoch tick (before, each held a thread of the runtime until its timeout).
+#[test]
+fn looping_requests_leave_the_host_answering_others_while_they_loop() {
+    use std::io::{Read, Write};
+    let app = spawn_app_with(&misbehave_manifest(), &["--request-timeout", "60"]);
+    let loops: Vec<_> = (0..2)
+        .map(|_| {
+            let addr = app.addr.clone();
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                stream
+                    .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut out = String::new();
+                let _ = stream.read_to_string(&mut out);
+                out
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..5 {
+        assert_eq!(app.get("/ok").status, 200);
+    }
+    assert!(
+        loops.iter().all(|l| !l.is_finished()),
+        "the looping requests ended before the others were answered"
+    );
+}
+
 #[test]
 fn a_request_over_the_timeout_is_stopped_with_a_500_and_the_host_keeps_serving() {
     let app = spawn_app_with(&misbehave_manifest(), &["--request-timeout", "1"]);

@@ -237,11 +237,12 @@ impl Trigger {
             self.me.upgrade().map(|me| me as Arc<dyn Chain>),
             Arc::default(),
         );
-        let ticks = u64::try_from(timeout.as_millis() / EPOCH_TICK.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        // A guest that never waits still yields its thread to the host's other tasks at
+        // every epoch tick, and the timeout below stops it. (A trap at the deadline alone
+        // held the thread until then: CI saw a looping request keep the metrics listener
+        // from answering for the whole 30 s of its timeout.)
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
         let (sender, receiver) = oneshot::channel();
         let req = store
             .data_mut()
