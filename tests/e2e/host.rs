@@ -259,7 +259,7 @@ fn a_memory_limit_below_the_component_minimum_is_an_error_before_binding() {
 
 /// The misbehaving app with one instance (`--max-instances 1`, `--queue-timeout 1`), and
 /// `extra` arguments, after a `GET /spin` has taken that instance until the request times
-/// out (30 s): the thread answers that request's raw response.
+/// out (8 s): the thread answers that request's raw response.
 pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandle<String>) {
     use std::io::{Read, Write};
     let mut args = vec![
@@ -267,11 +267,10 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
         "1",
         "--queue-timeout",
         "1",
-        // Long enough that a loaded machine still finds the one instance busy when it asks
-        // for another: the wait below must see it busy before it times out, and CI once
-        // saw a busy request of 8 s begin and end between two of its scrapes.
+        // Long enough that a loaded machine (a scrape's parser starting) still finds the
+        // one instance busy when it asks for another.
         "--request-timeout",
-        "30",
+        "8",
     ];
     if !extra.contains(&"--metrics-listen") {
         args.extend_from_slice(&["--metrics-listen", "127.0.0.1:0"]);
