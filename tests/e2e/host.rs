@@ -277,16 +277,7 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
     }
     args.extend_from_slice(extra);
     let app = crate::app::spawn_app_with(&misbehave_manifest(), &args);
-    let addr = app.addr.clone();
-    let busy = std::thread::spawn(move || {
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream
-            .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
-    });
+    let busy = looping_request(&app.addr);
     // The host is full once the busy request holds the one instance: read off the host's own
     // gauge, not guessed from a sleep (on a loaded machine the request may take a while to
     // get there).
@@ -316,6 +307,22 @@ pub fn full_host(extra: &[&str]) -> (crate::app::TestApp, std::thread::JoinHandl
     (app, busy)
 }
 
+/// A `GET /spin` to the misbehaving app at `addr`, which loops until its request times out,
+/// on a thread of its own: the thread answers the raw response.
+fn looping_request(addr: &str) -> std::thread::JoinHandle<String> {
+    use std::io::{Read, Write};
+    let addr = addr.to_owned();
+    std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = stream.read_to_string(&mut out);
+        out
+    })
+}
+
 pub fn misbehave_manifest() -> std::path::PathBuf {
     crate::app::built_fixture("misbehave")
 }
@@ -343,22 +350,8 @@ fn a_trapping_component_gives_a_500_and_a_log_line_and_the_host_keeps_serving() 
 /// epoch tick (before, each held a thread of the runtime until its timeout).
 #[test]
 fn looping_requests_leave_the_host_answering_others_while_they_loop() {
-    use std::io::{Read, Write};
     let app = spawn_app_with(&misbehave_manifest(), &["--request-timeout", "60"]);
-    let loops: Vec<_> = (0..2)
-        .map(|_| {
-            let addr = app.addr.clone();
-            std::thread::spawn(move || {
-                let mut stream = std::net::TcpStream::connect(addr).unwrap();
-                stream
-                    .write_all(b"GET /spin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    .unwrap();
-                let mut out = String::new();
-                let _ = stream.read_to_string(&mut out);
-                out
-            })
-        })
-        .collect();
+    let loops: Vec<_> = (0..2).map(|_| looping_request(&app.addr)).collect();
     std::thread::sleep(Duration::from_millis(500));
     for _ in 0..5 {
         assert_eq!(app.get("/ok").status, 200);
